@@ -1,0 +1,191 @@
+"""bdgf:classify - classify rasters with a trained BDGF model."""
+
+from __future__ import annotations
+
+import os
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterRasterDestination,
+)
+
+from ...engine.errors import EngineError
+from ...engine.header import read_metadata
+from .. import styling
+from .base import AUXILIARY_KINDS, BdgfAlgorithm
+
+
+def model_classes(meta: dict) -> list[dict]:
+    """[{"value", "name", "color"}] from a model's metadata."""
+    classes = meta.get("classes") or []
+    out = []
+    for c in classes:
+        if isinstance(c, dict) and "value" in c:
+            out.append({"value": int(c["value"]), "name": str(c.get("name", c["value"])),
+                        "color": c.get("color") or "#808080"})
+    return out
+
+
+def _count(entry) -> int | None:
+    if isinstance(entry, dict):
+        for key in ("band_count", "bands", "n_bands", "count", "channels"):
+            v = entry.get(key)
+            if isinstance(v, int):
+                return v
+            if isinstance(v, list):
+                return len(v)
+        if isinstance(entry.get("band_descriptions"), list):
+            return len(entry["band_descriptions"])
+    if isinstance(entry, int):
+        return entry
+    return None
+
+
+def model_inputs(meta: dict) -> tuple[int | None, list[tuple[str, int | None]]]:
+    """(spectral band count, [(auxiliary kind, band count)]) from a model's metadata (None when unknown)."""
+    inputs = meta.get("modalities") or meta.get("inputs") or {}
+    spectral, aux = None, []
+    if isinstance(inputs, dict):
+        if "modalities" in inputs and isinstance(inputs["modalities"], list):
+            inputs = inputs["modalities"]
+        else:
+            spectral = _count(inputs.get("spectral"))
+            for a in inputs.get("auxiliary") or []:
+                aux.append((a.get("kind", "?") if isinstance(a, dict) else "?", _count(a)))
+            return spectral, aux
+    if isinstance(inputs, list):
+        for m in inputs:
+            if not isinstance(m, dict):
+                continue
+            if m.get("kind") == "spectral" and spectral is None:
+                spectral = _count(m)
+            elif m.get("kind") in AUXILIARY_KINDS:
+                aux.append((m["kind"], _count(m)))
+    if spectral is None and isinstance(meta.get("band_counts"), list) and meta["band_counts"]:
+        spectral = meta["band_counts"][0]
+    return spectral, aux
+
+
+class ClassifyAlgorithm(BdgfAlgorithm):
+    _name = "classify"
+
+    def displayName(self):  # noqa: N802
+        return self.tr("Classify")
+
+    def tags(self):
+        return self.tr("bdgf,classify,classification,predict,land cover,map,deep learning").split(",")
+
+    def shortDescription(self):  # noqa: N802
+        return self.tr("Classifies the rasters with a trained BDGF model, tile by tile with bounded memory. "
+                       "The classified raster gets the model's class names and colours (paletted style, "
+                       "colour table and a QML sidecar); the optional confidence raster holds the winning "
+                       "class probability.")
+
+    def helpParameters(self):  # noqa: N802
+        return [
+            (self.MODEL, self.tr("A model file written by 'Train classifier'.")),
+            (self.SPECTRAL, self.tr("The same optical rasters as in training (same bands, same order).")),
+            (self.AUXILIARY, self.tr("The same auxiliary rasters as in training, if the model uses them.")),
+            (self.AUXILIARY_KIND, self.tr("What the auxiliary rasters hold; must match the model.")),
+            (self.EXTENT, self.tr("Classify only this extent. Empty: the whole raster.")),
+            (self.DEVICE, self.tr("Automatic uses a CUDA GPU when available, otherwise the CPU.")),
+            (self.TILE_SIZE, self.tr("Tile size in pixels (empty: the model's default). Smaller tiles use "
+                                     "less memory.")),
+            (self.BATCH_SIZE, self.tr("Patches per batch (empty: the default). Lower it when the GPU runs "
+                                      "out of memory.")),
+            (self.OUTPUT, self.tr("Classified raster (GeoTIFF, class values with colour table).")),
+            (self.OUTPUT_CONFIDENCE, self.tr("Optional confidence raster: probability of the winning class.")),
+        ]
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.add(QgsProcessingParameterFile(self.MODEL, self.tr("Trained model"), extension="safetensors"))
+        self.add_modalities()
+        self.add_extent()
+        self.add_device()
+        self.add_int(self.TILE_SIZE, self.tr("Tile size (pixels)"), minimum=16)
+        self.add_int(self.BATCH_SIZE, self.tr("Batch size"))
+        self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classification")))
+        self.add(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_CONFIDENCE, self.tr("Confidence"), optional=True, createByDefault=False))
+        self._apply_help()
+
+    # ------------------------------------------------------------------ pre-flight
+    def check_model(self, parameters, context) -> tuple[bool, str]:
+        path = self.parameterAsFile(parameters, self.MODEL, context)
+        try:
+            meta = read_metadata(path)
+        except EngineError as exc:
+            return False, exc.message + (f" ({exc.hint})" if exc.hint else "")
+        if meta.get("kind") == "pretrain" or meta.get("stage") == "pretrain":
+            return False, self.tr("{path} holds pretrained diffusion weights, not a trained classifier: give "
+                                  "it to 'Train classifier' as pretrained model.").format(path=path)
+        want_spectral, want_aux = model_inputs(meta)
+        spectral = self.spectral_layers(parameters, context)
+        have_spectral = sum(layer.bandCount() for layer in spectral)
+        if want_spectral is not None and have_spectral != want_spectral:
+            return False, self.tr("The model was trained on {want} spectral bands; the spectral rasters have "
+                                  "{have}. Give the same rasters, in the same order, as in training.").format(
+                want=want_spectral, have=have_spectral)
+        aux = self.auxiliary_layers(parameters, context)
+        have_aux = sum(layer.bandCount() for layer in aux)
+        want_aux_bands = sum(n or 0 for _, n in want_aux)
+        if want_aux and not aux:
+            return False, self.tr("The model uses auxiliary rasters ({kinds}); give them as auxiliary "
+                                  "rasters.").format(kinds=", ".join(k for k, _ in want_aux))
+        if aux and not want_aux and (want_spectral is not None):
+            return False, self.tr("The model was trained without auxiliary rasters; leave them empty.")
+        if aux and want_aux:
+            kind = AUXILIARY_KINDS[self.parameterAsEnum(parameters, self.AUXILIARY_KIND, context)]
+            kinds = {k for k, _ in want_aux}
+            if kind not in kinds and not (kind.startswith("sar") and any(k.startswith("sar") for k in kinds)):
+                return False, self.tr("The model's auxiliary kind is {want}; the auxiliary kind chosen is "
+                                      "{have}.").format(want=", ".join(sorted(kinds)), have=kind)
+            if want_aux_bands and have_aux != want_aux_bands:
+                return False, self.tr("The model was trained on {want} auxiliary bands; the auxiliary "
+                                      "rasters have {have}.").format(want=want_aux_bands, have=have_aux)
+        return True, ""
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, msg = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, msg
+        for check in (lambda: self.check_rasters(parameters, context),
+                      lambda: self.check_model(parameters, context), self.check_engine):
+            ok, msg = check()
+            if not ok:
+                return ok, msg
+        return True, ""
+
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        model = self.parameterAsFile(parameters, self.MODEL, context)
+        try:
+            meta = read_metadata(model)
+        except EngineError as exc:
+            raise QgsProcessingException(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        self.prepared = {"inputs": ["--model", model] + self.modality_args(parameters, context),
+                         "classes": model_classes(meta)}
+        return True
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        self.report_device(feedback)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        confidence = self.parameterAsOutputLayer(parameters, self.OUTPUT_CONFIDENCE, context) if self.is_set(
+            parameters, self.OUTPUT_CONFIDENCE) else ""
+        args = list(self.prepared["inputs"]) + ["--output", output]
+        if confidence:
+            args += ["--confidence", confidence]
+        args += self.int_args(parameters, context, [(self.TILE_SIZE, "--tile"), (self.BATCH_SIZE, "--batch-size")])
+        args += self.extent_args(parameters, context) + self.device_args(parameters, context)
+        qml = os.path.splitext(output)[0] + ".qml"
+        outputs = self.run_engine("classify", args, feedback, parameters, context, output,
+                                  outputs_to_clean=[output, confidence, qml])
+        output = outputs.get("output", output)
+        styling.attach(context, output, styling.ClassifiedPostProcessor.create(
+            f"classify:{output}", self.prepared["classes"], outputs.get("qml") or qml))
+        results = {self.OUTPUT: output}
+        if confidence:
+            confidence = outputs.get("confidence", confidence)
+            styling.attach(context, confidence, styling.ConfidencePostProcessor.create(f"confidence:{confidence}"))
+            results[self.OUTPUT_CONFIDENCE] = confidence
+        return results

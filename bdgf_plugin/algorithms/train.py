@@ -1,0 +1,152 @@
+"""bdgf:train - train the BDGF classifier from training polygons."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+)
+
+from ...engine.errors import EngineError
+from ...engine.header import read_metadata
+from .. import layers as bl
+from .base import BdgfAlgorithm
+
+
+class TrainAlgorithm(BdgfAlgorithm):
+    _name = "train"
+
+    def displayName(self):  # noqa: N802
+        return self.tr("Train classifier")
+
+    def tags(self):
+        return self.tr("bdgf,train,training,classification,land cover,deep learning,polygons").split(",")
+
+    def shortDescription(self):  # noqa: N802
+        return self.tr("Trains a BDGF land-cover classifier from training polygons: diffusion features of the "
+                       "imagery (pretrained here or given as pretrained weights) fused with the spectral and "
+                       "auxiliary bands. Validation polygons are held out by polygon, never by pixel. Writes "
+                       "a self-describing model file (classes, colours, bands, normalisation) and an HTML "
+                       "validation report.")
+
+    def helpParameters(self):  # noqa: N802
+        return [
+            (self.SPECTRAL, self.tr("Optical rasters, stacked in the given order. Classify must get the same "
+                                    "rasters (same bands, same order).")),
+            (self.AUXILIARY, self.tr("Optional auxiliary rasters (SAR backscatter or elevation).")),
+            (self.AUXILIARY_KIND, self.tr("What the auxiliary rasters hold.")),
+            (self.TRAINING, self.tr("Polygon layer with the training areas; any CRS (reprojected by the "
+                                    "engine). 'Selected features only' is honoured; memory layers and layers "
+                                    "with unsaved edits are exported to a temporary GeoPackage.")),
+            (self.CLASS_FIELD, self.tr("Field with the class of each polygon (integers keep their values, "
+                                       "text classes are numbered 1..K). Empty: the field, names and colours "
+                                       "of the layer's categorized style. When the style is categorized on "
+                                       "this field, its names and colours are used too.")),
+            (self.PRETRAINED, self.tr("Optional pretrained diffusion weights from 'Pretrain diffusion model'. "
+                                      "Empty: pretraining runs first on these rasters.")),
+            (self.EXTENT, self.tr("Restrict training to this extent. Empty: the whole raster.")),
+            (self.DEVICE, self.tr("Automatic uses a CUDA GPU when available, otherwise the CPU.")),
+            (self.PROFILE, self.tr("Fast: small network, few epochs. Paper: the published settings.")),
+            (self.ITERATIONS, self.tr("Pretraining iterations when no pretrained weights are given (empty: "
+                                      "the profile's default).")),
+            (self.EPOCHS, self.tr("Training epochs (empty: the profile's default).")),
+            (self.SEED, self.tr("Random seed, for reproducible runs.")),
+            (self.VALIDATION_FRACTION, self.tr("Fraction of the polygons of each class held out for "
+                                               "validation.")),
+            (self.OUTPUT_MODEL, self.tr("The trained model (.safetensors).")),
+            (self.OUTPUT_REPORT, self.tr("HTML report: classes, pixel counts, validation accuracy.")),
+        ]
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.add_modalities()
+        self.add_polygons(self.TRAINING, self.tr("Training polygons"))
+        self.add_class_field(self.TRAINING)
+        self.add(QgsProcessingParameterFile(
+            self.PRETRAINED, self.tr("Pretrained diffusion model (optional)"),
+            extension="safetensors", optional=True))
+        self.add_extent()
+        self.add_device()
+        self.add_profile()
+        self.add_int(self.ITERATIONS, self.tr("Pretraining iterations"))
+        self.add_int(self.EPOCHS, self.tr("Training epochs"))
+        self.add_int(self.SEED, self.tr("Random seed"), minimum=0, default=0)
+        vf = QgsProcessingParameterNumber(self.VALIDATION_FRACTION, self.tr("Validation fraction"),
+                                          QgsProcessingParameterNumber.Double, defaultValue=0.3,
+                                          minValue=0.0, maxValue=0.9)
+        self.add(vf, advanced=True)
+        self.add(QgsProcessingParameterFileDestination(
+            self.OUTPUT_MODEL, self.tr("Trained model"), self.tr("Safetensors model (*.safetensors)")))
+        self.add(QgsProcessingParameterFileDestination(
+            self.OUTPUT_REPORT, self.tr("Training report"), self.tr("HTML files (*.html)"), optional=True,
+            createByDefault=True))
+        self._apply_help()
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, msg = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, msg
+        for check in (lambda: self.check_rasters(parameters, context),
+                      lambda: self.check_polygons(parameters, self.TRAINING, context,
+                                                  self.spectral_layers(parameters, context)),
+                      lambda: self.check_pretrained(parameters, context), self.check_engine):
+            ok, msg = check()
+            if not ok:
+                return ok, msg
+        return True, ""
+
+    def check_pretrained(self, parameters, context):
+        if not self.is_set(parameters, self.PRETRAINED):
+            return True, ""
+        path = self.parameterAsFile(parameters, self.PRETRAINED, context)
+        try:
+            meta = read_metadata(path)
+        except EngineError as exc:
+            return False, exc.message + (f" ({exc.hint})" if exc.hint else "")
+        if meta.get("kind") not in (None, "pretrain"):
+            return False, self.tr("{path} is a {kind} model, not pretrained diffusion weights: give a file "
+                                  "written by 'Pretrain diffusion model'.").format(path=path, kind=meta.get("kind"))
+        return True, ""
+
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        # main thread: layers, renderers and memory-layer export
+        field, styles = self.resolve_class_field(parameters, self.TRAINING, context)
+        path, layername = bl.vector_for_engine(self, parameters, self.TRAINING, context, feedback)
+        args = self.modality_args(parameters, context) + ["--training", path]
+        if layername:
+            args += ["--layer", layername]
+        args += ["--class-field", field]
+        if styles:
+            args += ["--class-styles", bl.write_class_styles(styles)]
+            feedback.pushInfo(self.tr("Classes from the layer style: {classes}").format(
+                classes=", ".join(f"{k} {v['name']}" for k, v in styles.items())))
+        if self.is_set(parameters, self.PRETRAINED):
+            args += ["--pretrained", self.parameterAsFile(parameters, self.PRETRAINED, context)]
+        self.prepared = {"inputs": args}
+        return True
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        self.report_device(feedback)
+        output = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
+        report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
+        args = list(self.prepared["inputs"]) + ["--output", output]
+        if report:
+            args += ["--report", report]
+        args += self.profile_args(parameters, context)
+        args += self.int_args(parameters, context, [(self.ITERATIONS, "--iterations"), (self.EPOCHS, "--epochs"),
+                                                    (self.SEED, "--seed")])
+        vf = self.optional_double(parameters, self.VALIDATION_FRACTION, context)
+        if vf is not None:
+            args += ["--validation-fraction", repr(vf)]
+        args += self.extent_args(parameters, context) + self.device_args(parameters, context)
+        stages = [("gather", 1), ("train", 3)]
+        if not self.is_set(parameters, self.PRETRAINED):
+            stages.insert(0, ("pretrain", 3))
+        outputs = self.run_engine("train", args, feedback, parameters, context, output, stages=stages,
+                                  outputs_to_clean=[output, report])
+        results = {self.OUTPUT_MODEL: outputs.get("output", output)}
+        if report:
+            results[self.OUTPUT_REPORT] = outputs.get("report", report)
+        if outputs.get("metrics"):
+            results["METRICS"] = outputs["metrics"]
+        return results

@@ -1,0 +1,392 @@
+"""Python API of the engine: one function per command (``engine/cli.py`` is a thin layer over these).
+
+Each function checks its outputs before any work (an existing file is never replaced unless ``overwrite``),
+writes outputs through temporary names renamed on success, reports progress through a
+``progress.Reporter`` (cancellation between iterations / batches / tiles) and returns the outputs dict that
+the command line sends in its ``done`` event.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from . import __version__
+from .errors import EngineError
+from .files import check_output
+from .grid import (Modality, RasterStack, compute_statistics, crs_equal, default_grid, stats_from_list,
+                   stats_to_list)
+from .progress import Reporter, ensure
+
+
+# ------------------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------------------
+def _device(name: str | None, rep: Reporter) -> torch.device:
+    from .device import resolve_device
+
+    if name in (None, "auto", "cuda", "cpu"):
+        return torch.device(resolve_device(name or "auto", rep))
+    return torch.device(name)
+
+
+def _extent(extent: Any) -> tuple[Sequence[float] | None, Any]:
+    if extent is None:
+        return None, None
+    if isinstance(extent, dict):
+        return extent["bounds"], extent.get("crs")
+    return extent, None
+
+
+def _window(stack: RasterStack, extent: Any) -> tuple[int, int, int, int] | None:
+    """The extent as an integer (row_off, col_off, height, width) window of the stack's grid, or None."""
+    bounds, crs = _extent(extent)
+    if bounds is None:
+        return None
+    w = stack.grid.window_for_bounds(bounds, crs)
+    win = (int(w.row_off), int(w.col_off), int(w.height), int(w.width))
+    if win[2] <= 0 or win[3] <= 0:
+        raise EngineError(f"The extent {tuple(bounds)} does not overlap the rasters",
+                          "Choose an extent inside the input rasters.")
+    return win
+
+
+def _modalities_meta(stack: RasterStack) -> list[dict]:
+    return [{"kind": m.kind, "name": m.name, "band_count": n, "band_descriptions": d,
+             "files": [os.path.basename(p) for p in m.paths], "nodata": m.nodata}
+            for m, n, d in zip(stack.modalities, stack.band_counts, stack.band_descriptions)]
+
+
+def _base_metadata(kind: str, profile: str, stack: RasterStack, stats: Any, window: Any, seed: int) -> dict:
+    g = stack.grid if window is None else stack.grid.crop(window)
+    return {"kind": kind, "profile": profile, "seed": int(seed),
+            "modalities": _modalities_meta(stack), "statistics": stats_to_list(stats),
+            "grid": {"crs": stack.grid.crs.to_wkt(), "res": list(stack.grid.res), "bounds": list(g.bounds)}}
+
+
+def _checkpoint_path(output: str) -> str:
+    return f"{output}.checkpoint.safetensors"
+
+
+def _check_modalities(meta: dict, modalities: Sequence[Modality], stack: RasterStack, path: str,
+                      rep: Reporter) -> None:
+    """Refuse inputs whose modality kinds / band counts differ from the model's; warn on band names."""
+    want = meta.get("modalities") or []
+    kinds = [m.kind for m in modalities]
+    if [m["kind"] for m in want] != kinds:
+        raise EngineError(
+            f"The inputs ({', '.join(kinds)}) do not match the modalities of {os.path.basename(path)} "
+            f"({', '.join(m['kind'] for m in want)})",
+            "Give the same kinds of rasters, in the same order, as when the model was trained.")
+    for m, n, got_desc in zip(want, stack.band_counts, stack.band_descriptions):
+        if int(m["band_count"]) != int(n):
+            raise EngineError(
+                f"The {m['kind']} input has {n} bands but {os.path.basename(path)} was trained with "
+                f"{m['band_count']} ({', '.join(m.get('files', [])[:13])})",
+                "Give the same bands, in the same order, as when the model was trained.")
+        for i, (a, b) in enumerate(zip(m.get("band_descriptions", []), got_desc)):
+            na, nb = a.split(":")[0].rsplit("_", 1)[-1], b.split(":")[0].rsplit("_", 1)[-1]
+            if na != nb:
+                rep.warning(f"{m['kind']} band {i + 1} is {b!r} but the model was trained with {a!r}: "
+                            "check the band order")
+                break
+
+
+# ------------------------------------------------------------------------------------------------------------
+# pretrain
+# ------------------------------------------------------------------------------------------------------------
+def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, profile: str = "fast",
+             iterations: int | None = None, seed: int = 0, device: str | None = "auto", extent: Any = None,
+             overwrite: bool = False, resume: bool = False, reporter: Reporter | None = None) -> dict:
+    """Self-supervised BDGF diffusion pretraining (spec §2-§3) -> a pretrain file (U-Net + metadata).
+
+    A checkpoint ``<output>.checkpoint.safetensors`` is written every ``checkpoint_every`` iterations and on
+    cancel; ``resume=True`` continues from it. It is removed after the output is written.
+
+    Raises:
+        EngineError: bad inputs (see ``grid``), OutputExistsError: ``output`` exists and not ``overwrite``.
+    """
+    from .artifact import save_model
+    from .config import get_profile
+    from .diffusion import pretrain as run_pretrain
+
+    rep = ensure(reporter)
+    output = os.path.abspath(output)
+    check_output(output, overwrite)
+    prof = get_profile(profile, seed)
+    if iterations:
+        prof.diffusion.iterations = int(iterations)
+    dev = _device(device, rep)
+    with RasterStack([spectral, *auxiliary], log=rep) as stack:
+        window = _window(stack, extent)
+        rep.info("Computing normalisation statistics")
+        stats = compute_statistics(stack, seed=seed, window=window, reporter=rep)
+        ckpt = _checkpoint_path(output)
+        rep.info(f"Diffusion pretraining ({profile} profile, {prof.diffusion.iterations} iterations, "
+                 f"checkpoint {ckpt})")
+        result = run_pretrain(stack, prof.diffusion, stats, rep, dev, ckpt, resume, window)
+        meta = _base_metadata("pretrain", profile, stack, stats, window, seed)
+        meta.update(result.metadata())
+        meta["inputs"] = {"spectral": spectral.paths, "auxiliary": [m.paths for m in auxiliary]}
+        save_model(output, result.tensors(), meta, overwrite=overwrite)
+    if os.path.exists(ckpt):
+        os.remove(ckpt)
+    losses = [h[1] for h in result.history]
+    out = {"output": output, "iterations": result.iteration, "seconds": round(result.seconds, 1),
+           "final_loss": float(np.mean(losses[-10:])) if losses else None}
+    rep.metric("pretrain_loss", out["final_loss"], iterations=result.iteration)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# train
+# ------------------------------------------------------------------------------------------------------------
+def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, class_field: str, output: str, *,
+          layer: str | None = None, name_field: str | None = None, class_styles: dict | None = None,
+          pretrained: str | None = None, profile: str = "fast", epochs: int | None = None,
+          iterations: int | None = None, validation_fraction: float = 0.3, seed: int = 0,
+          device: str | None = "auto", extent: Any = None, report: str | None = None, overwrite: bool = False,
+          early_stopping: bool = False, resume: bool = False, reporter: Reporter | None = None) -> dict:
+    """Train the diffusion-guided group network from training polygons -> a model file (and HTML report).
+
+    Without ``pretrained``, the diffusion model is pretrained first on the same rasters (profile iterations or
+    ``iterations``). Validation is on polygons held out by class (``validation_fraction``); a random forest on
+    the same training pixels is reported beside BDGF.
+
+    Returns:
+        outputs dict: ``output``, ``report``, ``metrics`` (val OA / AA / kappa of BDGF and of the random forest).
+    Raises:
+        EngineError: bad inputs (rasters, polygons, class field, pretrain file of other modalities).
+    """
+    from .artifact import load_model, save_model
+    from .config import get_profile
+    from .diffusion import DiffusionConfig, FeatureExtractor
+    from .diffusion import pretrain as run_pretrain
+    from .labels import drop_invalid, read_polygons, split_by_polygon
+    from .metrics import accuracy_metrics, confusion_matrix
+    from .network import GroupNetwork
+    from .training import (ClassifierInputs, TrainedModel, _to_tensors, cap_per_class, evaluate,
+                           gather_patches, random_forest_baseline, train_network)
+
+    rep = ensure(reporter)
+    output = os.path.abspath(output)
+    check_output(output, overwrite)
+    if report:
+        report = os.path.abspath(report)
+        check_output(report, overwrite)
+    prof = get_profile(profile, seed)
+    tcfg = prof.training
+    if epochs:
+        tcfg.epochs = int(epochs)
+        tcfg.milestones = tuple(m for m in tcfg.milestones if m < tcfg.epochs) or (max(tcfg.epochs // 2, 1),)
+    tcfg.validation_fraction = float(validation_fraction)
+    tcfg.early_stopping = bool(early_stopping)
+    dev = _device(device, rep)
+    started = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    mods = [spectral, *auxiliary]
+    with RasterStack(mods, log=rep) as stack:
+        window = _window(stack, extent)
+        # -- diffusion model ---------------------------------------------------------------------------
+        if pretrained:
+            tensors, pmeta = load_model(pretrained, device="cpu")
+            _check_modalities(pmeta, mods, stack, pretrained, rep)
+            stats = stats_from_list(pmeta["statistics"])
+            extractor = FeatureExtractor.from_tensors(tensors, pmeta, dev)
+            diff_meta = {k: pmeta[k] for k in ("diffusion_config", "band_layout", "diffusion_stats",
+                                                "pretrain_iterations") if k in pmeta}
+            rep.info(f"Using the pretrained diffusion model {pretrained} "
+                     f"({pmeta.get('pretrain_iterations', '?')} iterations)")
+        else:
+            rep.info("Computing normalisation statistics")
+            stats = compute_statistics(stack, seed=seed, window=window, reporter=rep)
+            if iterations:
+                prof.diffusion.iterations = int(iterations)
+            rep.info(f"No pretrained model given: diffusion pretraining first ({prof.diffusion.iterations} "
+                     "iterations)")
+            result = run_pretrain(stack, prof.diffusion, stats, rep, dev, _checkpoint_path(output) + ".pre",
+                                  False, window)
+            extractor = FeatureExtractor.from_pretrain(result, dev)
+            diff_meta = result.metadata()
+            diff_meta.pop("pretrain_history", None)
+            if os.path.exists(_checkpoint_path(output) + ".pre"):
+                os.remove(_checkpoint_path(output) + ".pre")
+        extractor.unet.eval()
+        # -- labels ------------------------------------------------------------------------------------
+        pixels = read_polygons(training, class_field, stack.grid, layer=layer, class_styles=class_styles,
+                               name_field=name_field, window=window, log=rep)
+        pixels = drop_invalid(pixels, stack, log=rep)
+        train_idx, val_idx, split_report = split_by_polygon(pixels, tcfg.validation_fraction, seed, log=rep)
+        rng = np.random.default_rng(seed)
+        train_idx = train_idx[cap_per_class(pixels.values[train_idx], tcfg.max_train_per_class, rng)]
+        val_idx = val_idx[cap_per_class(pixels.values[val_idx], tcfg.max_val_per_class, rng)] \
+            if len(val_idx) else val_idx
+        classes = [c.to_dict() for c in pixels.classes]
+        values = np.array([c["value"] for c in classes])
+        names = [c["name"] for c in classes]
+        index_of = {int(v): i for i, v in enumerate(values)}
+        y_all = np.array([index_of[int(v)] for v in pixels.values], np.int64)
+        rep.info(f"{len(train_idx)} training and {len(val_idx)} validation pixels used "
+                 f"(at most {tcfg.max_train_per_class} / {tcfg.max_val_per_class} per class)")
+        # -- inputs and patches ------------------------------------------------------------------------
+        inputs = ClassifierInputs(stack.band_counts, stats)
+        if tcfg.pca_components and stack.band_counts[0] > tcfg.pca_components:
+            rep.info(f"PCA of the {stack.band_counts[0]} spectral bands to {tcfg.pca_components} components")
+            inputs.fit_pca(stack, tcfg.pca_components, seed, window=window)
+        sel = np.concatenate([train_idx, val_idx])
+        patches, fmin, fmax = gather_patches(stack, pixels.rows[sel], pixels.cols[sel], y_all[sel], extractor,
+                                             inputs, tcfg.patch_size, tcfg.gather_tile, rep)
+        n_tr = len(train_idx)
+        from .training import PatchSet
+
+        def part(a, b):
+            return PatchSet(patches.spec[a:b], None if patches.aux is None else patches.aux[a:b],
+                            patches.dif[a:b], patches.y[a:b], patches.centre[a:b])
+
+        tr_ps, va_ps = part(0, n_tr), part(n_tr, len(sel))
+        # -- network -----------------------------------------------------------------------------------
+        torch.manual_seed(seed)
+        net = GroupNetwork(inputs.n_spectral, inputs.n_auxiliary, extractor.channels, len(classes), prof.network)
+        model = TrainedModel(extractor, inputs, net, fmin, fmax, classes, tcfg.patch_size)
+        tr, va = _to_tensors(tr_ps, model), _to_tensors(va_ps, model)
+        rep.info(f"Group network: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters, "
+                 f"C_spec {inputs.n_spectral}, C_aux {inputs.n_auxiliary}, C_dif {extractor.channels}, "
+                 f"{len(classes)} classes")
+        history = train_network(net, tr, va if len(va_ps.y) else None, tcfg, dev, rep,
+                                _checkpoint_path(output), resume, values)
+        labels = list(range(len(classes)))
+        accuracy = baseline = None
+        if len(va_ps.y):
+            pred, _ = evaluate(net, va, dev)
+            accuracy = accuracy_metrics(confusion_matrix(va_ps.y, pred, labels), values.tolist(), names)
+            if tcfg.rf_trees:
+                rep.info("Random-forest baseline on the same training pixels")
+                baseline = random_forest_baseline(tr_ps, va_ps, len(classes), tcfg.rf_trees, seed, names)
+                baseline["labels"] = values.tolist()
+        else:
+            rep.warning("No validation polygons (every class has a single polygon): no accuracy is reported. "
+                        "Digitize at least two polygons per class.")
+        metrics = {}
+        if accuracy:
+            metrics.update(oa=accuracy["oa"], aa=accuracy["aa"], kappa=accuracy["kappa"])
+            rep.metric("val_oa", accuracy["oa"], aa=accuracy["aa"], kappa=accuracy["kappa"], model="BDGF")
+        if baseline:
+            metrics.update(rf_oa=baseline["oa"], rf_aa=baseline["aa"], rf_kappa=baseline["kappa"])
+            rep.metric("rf_val_oa", baseline["oa"], aa=baseline["aa"], kappa=baseline["kappa"], model="RandomForest")
+        training_report = {
+            "kind": "training", "title": "BDGF training report", "model_name": "BDGF", "created": started,
+            "engine_version": __version__, "classes": classes, "accuracy": accuracy,
+            "baseline": {"name": "Random forest", "accuracy": baseline} if baseline else None,
+            "history": history, "split": split_report, "labels": pixels.report,
+            "inputs": {"spectral": ", ".join(spectral.paths),
+                       "auxiliary": "; ".join(f"{m.kind}: {', '.join(m.paths)}" for m in auxiliary) or "none",
+                       "training": training, "class_field": class_field, "pretrained": pretrained or "none"},
+            "settings": {"profile": profile, "seed": seed, "device": str(dev), "epochs": tcfg.epochs,
+                         "patch_size": tcfg.patch_size, "train_pixels": int(len(train_idx)),
+                         "validation_pixels": int(len(val_idx))},
+            "notes": ["Validation pixels come from polygons held out of training (split by polygon, stratified "
+                      "by class), so the accuracy is not inflated by spatial autocorrelation.",
+                      "The random forest uses the centre-pixel spectral and auxiliary values of the same "
+                      "training pixels."],
+        }
+        meta = _base_metadata("classifier", profile, stack, stats, window, seed)
+        meta.update(diff_meta)
+        meta.update({"network_config": prof.network.to_dict(), "training_config": tcfg.to_dict(),
+                     "classes": classes, "patch_size": tcfg.patch_size,
+                     "tile": {"halo": extractor.halo + tcfg.patch_size // 2},
+                     "pca": {"components": inputs.n_spectral} if inputs.pca_components is not None else None,
+                     "report": {k: training_report[k] for k in ("accuracy", "baseline", "history", "split",
+                                                                "settings", "created")},
+                     "inputs": {"spectral": [os.path.basename(p) for p in spectral.paths],
+                                "auxiliary": [[os.path.basename(p) for p in m.paths] for m in auxiliary],
+                                "training": os.path.basename(training), "class_field": class_field}})
+        save_model(output, model.tensors(), meta, overwrite=overwrite)
+    if os.path.exists(_checkpoint_path(output)):
+        os.remove(_checkpoint_path(output))
+    out = {"output": output, "metrics": metrics}
+    if report:
+        from .report import write_html_report
+
+        out["report"] = write_html_report(report, training_report, overwrite=overwrite)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# classify
+# ------------------------------------------------------------------------------------------------------------
+def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], output: str, *,
+             confidence: str | None = None, probabilities: str | None = None, extent: Any = None,
+             mask: str | None = None, device: str | None = "auto", tile: int | None = None,
+             batch_size: int | None = None, overwrite: bool = False, reporter: Reporter | None = None) -> dict:
+    """Classify a scene (or an extent / mask polygons) with a model file, tile by tile (bounded memory).
+
+    Writes a styled classification GeoTIFF (colour table, category names, QML sidecar), and optionally the
+    confidence raster and the per-class probability stack. Inputs are checked against the model (modality
+    kinds, band counts); a different CRS or resolution is aligned to the model's reference grid (warning).
+
+    Raises:
+        EngineError: pretrain-only or foreign model file, inputs that do not match the model.
+    """
+    from .artifact import load_model
+    from .config import get_profile
+    from .prediction import classify_scene, polygon_mask_geometries
+    from .rasterout import ClassificationWriter
+    from .training import TrainedModel
+
+    rep = ensure(reporter)
+    output = os.path.abspath(output)
+    for p in (output, confidence, probabilities):
+        if p:
+            check_output(p, overwrite)
+    dev = _device(device, rep)
+    tensors, meta = load_model(model, device="cpu")
+    if meta.get("kind") != "classifier":
+        raise EngineError(f"{os.path.basename(model)} is a {meta.get('kind', 'unknown')} file, not a trained "
+                          "classifier", "Run train (with this file as the pretrained model) and classify with "
+                          "its output model.")
+    mods = [spectral, *auxiliary]
+    prof = get_profile(meta.get("profile", "fast"))
+    grid = default_grid(mods)
+    mgrid = meta.get("grid") or {}
+    if mgrid:
+        mres = tuple(mgrid["res"])
+        if not crs_equal(grid.crs, mgrid["crs"]) or max(abs(a - b) for a, b in zip(grid.res, mres)) > 1e-6 * max(mres):
+            rep.warning(f"The inputs' grid ({grid.crs.to_string()}, {grid.res[0]:g} m) differs from the model's "
+                        f"training grid ({mres[0]:g} m): aligning to the model's CRS and resolution")
+            grid = default_grid(mods, crs=mgrid["crs"], res=mres)
+    with RasterStack(mods, grid, log=rep) as stack:
+        _check_modalities(meta, mods, stack, model, rep)
+        window = _window(stack, extent)
+        tm = TrainedModel.from_tensors(tensors, meta, dev)
+        out_grid = stack.grid if window is None else stack.grid.crop(window)
+        geoms = polygon_mask_geometries(mask, stack.grid) if mask else None
+        rep.info(f"Classifying {out_grid.width} x {out_grid.height} px in tiles of {tile or prof.tile} px")
+        with ClassificationWriter(output, out_grid.crs, out_grid.transform, out_grid.width, out_grid.height,
+                                  tm.classes, overwrite=overwrite, confidence_path=confidence,
+                                  probabilities_path=probabilities, reporter=rep) as writer:
+            summary = classify_scene(tm, stack, writer, window, tile or prof.tile, batch_size or prof.batch_size,
+                                     geoms, rep, want_probabilities=probabilities is not None)
+    out = {"output": output, "class_counts": summary["class_counts"], "pixels": summary["pixels"]}
+    if confidence:
+        out["confidence"] = os.path.abspath(confidence)
+    if probabilities:
+        out["probabilities"] = os.path.abspath(probabilities)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# assess
+# ------------------------------------------------------------------------------------------------------------
+def assess(classification: str, reference: str, class_field: str, *, layer: str | None = None,
+           report: str | None = None, table: str | None = None, json_path: str | None = None,
+           overwrite: bool = False, extent: Any = None, reporter: Reporter | None = None) -> dict:
+    """Accuracy assessment of a classification raster against reference polygons (``assessment.assess``)."""
+    from .assessment import assess_to_files
+
+    bounds, crs = _extent(extent)
+    return assess_to_files(classification, reference, class_field, layer=layer, report=report, table=table,
+                           json_path=json_path, overwrite=overwrite, reporter=reporter, extent=bounds,
+                           extent_crs=crs)

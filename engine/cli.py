@@ -1,0 +1,411 @@
+"""Command line: ``python -m engine pretrain | train | classify | assess | info | doctor``.
+
+This is the contract the QGIS plugin drives (``docs/architecture.md``, "Command line"). The module imports
+neither torch nor numpy at import time: ``--help``, ``info`` and ``doctor`` work without loading the
+deep-learning stack, and ``pretrain`` / ``train`` / ``classify`` import :mod:`engine.api` lazily.
+
+Exit codes: 0 success, 1 unexpected error (traceback on stderr), 2 bad input or usage (:class:`EngineError`),
+3 cancelled (SIGINT / SIGTERM), 4 an output exists and ``--overwrite`` was not given.
+
+Cancellation: the first SIGINT / SIGTERM sets the reporter's :class:`CancelToken`; the run stops at the next
+``check_cancelled()`` (between tiles / batches / iterations), removes its partial outputs and exits 3. A second
+signal raises ``KeyboardInterrupt`` at once (outputs still cleaned up by the ``with`` blocks, exit 3); a third
+exits the process immediately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import traceback
+from typing import Any, Callable, Sequence
+
+from . import __version__
+from .errors import EXIT_CANCELLED, EXIT_OK, EXIT_UNEXPECTED, Cancelled, EngineError
+from .progress import CancelToken, Reporter
+
+AUX_KINDS = ("sar_db", "sar_linear", "elevation")
+PROFILES = ("fast", "paper")
+
+# Which options of each command are output files (checked for existence before any work).
+OUTPUT_OPTIONS = {
+    "pretrain": ("output",),
+    "train": ("output", "report"),
+    "classify": ("output", "confidence", "probabilities"),
+    "assess": ("report", "table", "json"),
+}
+
+
+# -- parser ----------------------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors reported as an ``error`` event in ``--json-progress`` mode (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if "--json-progress" in sys.argv[1:]:
+            sys.stdout.write(json.dumps({"event": "error", "message": f"{self.prog}: {message}",
+                                         "hint": f"run `{self.prog} --help` for the options"}) + "\n")
+            sys.stdout.flush()
+        super().error(message)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows ``(default: X)`` for options whose default is meaningful (not None / False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("%(default)" not in text and not (action.default is None or action.default is False or action.default == []
+                     or action.default is argparse.SUPPRESS)
+                and action.option_strings and action.nargs != 0):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _common_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("common options")
+    g.add_argument("--json-progress", action="store_true",
+                   help="write progress, logs, metrics and the result as JSON lines on stdout (used by QGIS)")
+    g.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
+                   help="compute device: auto uses CUDA when available")
+    g.add_argument("--seed", type=int, default=0, help="random seed (sampling, initialisation, split)")
+    g.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    g.add_argument("--extent", type=float, nargs=4, metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
+                   help="restrict processing to this extent (in --extent-crs, default the reference grid's CRS)")
+    g.add_argument("--extent-crs", metavar="CRS", help="CRS of --extent (e.g. EPSG:4326 or WKT)")
+    g.add_argument("--nodata-spectral", type=float, metavar="V",
+                   help="nodata value of the spectral rasters (when the files declare none)")
+    g.add_argument("--nodata-aux", type=float, metavar="V",
+                   help="nodata value of the auxiliary rasters (when the files declare none)")
+    return p
+
+
+def _inputs_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("input rasters")
+    g.add_argument("--spectral", nargs="+", required=True, metavar="FILE",
+                   help="spectral raster(s), stacked band-wise in the given order (the first one defines the grid)")
+    g.add_argument("--aux", nargs="+", action="append", default=[], metavar=("KIND", "FILE"),
+                   help="auxiliary modality: KIND (sar_db | sar_linear | elevation) followed by its raster file(s); "
+                        "repeat for several modalities")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m engine`` argument parser (sub-commands pretrain, train, classify, assess, info, doctor)."""
+    common, inputs = _common_parent(), _inputs_parent()
+    parser = _Parser(prog="python -m engine", formatter_class=_Formatter,
+                     description="BDGF engine: Balanced Diffusion-Guided Fusion for multimodal land-cover "
+                                 "classification (run from the plugin folder).",
+                     epilog="Exit codes: 0 ok, 1 unexpected error, 2 bad input, 3 cancelled, 4 output exists.")
+    parser.add_argument("--version", action="version", version=f"BDGF engine {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("pretrain", parents=[inputs, common], formatter_class=_Formatter,
+                       help="self-supervised diffusion pretraining on the unlabelled scene",
+                       description="Pretrain the spectral diffusion model on the scene (no labels needed).")
+    p.add_argument("--output", required=True, metavar="PRETRAIN.safetensors", help="pretrained model file to write")
+    p.add_argument("--profile", choices=PROFILES, default="fast", help="configuration profile")
+    p.add_argument("--iterations", type=int, metavar="N", help="pretraining iterations (default: from the profile)")
+    p.add_argument("--resume", action="store_true", help="resume an interrupted pretraining from its checkpoint")
+
+    p = sub.add_parser("train", parents=[inputs, common], formatter_class=_Formatter,
+                       help="train a classifier from labelled polygons",
+                       description="Train the BDGF classifier from training polygons (pretraining first unless "
+                                   "--pretrained is given).")
+    p.add_argument("--training", required=True, metavar="POLYGONS", help="training polygons (any OGR vector file)")
+    p.add_argument("--layer", metavar="NAME", help="layer of a multi-layer vector file")
+    p.add_argument("--class-field", required=True, metavar="FIELD",
+                   help="class attribute: integer values (1..65535) or text")
+    p.add_argument("--name-field", metavar="FIELD", help="text attribute with class names")
+    p.add_argument("--class-styles", metavar="STYLES.json",
+                   help='JSON object: class label -> {"name": ..., "color": "#rrggbb"}')
+    p.add_argument("--pretrained", metavar="PRETRAIN.safetensors", help="pretrained diffusion model to reuse")
+    p.add_argument("--output", required=True, metavar="MODEL.safetensors", help="trained model file to write")
+    p.add_argument("--report", metavar="REPORT.html", help="training report (validation accuracy, history)")
+    p.add_argument("--profile", choices=PROFILES, default="fast", help="configuration profile")
+    p.add_argument("--epochs", type=int, metavar="N", help="training epochs (default: from the profile)")
+    p.add_argument("--iterations", type=int, metavar="N",
+                   help="pretraining iterations when no --pretrained is given (default: from the profile)")
+    p.add_argument("--validation-fraction", type=float, default=0.3, metavar="F",
+                   help="fraction of polygons held out for validation (split by polygon)")
+    p.add_argument("--early-stopping", action="store_true", help="stop when the validation accuracy stalls")
+
+    p = sub.add_parser("classify", parents=[inputs, common], formatter_class=_Formatter,
+                       help="classify a scene with a trained model",
+                       description="Classify the scene tile by tile with a trained model.")
+    p.add_argument("--model", required=True, metavar="MODEL.safetensors", help="trained model file")
+    p.add_argument("--output", required=True, metavar="CLASSES.tif", help="classified GeoTIFF to write")
+    p.add_argument("--confidence", metavar="CONF.tif", help="confidence raster (maximum class probability)")
+    p.add_argument("--probabilities", metavar="PROB.tif", help="per-class probability stack")
+    p.add_argument("--mask", metavar="POLYGONS", help="classify only inside these polygons")
+    p.add_argument("--tile", type=int, metavar="N", help="tile size in pixels (default: from the model)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="patches per batch (default: from the model)")
+
+    p = sub.add_parser("assess", parents=[common], formatter_class=_Formatter,
+                       help="accuracy assessment of a classification against reference polygons",
+                       description="Confusion matrix, OA / AA / kappa, per-class accuracy and Olofsson et al. (2014) "
+                                   "area-adjusted estimates. --device, --seed and --nodata-* are not used.")
+    p.add_argument("--classification", required=True, metavar="CLASSES.tif", help="classified raster")
+    p.add_argument("--reference", required=True, metavar="POLYGONS", help="reference polygons (any OGR vector file)")
+    p.add_argument("--layer", metavar="NAME", help="layer of a multi-layer vector file")
+    p.add_argument("--class-field", required=True, metavar="FIELD",
+                   help="reference class attribute: integer raster values, or text class names")
+    p.add_argument("--report", metavar="REPORT.html", help="HTML report to write")
+    p.add_argument("--table", metavar="TABLE.csv", help="CSV table (confusion matrix, per-class metrics) to write")
+    p.add_argument("--json", metavar="REPORT.json", help="JSON report to write")
+
+    p = sub.add_parser("info", formatter_class=_Formatter, help="print a model file's metadata as JSON",
+                       description="Print the metadata of a model file as JSON (reads the header only).")
+    p.add_argument("model", metavar="MODEL.safetensors", help="model file")
+    p.add_argument("--json-progress", action="store_true", help="emit the metadata as a done event (JSON lines)")
+
+    p = sub.add_parser("doctor", formatter_class=_Formatter, help="check the engine environment (torch, CUDA)",
+                       description="Print the Python, engine, torch, CUDA and mamba_ssm status as JSON.")
+    p.add_argument("--json-progress", action="store_true", help="emit the result as a done event (JSON lines)")
+    return parser
+
+
+# -- argument conversion ------------------------------------------------------------------------------------
+
+def _check_inputs(paths: Sequence[tuple[str, str | None]]) -> None:
+    for option, path in paths:
+        if path and "://" not in path and not path.startswith("/vsi") and not os.path.exists(path):
+            raise EngineError(f"{option} {path}: file not found", f"check the path given to {option}")
+
+
+def modalities(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """``--spectral`` and ``--aux`` as ``engine.grid.Modality`` objects (spectral, [auxiliary...]).
+
+    Raises:
+        EngineError: a missing file, an unknown KIND, or ``--aux KIND`` without files.
+    """
+    from .grid import Modality
+
+    _check_inputs([("--spectral", p) for p in args.spectral])
+    spectral = Modality(paths=list(args.spectral), kind="spectral", nodata=args.nodata_spectral, name="spectral")
+    aux = []
+    names: dict[str, int] = {}
+    for group in args.aux or []:
+        kind, files = group[0], group[1:]
+        if kind not in AUX_KINDS:
+            raise EngineError(f"--aux {kind}: unknown kind {kind!r}",
+                              f"write --aux KIND FILE [FILE ...] with KIND one of {', '.join(AUX_KINDS)}")
+        if not files:
+            raise EngineError(f"--aux {kind}: no raster file given", "write --aux KIND FILE [FILE ...]")
+        _check_inputs([(f"--aux {kind}", p) for p in files])
+        names[kind] = names.get(kind, 0) + 1
+        name = kind if names[kind] == 1 else f"{kind}_{names[kind]}"
+        aux.append(Modality(paths=list(files), kind=kind, nodata=args.nodata_aux, name=name))
+    return spectral, aux
+
+
+def extent_arg(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--extent`` / ``--extent-crs`` as ``{"bounds": (xmin, ymin, xmax, ymax), "crs": str | None}`` or None."""
+    if not args.extent:
+        if getattr(args, "extent_crs", None):
+            raise EngineError("--extent-crs was given without --extent", "give --extent XMIN YMIN XMAX YMAX too")
+        return None
+    xmin, ymin, xmax, ymax = args.extent
+    if not (xmax > xmin and ymax > ymin):
+        raise EngineError(f"--extent {xmin} {ymin} {xmax} {ymax} is empty", "give XMIN YMIN XMAX YMAX with XMIN < XMAX "
+                          "and YMIN < YMAX")
+    return {"bounds": (xmin, ymin, xmax, ymax), "crs": args.extent_crs or None}
+
+
+def check_outputs(command: str, args: argparse.Namespace) -> None:
+    """Refuse existing outputs (exit 4) and duplicated output names before any work."""
+    from .files import check_output
+
+    seen: dict[str, str] = {}
+    for opt in OUTPUT_OPTIONS.get(command, ()):
+        path = getattr(args, opt, None)
+        if not path:
+            continue
+        absolute = os.path.abspath(path)
+        if absolute in seen:
+            raise EngineError(f"--{seen[absolute]} and --{opt} name the same file {absolute}",
+                              "give each output its own file name")
+        seen[absolute] = opt
+        check_output(path, args.overwrite)
+
+
+def _load_class_styles(path: str | None) -> dict | None:
+    if not path:
+        return None
+    _check_inputs([("--class-styles", path)])
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"--class-styles {path} is not a readable JSON file: {exc}",
+                          'write a JSON object {"label": {"name": ..., "color": "#rrggbb"}}') from exc
+    if not isinstance(data, dict):
+        raise EngineError(f"--class-styles {path} is not a JSON object",
+                          'write a JSON object {"label": {"name": ..., "color": "#rrggbb"}}')
+    return data
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+def cmd_pretrain(args: argparse.Namespace, rep: Reporter) -> dict:
+    spectral, aux = modalities(args)
+    extent = extent_arg(args)
+    device = args.device  # resolved (and logged) by engine.api through engine.device.resolve_device
+    from . import api
+
+    return api.pretrain(spectral, aux, args.output, profile=args.profile, iterations=args.iterations,
+                        seed=args.seed, device=device, extent=extent, overwrite=args.overwrite,
+                        resume=args.resume, reporter=rep)
+
+
+def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
+    spectral, aux = modalities(args)
+    extent = extent_arg(args)
+    _check_inputs([("--training", args.training), ("--pretrained", args.pretrained)])
+    styles = _load_class_styles(args.class_styles)
+    if not 0.0 < args.validation_fraction < 1.0:
+        raise EngineError(f"--validation-fraction {args.validation_fraction} is outside (0, 1)",
+                          "give a fraction such as 0.3")
+    device = args.device  # resolved (and logged) by engine.api through engine.device.resolve_device
+    from . import api
+
+    return api.train(spectral, aux, args.training, args.class_field, args.output, layer=args.layer,
+                     name_field=args.name_field, class_styles=styles, pretrained=args.pretrained,
+                     profile=args.profile, epochs=args.epochs, iterations=args.iterations,
+                     validation_fraction=args.validation_fraction, seed=args.seed, device=device, extent=extent,
+                     report=args.report, overwrite=args.overwrite, early_stopping=args.early_stopping,
+                     reporter=rep)
+
+
+def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:
+    _check_inputs([("--model", args.model), ("--mask", args.mask)])
+    from .header import read_metadata
+
+    read_metadata(args.model)  # refuse a foreign / damaged / newer model before reading any raster
+    spectral, aux = modalities(args)
+    extent = extent_arg(args)
+    for opt in ("tile", "batch_size"):
+        v = getattr(args, opt)
+        if v is not None and v <= 0:
+            raise EngineError(f"--{opt.replace('_', '-')} {v} must be positive", "give a positive number")
+    device = args.device  # resolved (and logged) by engine.api through engine.device.resolve_device
+    from . import api
+
+    return api.classify(args.model, spectral, aux, args.output, confidence=args.confidence,
+                        probabilities=args.probabilities, extent=extent, mask=args.mask, device=device,
+                        tile=args.tile, batch_size=args.batch_size, overwrite=args.overwrite, reporter=rep)
+
+
+def cmd_assess(args: argparse.Namespace, rep: Reporter) -> dict:
+    _check_inputs([("--classification", args.classification), ("--reference", args.reference)])
+    extent = extent_arg(args)
+    from .assessment import assess_to_files
+
+    return assess_to_files(args.classification, args.reference, args.class_field, layer=args.layer,
+                           report=args.report, table=args.table, json_path=args.json, overwrite=args.overwrite,
+                           reporter=rep, extent=extent["bounds"] if extent else None,
+                           extent_crs=extent["crs"] if extent else None)
+
+
+def cmd_info(args: argparse.Namespace, rep: Reporter) -> dict:
+    from .header import read_metadata
+
+    return read_metadata(args.model)
+
+
+def cmd_doctor(args: argparse.Namespace, rep: Reporter) -> dict:
+    from .device import doctor_info
+
+    return doctor_info()
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Reporter], dict]] = {
+    "pretrain": cmd_pretrain, "train": cmd_train, "classify": cmd_classify, "assess": cmd_assess,
+    "info": cmd_info, "doctor": cmd_doctor,
+}
+
+
+# -- signals and main ---------------------------------------------------------------------------------------
+
+def install_signal_handlers(token: CancelToken) -> Callable[[], None]:
+    """SIGINT / SIGTERM (/ SIGBREAK on Windows): first sets ``token``; second raises KeyboardInterrupt; third exits at once (code 3).
+
+    Returns a function restoring the previous handlers. No output is written from the handler (the reporter's
+    lock may be held by the interrupted code).
+    """
+    count = [0]
+
+    def handler(signum: int, frame: Any) -> None:
+        count[0] += 1
+        name = signal.Signals(signum).name
+        if count[0] == 1:
+            token.cancel(f"cancelled ({name})")
+        elif count[0] == 2:
+            raise KeyboardInterrupt(f"{name} received twice")
+        else:
+            os._exit(EXIT_CANCELLED)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGBREAK", None)):  # SIGBREAK: Windows
+        if sig is None:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not the main thread
+            pass
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (``__main__`` passes it to ``sys.exit``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    json_mode = bool(getattr(args, "json_progress", False))
+    token = CancelToken()
+    real_stdout = sys.stdout
+    rep = Reporter(json_mode=json_mode, stream=real_stdout, cancel=token)
+    restore = install_signal_handlers(token)
+    if json_mode:
+        sys.stdout = sys.stderr  # stray prints of libraries must not corrupt the JSON-lines protocol
+    try:
+        try:
+            if args.command in OUTPUT_OPTIONS:
+                check_outputs(args.command, args)
+                rep.info(f"BDGF engine {__version__}: {args.command}")
+            outputs = COMMANDS[args.command](args, rep)
+            rep.check_cancelled()
+        except EngineError as exc:
+            rep.error(exc.message, exc.hint)
+            return exc.exit_code
+        except (Cancelled, KeyboardInterrupt) as exc:
+            rep.log("warning", f"Cancelled: {token.reason or exc or 'interrupted'}; partial outputs were removed")
+            return EXIT_CANCELLED
+        except Exception as exc:  # a bug: message for the user, traceback for the developer
+            traceback.print_exc(file=sys.stderr)
+            rep.error(f"Unexpected error: {type(exc).__name__}: {exc}",
+                      "this is a bug in the engine; please report it with the traceback from the log")
+            return EXIT_UNEXPECTED
+        if args.command in ("info", "doctor") and not json_mode:
+            real_stdout.write(json.dumps(outputs, indent=2, ensure_ascii=False, default=str) + "\n")
+            real_stdout.flush()
+        else:
+            from .report import sanitize
+
+            rep.done(sanitize(outputs or {}))
+        return EXIT_OK
+    finally:
+        sys.stdout = real_stdout
+        restore()
+
+
+__all__ = ["build_parser", "main", "modalities", "extent_arg", "check_outputs", "install_signal_handlers"]

@@ -1,0 +1,607 @@
+"""Training / reference polygons -> labelled pixels on the reference grid, classes, split by polygon.
+
+Source: engine spec §1.2 (train/test split; here by polygon, never by pixel, to avoid spatial leakage between
+neighbouring pixels of one polygon) and ``docs/architecture.md`` (geodata API, class-value conventions).
+
+Polygons are read with fiona from any OGR vector format (GeoPackage, Shapefile, GeoJSON, ...), reprojected to
+the grid CRS with :func:`rasterio.warp.transform_geom` and rasterized one polygon at a time inside the polygon's
+own window (:func:`rasterio.features.rasterize`, pixel centre inside, or all touched). Memory is proportional to
+the labelled pixels, never to the scene.
+
+Class values: integer class fields keep their values (must be 1..65535; 0 is nodata); text class fields get
+values 1..K in sorted order. The network class index of a pixel is the position of its value in the sorted class
+list (:meth:`LabelledPixels.class_index`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import xml.etree.ElementTree as ET
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import EngineError
+from .grid import ReferenceGrid, _as_window, _crs_name, crs_equal, make_log
+
+__all__ = ["ClassInfo", "LabelledPixels", "read_polygons", "split_by_polygon", "drop_invalid", "read_qml_style",
+           "DEFAULT_PALETTE"]
+
+# qualitative palette (ColorBrewer Paired + Set1 extras), used when no style gives a colour
+DEFAULT_PALETTE = [
+    "#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#a6cee3", "#b2df8a", "#fb9a99",
+    "#fdbf6f", "#cab2d6", "#ffff99", "#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628",
+    "#f781bf", "#999999",
+]
+
+_POLYGON_TYPES = ("Polygon", "MultiPolygon")
+
+
+@dataclass
+class ClassInfo:
+    """One class: raster value (1..65535), display name, colour ``"#rrggbb"`` and the label in the class field."""
+
+    value: int
+    name: str
+    color: str
+    label: Any
+
+    def to_dict(self) -> dict:
+        return {"value": int(self.value), "name": self.name, "color": self.color, "label": self.label}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClassInfo":
+        return cls(int(d["value"]), str(d["name"]), str(d["color"]), d["label"])
+
+
+@dataclass
+class LabelledPixels:
+    """Labelled pixels on the reference grid (memory ~ labelled pixels, never the scene).
+
+    Attributes:
+        rows, cols: int32 ``(N,)`` pixel positions on the reference grid (row-major sorted).
+        values: uint16 ``(N,)`` class value of each pixel.
+        polygon_ids: int64 ``(N,)`` feature id (fid) of the polygon each pixel comes from.
+        classes: :class:`ClassInfo` sorted by value (network index = position in this list).
+        report: counts per class, polygons outside the grid, dropped conflicts, ... (plain data).
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    values: np.ndarray
+    polygon_ids: np.ndarray
+    classes: list
+    report: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def class_index(self) -> np.ndarray:
+        """int64 ``(N,)`` network class index: position of each pixel's value in the sorted class list."""
+        vals = np.array([c.value for c in self.classes], dtype=np.int64)
+        return np.searchsorted(vals, self.values.astype(np.int64)).astype(np.int64)
+
+    def subset(self, idx: Any) -> "LabelledPixels":
+        """Pixels selected by an index or boolean mask (classes and report are shared)."""
+        return LabelledPixels(self.rows[idx], self.cols[idx], self.values[idx], self.polygon_ids[idx],
+                              self.classes, dict(self.report))
+
+    def counts(self) -> dict:
+        """{class value: pixel count} for every class (0 where none)."""
+        u, n = np.unique(self.values, return_counts=True)
+        d = {int(c.value): 0 for c in self.classes}
+        d.update({int(a): int(b) for a, b in zip(u, n)})
+        return d
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# styles
+# ---------------------------------------------------------------------------------------------------------------
+
+def _parse_color(text: str | None) -> str | None:
+    """'r,g,b,a[,rgb:...]' (QGIS) or '#rrggbb' -> '#rrggbb'."""
+    if not text:
+        return None
+    text = text.strip()
+    if text.startswith("#") and len(text) >= 7:
+        return text[:7].lower()
+    parts = text.split(",")
+    try:
+        r, g, b = (int(float(p)) for p in parts[:3])
+    except (ValueError, TypeError):
+        return None
+    return "#{:02x}{:02x}{:02x}".format(*(max(0, min(255, v)) for v in (r, g, b)))
+
+
+def _symbol_color(symbol: ET.Element) -> str | None:
+    for layer in symbol.iter("layer"):
+        props: dict[str, str] = {}
+        for opt in layer.iter("Option"):
+            if opt.get("name") and opt.get("value") is not None:
+                props.setdefault(opt.get("name"), opt.get("value"))
+        for prop in layer.iter("prop"):
+            if prop.get("k"):
+                props.setdefault(prop.get("k"), prop.get("v"))
+        for key in ("color", "fill_color", "line_color", "outline_color"):
+            c = _parse_color(props.get(key))
+            if c:
+                return c
+    return None
+
+
+def read_qml_style(qml: str) -> dict | None:
+    """Parse a QGIS categorized style (QML text).
+
+    Returns:
+        ``{"attr": field name, "categories": [{"value": str, "label": str, "color": "#rrggbb"|None}]}`` for a
+        ``renderer-v2`` of type ``categorizedSymbol``; ``None`` for any other renderer or unparsable XML.
+    """
+    try:
+        root = ET.fromstring(qml.encode("utf-8") if isinstance(qml, str) else qml)
+    except ET.ParseError:
+        return None
+    rend = root if root.tag == "renderer-v2" else root.find(".//renderer-v2")
+    if rend is None or rend.get("type") != "categorizedSymbol":
+        return None
+    attr = (rend.get("attr") or "").strip().strip('"')
+    symbols = {}
+    syms = rend.find("symbols")
+    if syms is not None:
+        for s in syms.findall("symbol"):
+            symbols[s.get("name")] = _symbol_color(s)
+    cats = []
+    cat_parent = rend.find("categories")
+    for c in (cat_parent.findall("category") if cat_parent is not None else []):
+        cats.append({"value": c.get("value"), "label": c.get("label") or c.get("value"),
+                     "color": symbols.get(c.get("symbol"))})
+    return {"attr": attr, "categories": cats}
+
+
+def _layer_style(path: str, layer: str, log) -> tuple[dict | None, str]:
+    """Default style of ``layer``: GeoPackage ``layer_styles`` (useAsDefault first), else a sidecar ``.qml``."""
+    import fiona
+
+    try:
+        if "layer_styles" in fiona.listlayers(path) and layer != "layer_styles":
+            best = None
+            with fiona.open(path, layer="layer_styles") as st:
+                for f in st:
+                    p = f.properties
+                    if (p.get("f_table_name") or "") != layer or not p.get("styleQML"):
+                        continue
+                    key = (1 if p.get("useAsDefault") else 0, str(p.get("update_time") or ""))
+                    if best is None or key > best[0]:
+                        best = (key, p["styleQML"], p.get("styleName") or "")
+            if best is not None:
+                style = read_qml_style(best[1])
+                if style is not None:
+                    return style, f"layer_styles '{best[2]}' in {os.path.basename(path)}"
+    except Exception as exc:  # a broken style must never stop training
+        log("warning", f"Could not read the layer_styles table of {path}: {exc}")
+    qml_path = os.path.splitext(path)[0] + ".qml"
+    if os.path.exists(qml_path):
+        try:
+            with open(qml_path, encoding="utf-8") as fh:
+                style = read_qml_style(fh.read())
+            if style is not None:
+                return style, os.path.basename(qml_path)
+        except Exception as exc:
+            log("warning", f"Could not read the style {qml_path}: {exc}")
+    return None, ""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reading polygons
+# ---------------------------------------------------------------------------------------------------------------
+
+def _int_field(ftype: str) -> bool:
+    return ftype.split(":")[0] in ("int", "int32", "int64", "int16", "int8", "integer", "long")
+
+
+def _fid(feat, i: int) -> int:
+    try:
+        return int(feat.id)
+    except (TypeError, ValueError):
+        return i
+
+
+def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str | None = None,
+                  all_touched: bool = False, class_styles: dict | None = None, name_field: str | None = None,
+                  window: Any = None, log: Any = None, min_classes: int = 2,
+                  allow_empty_classes: bool = False) -> LabelledPixels:
+    """Rasterize training/reference polygons onto the reference grid.
+
+    Args:
+        path: vector file (any OGR format fiona reads: GeoPackage, Shapefile, GeoJSON, ...).
+        class_field: integer (values 1..65535 kept) or text field (values 1..K in sorted order).
+        grid: the reference grid (polygons are reprojected to its CRS).
+        layer: layer name (default: the first layer that is not ``layer_styles``).
+        all_touched: label every pixel a polygon touches (default: pixel centre inside the polygon).
+        class_styles: ``{label as text: {"name": ..., "color": "#rrggbb"}}`` (e.g. from a QGIS renderer).
+        name_field: text field with class names (used when no style names the class).
+        window: restrict to (row_off, col_off, height, width) / rasterio Window of the grid.
+        log: Reporter or callable for warnings and counts.
+        min_classes: minimum number of classes with labelled pixels (2 for training).
+        allow_empty_classes: keep classes with zero labelled pixels (with a warning) instead of raising.
+    Names/colours: ``class_styles``, else the layer's default categorized style (GeoPackage ``layer_styles``
+        table, else a ``.qml`` beside the file), else ``name_field``, else ``str(label)`` and
+        :data:`DEFAULT_PALETTE`.
+    Overlaps: a pixel claimed by polygons of one class is kept once (first polygon); a pixel claimed by
+        polygons of different classes is dropped with a warning naming the polygons (fids).
+    Returns:
+        :class:`LabelledPixels` (grid row/col, class value, polygon fid, classes, report).
+    Raises:
+        EngineError: missing/unreadable file or layer, class field missing (lists the fields), class value out of
+            1..65535 or not integral, non-polygon geometries, no polygon overlapping the grid, a class with zero
+            labelled pixels, fewer than ``min_classes`` classes.
+    """
+    import fiona
+    from fiona.errors import FionaError
+    from rasterio.features import bounds as geom_bounds
+    from rasterio.features import rasterize
+    from rasterio.warp import transform_geom
+
+    emit = make_log(log)
+    path = os.fspath(path)
+    if not os.path.exists(path) and "://" not in path and not path.startswith("/vsi"):
+        raise EngineError(f"Polygon file not found: {path}", "Check the path of the training/reference polygons.")
+    try:
+        layers = fiona.listlayers(path)
+    except Exception as exc:
+        raise EngineError(f"Cannot read vector file {path}: {exc}",
+                          "Use a polygon layer in a format OGR reads (GeoPackage, Shapefile, GeoJSON).") from exc
+    if layer is None:
+        cand = [lyr for lyr in layers if lyr != "layer_styles"]
+        if not cand:
+            raise EngineError(f"No vector layer in {path}", "Use a file with a polygon layer.")
+        layer = cand[0]
+        if len(cand) > 1:
+            emit("info", f"{os.path.basename(path)} has {len(cand)} layers; using '{layer}' (choose with --layer)")
+    elif layer not in layers:
+        raise EngineError(f"Layer {layer!r} not found in {path}", f"Available layers: {', '.join(layers)}.")
+
+    # window of the grid that may be labelled
+    if window is None:
+        d_r0, d_c0, d_h, d_w = 0, 0, grid.height, grid.width
+    else:
+        d_r0, d_c0, d_h, d_w = _as_window(window)
+        d_r0, d_c0 = max(d_r0, 0), max(d_c0, 0)
+        d_h, d_w = min(d_h, grid.height - d_r0), min(d_w, grid.width - d_c0)
+    inv = ~grid.transform
+
+    polys = []  # (fid, label, name, geom_in_grid_crs)
+    skipped_null_geom, skipped_null_class, bad_geoms = [], [], []
+    try:
+        src = fiona.open(path, layer=layer)
+    except (FionaError, OSError, ValueError) as exc:
+        raise EngineError(f"Cannot open layer {layer!r} of {path}: {exc}", "Check the file and layer name.") from exc
+    with src:
+        props = dict(src.schema["properties"])
+        if class_field not in props:
+            raise EngineError(f"Class field {class_field!r} not found in layer {layer!r} of {path}",
+                              f"Available fields: {', '.join(props) or '(none)'}.")
+        if name_field is not None and name_field not in props:
+            raise EngineError(f"Name field {name_field!r} not found in layer {layer!r} of {path}",
+                              f"Available fields: {', '.join(props) or '(none)'}.")
+        ftype = props[class_field]
+        is_int = _int_field(ftype)
+        is_float = ftype.split(":")[0] in ("float", "double", "real")
+        src_crs = src.crs
+        if not src_crs:
+            emit("warning", f"{os.path.basename(path)} has no CRS; assuming the grid CRS {_crs_name(grid.crs)}")
+            same_crs = True
+        else:
+            same_crs = crs_equal(src_crs, grid.crs)
+        for i, feat in enumerate(src):
+            fid = _fid(feat, i)
+            geom = feat.geometry
+            if geom is None:
+                skipped_null_geom.append(fid)
+                continue
+            if geom.type not in _POLYGON_TYPES:
+                bad_geoms.append((fid, geom.type))
+                continue
+            label = feat.properties.get(class_field)
+            if label is None or (isinstance(label, str) and not label.strip()):
+                skipped_null_class.append(fid)
+                continue
+            if is_int or is_float:
+                fl = float(label)
+                if not math.isfinite(fl) or fl != int(fl):
+                    raise EngineError(f"Class value {label!r} of polygon fid {fid} in field {class_field!r} of "
+                                      f"{path} is not an integer", "Use integer class values 1..65535.")
+                label = int(fl)
+                if not 1 <= label <= 65535:
+                    raise EngineError(f"Class value {label} of polygon fid {fid} in field {class_field!r} of {path} "
+                                      f"is outside 1..65535", "Class values must be 1..65535 (0 means nodata).")
+            else:
+                label = str(label)
+            g = {"type": geom.type, "coordinates": geom.coordinates}
+            if not same_crs:
+                g = transform_geom(src_crs, grid.crs, g)
+            name = feat.properties.get(name_field) if name_field else None
+            polys.append((fid, label, name, g))
+    if bad_geoms:
+        kinds = Counter(t for _, t in bad_geoms)
+        listing = ", ".join(f"fid {f} ({t})" for f, t in bad_geoms[:10]) + (" ..." if len(bad_geoms) > 10 else "")
+        raise EngineError(f"Layer {layer!r} of {path} has {len(bad_geoms)} non-polygon geometries "
+                          f"({', '.join(f'{n} {t}' for t, n in kinds.items())}): {listing}",
+                          "Use a polygon layer (e.g. buffer points/lines in QGIS first).")
+    if skipped_null_geom:
+        emit("warning", f"{len(skipped_null_geom)} features without geometry skipped (fid "
+                        f"{', '.join(map(str, skipped_null_geom[:20]))})")
+    if skipped_null_class:
+        emit("warning", f"{len(skipped_null_class)} polygons with an empty {class_field!r} skipped (fid "
+                        f"{', '.join(map(str, skipped_null_class[:20]))})")
+
+    labels = sorted({p[1] for p in polys})
+    if len(labels) < min_classes:
+        raise EngineError(
+            f"Field {class_field!r} of {path} has {len(labels)} class(es) ({', '.join(map(str, labels)) or 'none'}); "
+            f"at least {min_classes} are needed", "Digitize polygons of at least two classes.")
+    value_of = {lab: (lab if is_int or is_float else k + 1) for k, lab in enumerate(labels)}
+
+    # -- rasterize polygon by polygon ----------------------------------------------------------------------------
+    rows_l, cols_l, vals_l, pids_l, order_l = [], [], [], [], []
+    outside, empty = [], []
+    for k, (fid, label, _, g) in enumerate(polys):
+        left, bottom, right, top = geom_bounds(g)
+        xs, ys = [left, right, left, right], [bottom, bottom, top, top]
+        cs, rs = zip(*[inv * (x, y) for x, y in zip(xs, ys)])
+        r0, r1 = math.floor(min(rs)) - 1, math.ceil(max(rs)) + 1
+        c0, c1 = math.floor(min(cs)) - 1, math.ceil(max(cs)) + 1
+        r0, c0 = max(r0, d_r0), max(c0, d_c0)
+        r1, c1 = min(r1, d_r0 + d_h), min(c1, d_c0 + d_w)
+        if r1 <= r0 or c1 <= c0:
+            outside.append(fid)
+            continue
+        mask = rasterize([(g, 1)], out_shape=(r1 - r0, c1 - c0), transform=grid.window_transform(r0, c0),
+                         fill=0, all_touched=all_touched, dtype="uint8")
+        rr, cc = np.nonzero(mask)
+        if rr.size == 0:
+            empty.append(fid)
+            continue
+        rows_l.append((rr + r0).astype(np.int32))
+        cols_l.append((cc + c0).astype(np.int32))
+        vals_l.append(np.full(rr.size, value_of[label], np.int64))
+        pids_l.append(np.full(rr.size, fid, np.int64))
+        order_l.append(np.full(rr.size, k, np.int64))
+
+    fname = os.path.basename(path)
+    if not rows_l:
+        if polys and len(outside) == len(polys):
+            gb = grid.bounds
+            raise EngineError(
+                f"No polygon of {path} (layer {layer!r}) overlaps the reference grid "
+                f"(extent {tuple(round(v, 2) for v in gb)} in {_crs_name(grid.crs)})",
+                "Check that the polygons and the rasters cover the same area and that the layer's CRS is right.")
+        raise EngineError(f"No pixel of the reference grid is labelled by the polygons of {path}",
+                          "The polygons may be smaller than a pixel; try all-touched rasterization or larger polygons.")
+    if outside:
+        emit("warning", f"{len(outside)} polygon(s) of {fname} lie outside the grid and were ignored (fid "
+                        f"{', '.join(map(str, outside[:30]))}{' ...' if len(outside) > 30 else ''})")
+    if empty:
+        emit("warning", f"{len(empty)} polygon(s) of {fname} contain no pixel centre (fid "
+                        f"{', '.join(map(str, empty[:30]))}); use all-touched rasterization to keep them")
+
+    rows = np.concatenate(rows_l)
+    cols = np.concatenate(cols_l)
+    vals = np.concatenate(vals_l)
+    pids = np.concatenate(pids_l)
+    order = np.concatenate(order_l)
+    lin = rows.astype(np.int64) * grid.width + cols
+    srt = np.lexsort((order, lin))
+    lin, rows, cols, vals, pids = lin[srt], rows[srt], cols[srt], vals[srt], pids[srt]
+    first = np.ones(lin.size, bool)
+    first[1:] = lin[1:] != lin[:-1]
+    starts = np.flatnonzero(first)
+    vmin = np.minimum.reduceat(vals, starts)
+    vmax = np.maximum.reduceat(vals, starts)
+    group = np.cumsum(first) - 1
+    conflict_px = (vmin != vmax)[group]
+    n_dup = int((~first & ~conflict_px).sum())
+    conflicts_rep = []
+    n_conflict = int(np.count_nonzero(first & conflict_px))
+    if n_conflict:
+        fid_first = pids[starts][group]
+        val_first = vals[starts][group]
+        sel = conflict_px & (vals != val_first)
+        pairs = np.stack([np.minimum(fid_first[sel], pids[sel]), np.maximum(fid_first[sel], pids[sel])], 1)
+        up, cnt = np.unique(pairs, axis=0, return_counts=True)
+        conflicts_rep = [{"fids": [int(a), int(b)], "pixels": int(n)} for (a, b), n in zip(up, cnt)]
+        listing = "; ".join(f"fid {c['fids'][0]} / fid {c['fids'][1]}: {c['pixels']} px" for c in conflicts_rep[:20])
+        emit("warning", f"{n_conflict} pixel(s) claimed by polygons of different classes were dropped ({listing}"
+                        f"{' ...' if len(conflicts_rep) > 20 else ''})")
+    if n_dup:
+        emit("info", f"{n_dup} pixel(s) covered by several polygons of the same class counted once")
+    keep = first & ~conflict_px
+    rows, cols, vals, pids = rows[keep], cols[keep], vals[keep], pids[keep]
+
+    # -- classes: names and colours ------------------------------------------------------------------------------
+    style, style_src = (None, "")
+    styles_in = {str(k): v for k, v in (class_styles or {}).items()}
+    need_style = any(str(lab) not in styles_in for lab in labels)
+    if need_style:
+        style, style_src = _layer_style(path, layer, emit)
+        if style is not None and style["attr"].lower() != class_field.lower():
+            emit("info", f"The default style of {fname} is categorized by {style['attr']!r}, not {class_field!r}; "
+                         f"its names and colours are not used")
+            style = None
+    style_by_label = {}
+    if style is not None:
+        for c in style["categories"]:
+            v = c["value"]
+            if v is None:
+                continue
+            if is_int or is_float:
+                try:
+                    key = int(float(v))
+                except ValueError:
+                    continue
+            else:
+                key = str(v)
+            style_by_label[key] = c
+    names_from_field: dict = defaultdict(Counter)
+    if name_field:
+        for _, lab, name, _ in polys:
+            if name not in (None, ""):
+                names_from_field[lab][str(name)] += 1
+    classes = []
+    for k, lab in enumerate(labels):
+        cs = styles_in.get(str(lab)) or {}
+        st = style_by_label.get(lab) or {}
+        name = cs.get("name") or st.get("label")
+        if not name and names_from_field.get(lab):
+            common = names_from_field[lab].most_common()
+            name = common[0][0]
+            if len(common) > 1:
+                emit("warning", f"Class {lab}: several names in {name_field!r} ({', '.join(n for n, _ in common)}); "
+                                f"using {name!r}")
+        name = str(name) if name else str(lab)
+        color = _parse_color(cs.get("color")) or st.get("color") or DEFAULT_PALETTE[k % len(DEFAULT_PALETTE)]
+        classes.append(ClassInfo(int(value_of[lab]), name, color, lab))
+    classes.sort(key=lambda c: c.value)
+
+    # -- counts and checks ---------------------------------------------------------------------------------------
+    u, n = np.unique(vals, return_counts=True)
+    px_count = {int(a): int(b) for a, b in zip(u, n)}
+    poly_count: Counter = Counter()
+    for v, _f in _pairs(vals, pids):
+        poly_count[v] += 1
+    polys_of: dict = defaultdict(list)
+    for fid, lab, _, _ in polys:
+        polys_of[value_of[lab]].append(fid)
+    empty_classes = [c for c in classes if px_count.get(c.value, 0) == 0]
+    if empty_classes:
+        desc = "; ".join(f"{c.name} (value {c.value}, polygons fid {', '.join(map(str, polys_of[c.value][:10]))})"
+                         for c in empty_classes)
+        if not allow_empty_classes:
+            raise EngineError(f"Class(es) with zero labelled pixels in {path}: {desc}",
+                              "Their polygons lie outside the grid/extent, are smaller than a pixel or overlap other "
+                              "classes; fix or remove them, or use all-touched rasterization.")
+        emit("warning", f"Class(es) with zero labelled pixels: {desc}")
+    n_with = sum(1 for c in classes if px_count.get(c.value, 0) > 0)
+    if n_with < min_classes:
+        raise EngineError(f"Only {n_with} class(es) have labelled pixels in {path}; at least {min_classes} needed",
+                          "Digitize polygons of at least two classes inside the raster extent.")
+    report = {
+        "file": path, "layer": layer, "class_field": class_field, "all_touched": bool(all_touched),
+        "n_features": len(polys) + len(skipped_null_class) + len(skipped_null_geom),
+        "n_polygons": len(polys), "n_polygons_used": int(np.unique(pids).size),
+        "outside": outside, "no_pixel": empty, "skipped_no_geometry": skipped_null_geom,
+        "skipped_no_class": skipped_null_class, "conflict_pixels": n_conflict, "conflicts": conflicts_rep,
+        "duplicate_pixels": n_dup, "n_pixels": int(vals.size), "style_source": style_src if style else "",
+        "classes": [{"value": c.value, "name": c.name, "label": c.label, "color": c.color,
+                     "pixels": px_count.get(c.value, 0), "polygons": int(poly_count.get(c.value, 0))}
+                    for c in classes],
+    }
+    emit("info", f"{fname}: {vals.size} labelled pixels in {report['n_polygons_used']} polygons, "
+                 + ", ".join(f"{c['name']}: {c['pixels']} px / {c['polygons']} pol." for c in report["classes"]))
+    return LabelledPixels(rows.astype(np.int32), cols.astype(np.int32), vals.astype(np.uint16),
+                          pids.astype(np.int64), classes, report)
+
+
+def _pairs(vals: np.ndarray, pids: np.ndarray):
+    """Unique (value, fid) pairs."""
+    if vals.size == 0:
+        return []
+    up = np.unique(np.stack([vals.astype(np.int64), pids.astype(np.int64)], 1), axis=0)
+    return [(int(a), int(b)) for a, b in up]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# validity and split
+# ---------------------------------------------------------------------------------------------------------------
+
+def drop_invalid(pixels: LabelledPixels, stack: Any, tile: int = 256, log: Any = None,
+                 allow_empty_classes: bool = False) -> LabelledPixels:
+    """Remove labelled pixels that are invalid in the stack (nodata / non-finite in any band).
+
+    Reads only the tiles (``tile x tile``, cropped to the labelled pixels' bounding box in each tile) that hold
+    labelled pixels. Memory: one tile.
+
+    Raises:
+        EngineError: every labelled pixel is invalid, or a class loses all its pixels (unless
+            ``allow_empty_classes``).
+    """
+    emit = make_log(log)
+    n = len(pixels)
+    if n == 0:
+        return pixels
+    ok = np.zeros(n, bool)
+    key = (pixels.rows.astype(np.int64) // tile) * (stack.grid.width // tile + 1) + pixels.cols // tile
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    bounds = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        idx = order[a:b]
+        r, c = pixels.rows[idx], pixels.cols[idx]
+        r0, c0 = int(r.min()), int(c.min())
+        win = stack.read(r0, c0, int(r.max()) - r0 + 1, int(c.max()) - c0 + 1)
+        ok[idx] = win.valid[r - r0, c - c0]
+    n_bad = int(n - ok.sum())
+    if n_bad == 0:
+        return pixels
+    if not ok.any():
+        raise EngineError(f"All {n} labelled pixels are invalid (nodata or not finite) in the rasters",
+                          "Check the nodata values and that the polygons lie on valid image data.")
+    out = pixels.subset(ok)
+    before, after = pixels.counts(), out.counts()
+    lost = [c for c in pixels.classes if before[c.value] > 0 and after[c.value] == 0]
+    if lost and not allow_empty_classes:
+        raise EngineError("Class(es) with zero labelled pixels after removing invalid pixels: "
+                          + ", ".join(f"{c.name} (value {c.value})" for c in lost),
+                          "Their polygons lie on nodata; move them onto valid image data.")
+    emit("warning", f"{n_bad} labelled pixel(s) on invalid raster pixels (nodata / not finite) were dropped")
+    out.report["invalid_pixels"] = n_bad
+    return out
+
+
+def split_by_polygon(pixels: LabelledPixels, validation_fraction: float = 0.3, seed: int = 0,
+                     log: Any = None) -> tuple:
+    """Split labelled pixels into training and validation sets by polygon, stratified by class.
+
+    Per class, the polygons are shuffled (``numpy.random.default_rng(seed)``) and
+    ``round(validation_fraction x n_polygons)`` of them (at least 1, at most n-1) go to validation, so no polygon
+    has pixels in both sets. A class with a single polygon stays in training (warning).
+
+    Returns:
+        ``(train_idx, val_idx, report)``: int64 index arrays into ``pixels`` (sorted) and
+        ``{"classes": [{"value", "name", "train_polygons", "val_polygons", "train_pixels", "val_pixels"}], ...}``.
+    """
+    emit = make_log(log)
+    frac = float(validation_fraction)
+    if not 0.0 <= frac < 1.0:
+        raise EngineError(f"Validation fraction must be in [0, 1), got {validation_fraction}",
+                          "Use e.g. 0.3 (30 % of the polygons of each class).")
+    rng = np.random.default_rng(seed)
+    val_mask = np.zeros(len(pixels), bool)
+    rep_classes, single = [], []
+    for c in pixels.classes:
+        sel = pixels.values == c.value
+        fids = np.unique(pixels.polygon_ids[sel])
+        n_val = 0
+        if fids.size >= 2 and frac > 0:
+            n_val = int(min(max(round(frac * fids.size), 1), fids.size - 1))
+            val_fids = rng.permutation(fids)[:n_val]
+            val_mask |= sel & np.isin(pixels.polygon_ids, val_fids)
+        elif fids.size == 1 and frac > 0:
+            single.append(c)
+        nv = int(np.count_nonzero(sel & val_mask))
+        rep_classes.append({"value": c.value, "name": c.name, "train_polygons": int(fids.size - n_val),
+                            "val_polygons": n_val, "train_pixels": int(sel.sum()) - nv, "val_pixels": nv})
+    if single:
+        emit("warning", "Class(es) with a single polygon kept in training only (no validation pixels): "
+                        + ", ".join(f"{c.name} (value {c.value})" for c in single))
+    train_idx = np.flatnonzero(~val_mask).astype(np.int64)
+    val_idx = np.flatnonzero(val_mask).astype(np.int64)
+    report = {"validation_fraction": frac, "seed": int(seed), "classes": rep_classes,
+              "single_polygon_classes": [c.value for c in single],
+              "train_pixels": int(train_idx.size), "val_pixels": int(val_idx.size)}
+    emit("info", "Split by polygon: " + ", ".join(
+        f"{r['name']}: {r['train_polygons']}/{r['val_polygons']} pol., {r['train_pixels']}/{r['val_pixels']} px"
+        for r in rep_classes) + " (train/validation)")
+    return train_idx, val_idx, report

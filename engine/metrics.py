@@ -1,0 +1,280 @@
+"""Accuracy assessment: confusion matrix, OA / AA / kappa, per-class PA / UA / F1 and the
+Olofsson et al. (2014) stratified area-adjusted estimator.
+
+numpy only at runtime (no torch, no QGIS), so the report and the QGIS side may import it.
+
+Conventions (spec §5.2, architecture.md "engine/metrics.py"):
+
+* Confusion matrices are ``cm[i, j]`` = number of samples whose **reference** class is ``labels[i]`` and whose
+  **map / predicted** class is ``labels[j]`` (rows = reference, columns = map). This is scikit-learn's
+  ``confusion_matrix(y_true, y_pred)`` layout; Olofsson et al. 2014 print the transpose (rows = map).
+* All accuracies are fractions in 0..1 (multiply by 100 for the paper's tables).
+* Undefined values are reported as ``None`` (JSON friendly) in the returned dicts, never as NaN, and never raise:
+
+  - producer's accuracy (recall) of a class with no reference samples -> ``None``;
+  - user's accuracy (precision) of a class that was never predicted -> ``None``;
+  - F1 = 2·TP / (2·TP + FP + FN) (scikit-learn >= 1.3 definition); ``None`` only when the class is absent from
+    both reference and map (denominator 0);
+  - AA = mean producer's accuracy over the classes that have reference samples (= scikit-learn
+    ``balanced_accuracy_score``); ``None`` when no class has samples;
+  - kappa with expected agreement 1 (a single class everywhere) -> ``None``; empty matrix -> OA/kappa ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["confusion_matrix", "accuracy_metrics", "area_adjusted", "Z_95"]
+
+#: two-sided 95 % normal quantile used by Olofsson et al. 2014 (their Eq. 11 / "±1.96·SE").
+Z_95 = 1.959963984540054
+
+
+def _none_if_nan(x) -> float | None:
+    x = float(x)
+    return None if not math.isfinite(x) else x
+
+
+def confusion_matrix(y_true, y_pred, labels: Sequence) -> np.ndarray:
+    """Confusion matrix with rows = reference and columns = map/prediction.
+
+    Args:
+        y_true: (N,) reference class labels.
+        y_pred: (N,) predicted / map class labels.
+        labels: (K,) class labels fixing the row/column order. Samples whose reference *or* prediction is not in
+            ``labels`` are ignored (as in scikit-learn).
+
+    Returns:
+        int64 array (K, K), ``cm[i, j]`` = #samples with reference ``labels[i]`` and prediction ``labels[j]``.
+        Equals ``sklearn.metrics.confusion_matrix(y_true, y_pred, labels=labels)`` (spec §5.2).
+    """
+    y_true = np.asarray(y_true).ravel()
+    y_pred = np.asarray(y_pred).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {y_true.shape[0]} vs {y_pred.shape[0]}")
+    labels = np.asarray(list(labels))
+    k = labels.shape[0]
+    if k == 0:
+        return np.zeros((0, 0), dtype=np.int64)
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    if np.unique(sorted_labels).shape[0] != k:
+        raise ValueError("labels must be unique")
+
+    def index_of(y):
+        pos = np.searchsorted(sorted_labels, y)
+        pos = np.clip(pos, 0, k - 1)
+        ok = sorted_labels[pos] == y
+        return order[pos], ok
+
+    ti, tok = index_of(y_true)
+    pi, pok = index_of(y_pred)
+    keep = tok & pok
+    cm = np.bincount(ti[keep] * k + pi[keep], minlength=k * k).reshape(k, k)
+    return cm.astype(np.int64)
+
+
+def accuracy_metrics(cm, labels: Sequence | None = None, names: Sequence[str] | None = None) -> dict:
+    """Overall and per-class accuracy figures of a confusion matrix (spec §5.2, paper §4.1).
+
+    Args:
+        cm: (K, K) counts, rows = reference, columns = map (see :func:`confusion_matrix`).
+        labels: (K,) class labels (values) in row order; default ``0..K-1``. For compatibility with the
+            architecture contract ``accuracy_metrics(cm, class_names)`` a list of names passed here is fine
+            (the names then double as labels).
+        names: (K,) display names; default ``str(label)``.
+
+    Returns:
+        dict (JSON-serialisable, fractions 0..1, ``None`` = undefined, see module docstring)::
+
+            {"n": int, "oa": float|None, "aa": float|None, "kappa": float|None,
+             "labels": [...], "names": [...], "confusion_matrix": [[int]],
+             "per_class": [{"label", "name", "producers_accuracy", "users_accuracy", "f1",
+                            "support", "predicted", "correct"}, ...],
+             "producers_accuracy": [...], "users_accuracy": [...], "f1": [...], "support": [...]}
+
+        OA = trace/N (``accuracy_score``); AA = mean recall over classes with reference samples
+        (``balanced_accuracy_score``); kappa = Cohen's kappa (``cohen_kappa_score``); PA = recall, UA = precision,
+        F1 = 2TP/(2TP+FP+FN) (``precision_recall_fscore_support``).
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"confusion matrix must be square, got shape {cm.shape}")
+    k = cm.shape[0]
+    labels = list(range(k)) if labels is None else list(labels)
+    if len(labels) != k:
+        raise ValueError(f"{len(labels)} labels for a {k}x{k} confusion matrix")
+    names = [str(lab) for lab in labels] if names is None else [str(n) for n in names]
+    if len(names) != k:
+        raise ValueError(f"{len(names)} names for a {k}x{k} confusion matrix")
+
+    n = float(cm.sum())
+    tp = np.diag(cm)
+    support = cm.sum(axis=1)      # reference totals
+    predicted = cm.sum(axis=0)    # map totals
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pa = np.where(support > 0, tp / support, np.nan)
+        ua = np.where(predicted > 0, tp / predicted, np.nan)
+        f1_den = support + predicted           # = 2TP + FP + FN
+        f1 = np.where(f1_den > 0, 2.0 * tp / f1_den, np.nan)
+
+    if n > 0:
+        oa = float(tp.sum() / n)
+        pe = float((support * predicted).sum() / (n * n))
+        kappa = (oa - pe) / (1.0 - pe) if pe < 1.0 else float("nan")
+    else:
+        oa = kappa = float("nan")
+    aa = float(np.nanmean(pa)) if np.any(support > 0) else float("nan")
+
+    def to_py(lab):
+        return lab.item() if isinstance(lab, np.generic) else lab
+
+    per_class = []
+    for i in range(k):
+        per_class.append({
+            "label": to_py(labels[i]), "name": names[i],
+            "producers_accuracy": _none_if_nan(pa[i]), "users_accuracy": _none_if_nan(ua[i]),
+            "f1": _none_if_nan(f1[i]), "support": int(support[i]), "predicted": int(predicted[i]),
+            "correct": int(tp[i]),
+        })
+    return {
+        "n": int(n), "oa": _none_if_nan(oa), "aa": _none_if_nan(aa), "kappa": _none_if_nan(kappa),
+        "labels": [to_py(lab) for lab in labels], "names": names,
+        "confusion_matrix": cm.astype(np.int64).tolist(),
+        "per_class": per_class,
+        "producers_accuracy": [c["producers_accuracy"] for c in per_class],
+        "users_accuracy": [c["users_accuracy"] for c in per_class],
+        "f1": [c["f1"] for c in per_class],
+        "support": [c["support"] for c in per_class],
+    }
+
+
+def area_adjusted(cm, map_pixel_counts, pixel_area_m2: float, labels: Sequence | None = None,
+                  names: Sequence[str] | None = None, z: float = Z_95) -> dict:
+    """Stratified (map-class strata) area and accuracy estimator of Olofsson et al. 2014
+    ("Good practices for estimating area and assessing accuracy of land change", RSE 148:42-57, §5).
+
+    Notation (paper, with map class i = stratum, reference class j): ``n_ij`` sample counts, ``n_i.`` samples in
+    map class i, ``W_i = A_m,i / A_tot`` mapped area proportion. Here ``cm`` uses this module's convention
+    (rows = reference, columns = map), i.e. ``n_ij = cm[j, i]``.
+
+    * Eq. 4 / 9:  p̂_ij = W_i n_ij / n_i.;  p̂_.j = Σ_i p̂_ij (estimated reference-class area proportion).
+    * OA  Ô = Σ_j p̂_jj,           V(Ô) = Σ_i W_i² Û_i (1 − Û_i) / (n_i. − 1)                      (Eq. 5)
+    * UA  Û_i = p̂_ii / p̂_i.,       V(Û_i) = Û_i (1 − Û_i) / (n_i. − 1)                             (Eq. 6)
+    * PA  P̂_j = p̂_jj / p̂_.j,       V(P̂_j) = N̂_.j⁻² [ N_j.² (1 − P̂_j)² Û_j (1 − Û_j) / (n_j. − 1)
+                                              + P̂_j² Σ_{i≠j} N_i.² (n_ij/n_i.)(1 − n_ij/n_i.) / (n_i. − 1) ]   (Eq. 7)
+      with N_i. the map pixel count of class i and N̂_.j = Σ_i N_i. n_ij / n_i.
+    * area  Â_j = p̂_.j · A_tot,   S(p̂_.j) = sqrt(Σ_i W_i² (n_ij/n_i.)(1 − n_ij/n_i.) / (n_i. − 1))  (Eq. 10),
+      S(Â_j) = A_tot · S(p̂_.j); 95 % CI = ± z·S (Eq. 11, z = 1.96).
+
+    Args:
+        cm: (K, K) sample counts, rows = reference, columns = map.
+        map_pixel_counts: (K,) number of map pixels of each class (same order), ``N_i.``.
+        pixel_area_m2: area of one pixel in m² (900 for 30 m pixels).
+        labels, names: optional class labels / names as in :func:`accuracy_metrics`.
+        z: CI multiplier (default 1.96).
+
+    Returns:
+        dict (``None`` = undefined: a map class with < 2 samples has no variance, one with 0 samples no estimate;
+        such strata are treated as contributing 0 to the proportions and the affected SEs are ``None``)::
+
+            {"total_area_m2", "total_area_ha", "oa", "oa_se", "oa_ci95",
+             "proportions": (K,K) p̂ with rows = reference, columns = map (same layout as cm),
+             "per_class": [{"label", "name", "map_pixels", "map_weight", "samples",
+                            "users_accuracy", "users_accuracy_se", "users_accuracy_ci95",
+                            "producers_accuracy", "producers_accuracy_se", "producers_accuracy_ci95",
+                            "area_proportion", "area_proportion_se",
+                            "area_m2", "area_m2_ci95", "area_ha", "area_ha_ci95",
+                            "mapped_area_m2", "mapped_area_ha"}]}
+
+        ``*_ci95`` are half-widths (estimate ± value).
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"confusion matrix must be square, got shape {cm.shape}")
+    k = cm.shape[0]
+    counts = np.asarray(map_pixel_counts, dtype=np.float64).ravel()
+    if counts.shape[0] != k:
+        raise ValueError(f"{counts.shape[0]} map pixel counts for a {k}x{k} confusion matrix")
+    if np.any(counts < 0) or counts.sum() <= 0:
+        raise ValueError("map pixel counts must be non-negative with a positive total")
+    labels = list(range(k)) if labels is None else list(labels)
+    names = [str(lab) for lab in labels] if names is None else [str(n) for n in names]
+
+    n_map = cm.T                        # n_map[i, j] = n_ij, i = map (stratum), j = reference
+    n_i = n_map.sum(axis=1)             # samples per map class
+    total_px = counts.sum()
+    a_tot = total_px * float(pixel_area_m2)
+    w = counts / total_px               # W_i
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(n_i[:, None] > 0, n_map / n_i[:, None], 0.0)   # n_ij / n_i.
+        inv_dof = np.where(n_i > 1, 1.0 / (n_i - 1.0), np.nan)         # 1/(n_i. - 1)
+    p = w[:, None] * frac               # p̂_ij (map i, ref j)
+    p_ref = p.sum(axis=0)               # p̂_.j
+    diag = np.diag(p)
+    ua = np.where(n_i > 0, np.diag(frac), np.nan)      # Û_i = n_ii / n_i.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pa = np.where(p_ref > 0, diag / p_ref, np.nan)
+    oa = float(diag.sum())
+
+    # Strata contribute to a variance only if sampled (n_i. > 0); a sampled stratum with n_i. = 1 makes it undefined.
+    sampled = n_i > 0
+    var_ua = ua * (1.0 - ua) * inv_dof                                      # Eq. 6
+    var_oa_terms = w ** 2 * ua * (1.0 - ua) * inv_dof                       # Eq. 5
+    var_oa = float(np.sum(var_oa_terms[sampled])) if np.all(np.isfinite(var_oa_terms[sampled])) else float("nan")
+    cell_var = frac * (1.0 - frac) * inv_dof[:, None]                       # (n_ij/n_i.)(1-n_ij/n_i.)/(n_i.-1)
+    var_p_ref = np.full(k, np.nan)
+    for j in range(k):
+        terms = (w ** 2 * cell_var[:, j])[sampled]
+        if np.all(np.isfinite(terms)):
+            var_p_ref[j] = terms.sum()                                      # Eq. 10 (squared)
+    n_hat_ref = (counts[:, None] * frac).sum(axis=0)                        # N̂_.j
+    var_pa = np.full(k, np.nan)
+    for j in range(k):
+        if not (n_hat_ref[j] > 0 and sampled[j] and np.isfinite(inv_dof[j])):
+            continue
+        other = [i for i in range(k) if i != j and sampled[i]]
+        if not all(np.isfinite(inv_dof[i]) for i in other):
+            continue
+        t1 = counts[j] ** 2 * (1.0 - pa[j]) ** 2 * ua[j] * (1.0 - ua[j]) * inv_dof[j]
+        t2 = pa[j] ** 2 * sum(counts[i] ** 2 * cell_var[i, j] for i in other)
+        var_pa[j] = (t1 + t2) / n_hat_ref[j] ** 2                           # Eq. 7
+
+    def sd(v):
+        return _none_if_nan(math.sqrt(v)) if math.isfinite(v) and v >= 0 else None
+
+    def ci(v):
+        s = sd(v)
+        return None if s is None else z * s
+
+    def to_py(lab):
+        return lab.item() if isinstance(lab, np.generic) else lab
+
+    per_class = []
+    for c in range(k):
+        se_area = sd(var_p_ref[c])
+        area_m2 = p_ref[c] * a_tot
+        per_class.append({
+            "label": to_py(labels[c]), "name": names[c],
+            "map_pixels": int(round(counts[c])), "map_weight": float(w[c]), "samples": int(n_i[c]),
+            "users_accuracy": _none_if_nan(ua[c]), "users_accuracy_se": sd(var_ua[c]),
+            "users_accuracy_ci95": ci(var_ua[c]),
+            "producers_accuracy": _none_if_nan(pa[c]), "producers_accuracy_se": sd(var_pa[c]),
+            "producers_accuracy_ci95": ci(var_pa[c]),
+            "area_proportion": float(p_ref[c]), "area_proportion_se": se_area,
+            "area_m2": float(area_m2), "area_m2_ci95": None if se_area is None else z * se_area * a_tot,
+            "area_ha": float(area_m2 / 1e4),
+            "area_ha_ci95": None if se_area is None else z * se_area * a_tot / 1e4,
+            "mapped_area_m2": float(counts[c] * pixel_area_m2),
+            "mapped_area_ha": float(counts[c] * pixel_area_m2 / 1e4),
+        })
+    return {
+        "total_area_m2": float(a_tot), "total_area_ha": float(a_tot / 1e4),
+        "oa": oa, "oa_se": sd(var_oa), "oa_ci95": ci(var_oa),
+        "proportions": p.T.tolist(),
+        "unsampled_map_classes": [to_py(labels[c]) for c in range(k) if not sampled[c] and counts[c] > 0],
+        "per_class": per_class,
+    }

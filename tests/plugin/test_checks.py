@@ -1,0 +1,119 @@
+"""checkParameterValues pre-flight: clear messages for bad inputs, before any engine run."""
+
+from __future__ import annotations
+
+
+from .conftest import SMALL_EXTENT_STR, band_paths
+
+
+def _alg(alg_id):
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProject
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById(alg_id)
+    assert alg is not None
+    ctx = QgsProcessingContext()
+    ctx.setProject(QgsProject.instance())
+    return alg, ctx
+
+
+def _polygons(rows, crs="EPSG:32618"):
+    from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer
+
+    layer = QgsVectorLayer(f"Polygon?crs={crs}&field=cls:integer", "poly", "memory")
+    feats = []
+    for cls, wkt in rows:
+        f = QgsFeature(layer.fields())
+        f.setAttribute("cls", cls)
+        f.setGeometry(QgsGeometry.fromWkt(wkt))
+        feats.append(f)
+    layer.dataProvider().addFeatures(feats)
+    return layer
+
+
+def test_one_class_only(provider, training_polys):
+    from qgis.core import QgsProcessingFeatureSourceDefinition, QgsProject
+
+    alg, ctx = _alg("bdgf:train")
+    layer = training_polys.clone()
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        layer.selectByExpression('"class_id" = 5')
+        params = {"SPECTRAL": band_paths(), "TRAINING": QgsProcessingFeatureSourceDefinition(layer.id(), True),
+                  "OUTPUT_MODEL": "TEMPORARY_OUTPUT"}
+        ok, msg = alg.checkParameterValues(params, ctx)
+        assert not ok and "at least two classes" in msg and "class_id" in msg
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_no_polygons_overlap(provider):
+    from qgis.core import QgsProject
+
+    alg, ctx = _alg("bdgf:train")
+    far = _polygons([(1, "POLYGON((0 0, 100 0, 100 100, 0 100, 0 0))"),
+                     (2, "POLYGON((200 0, 300 0, 300 100, 200 100, 200 0))")])
+    QgsProject.instance().addMapLayer(far)
+    try:
+        params = {"SPECTRAL": band_paths(), "TRAINING": far.id(), "CLASS_FIELD": "cls",
+                  "OUTPUT_MODEL": "TEMPORARY_OUTPUT"}
+        ok, msg = alg.checkParameterValues(params, ctx)
+        assert not ok and "No polygon overlaps" in msg
+        # in another CRS, overlapping after reprojection: passes the overlap check (lon/lat of the crop)
+        near = _polygons([(1, "POLYGON((-75.67 37.68, -75.60 37.68, -75.60 37.72, -75.67 37.72, -75.67 37.68))"),
+                          (2, "POLYGON((-75.64 37.69, -75.63 37.69, -75.63 37.70, -75.64 37.70, -75.64 37.69))")],
+                         crs="EPSG:4326")
+        QgsProject.instance().addMapLayer(near)
+        ok2, msg2 = alg.checkParameterValues(dict(params, TRAINING=near.id()), ctx)
+        assert "No polygon overlaps" not in msg2, msg2
+        QgsProject.instance().removeMapLayer(near.id())
+    finally:
+        QgsProject.instance().removeMapLayer(far.id())
+
+
+def test_extent_outside_polygons(provider, training_polys):
+    alg, ctx = _alg("bdgf:train")
+    params = {"SPECTRAL": band_paths(), "TRAINING": training_polys,
+              "EXTENT": "440530,440600,4169860,4169900 [EPSG:32618]", "OUTPUT_MODEL": "TEMPORARY_OUTPUT"}
+    ok, msg = alg.checkParameterValues(params, ctx)
+    assert not ok and "No polygon overlaps" in msg
+
+
+def test_no_class_field_and_no_style(provider):
+    from qgis.core import QgsProject
+
+    alg, ctx = _alg("bdgf:train")
+    layer = _polygons([(1, "POLYGON((446900 4171300, 447000 4171300, 447000 4171400, 446900 4171300))")])
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        ok, msg = alg.checkParameterValues({"SPECTRAL": band_paths(), "TRAINING": layer.id(),
+                                            "OUTPUT_MODEL": "TEMPORARY_OUTPUT"}, ctx)
+        assert not ok and "Choose a class field" in msg
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
+
+
+def test_missing_engine_python(provider, training_polys, monkeypatch, tmp_path):
+    from bdgf.bdgf_plugin import settings
+
+    alg, ctx = _alg("bdgf:train")
+    settings.set_engine_python("")
+    monkeypatch.setenv("BDGF_ENGINE_PYTHON", str(tmp_path / "no-such-env" / "bin" / "python"))
+    params = {"SPECTRAL": band_paths(), "TRAINING": training_polys, "EXTENT": SMALL_EXTENT_STR,
+              "OUTPUT_MODEL": "TEMPORARY_OUTPUT"}
+    ok, msg = alg.checkParameterValues(params, ctx)
+    assert not ok
+    assert "scripts/setup.sh" in msg and "Engine Python" in msg and "no-such-env" in msg
+
+
+def test_non_file_raster_rejected(provider, tmp_path):
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    alg, ctx = _alg("bdgf:pretrain")
+    wms = QgsRasterLayer("type=xyz&url=https://tile.openstreetmap.org/%7Bz%7D/%7Bx%7D/%7By%7D.png", "osm", "wms")
+    QgsProject.instance().addMapLayer(wms, False)
+    try:
+        ok, msg = alg.checkParameterValues({"SPECTRAL": [wms.id()], "OUTPUT_MODEL": str(tmp_path / "p.safetensors")},
+                                           ctx)
+        assert not ok and "GeoTIFF" in msg
+    finally:
+        QgsProject.instance().removeMapLayer(wms.id())

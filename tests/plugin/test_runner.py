@@ -1,0 +1,136 @@
+"""runner.py against scripted child processes: progress, log, errors, crashes, cancel, missing engine."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import threading
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAKE = os.path.join(HERE, "data", "fake_engine.py")
+
+
+def make_fake_python(folder, mode) -> str:
+    path = os.path.join(str(folder), f"fake_python_{mode}")
+    with open(path, "w") as fh:
+        fh.write(f'#!/bin/sh\nFAKE_ENGINE_MODE={mode} exec "{sys.executable}" "{FAKE}" "$@"\n')
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+class Recorder:
+    def __init__(self):
+        from qgis.core import QgsProcessingFeedback
+
+        texts = self.texts = []
+
+        class Feedback(QgsProcessingFeedback):
+            def setProgressText(self, text):  # noqa: N802
+                texts.append(text)
+                super().setProgressText(text)
+
+        self.fb = Feedback()
+        self.progress = []
+        self.fb.progressChanged.connect(self.progress.append)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_ok_run_maps_events(bdgf_plugin, tmp_path):
+    from bdgf.bdgf_plugin import runner
+
+    rec = Recorder()
+    out = str(tmp_path / "model.safetensors")
+    log = out + ".log"
+    outputs = runner.run_engine("train", ["--output", out], rec.fb, python=make_fake_python(tmp_path, "ok"),
+                                stages=[("a", 1), ("b", 1)], log_path=log)
+    assert outputs["output"] == out and outputs["metrics"]["OA"] == 0.9
+    assert rec.progress == sorted(rec.progress) and rec.progress[-1] == 100
+    assert rec.progress[0] == pytest.approx(25.0)
+    assert any("ETA" in t or "left" in t for t in rec.texts)
+    text = open(log).read()
+    assert "--json-progress" in text and '"event": "done"' in text
+
+
+def test_error_event_becomes_exception(bdgf_plugin, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    from bdgf.bdgf_plugin import runner
+
+    with pytest.raises(QgsProcessingException) as exc:
+        runner.run_engine("train", [], Recorder().fb, python=make_fake_python(tmp_path, "error"))
+    assert "Class field 'nope'" in str(exc.value) and "choose a field" in str(exc.value)
+
+
+def test_crash_without_error_event(bdgf_plugin, tmp_path):
+    from qgis.core import QgsApplication, QgsProcessingException
+
+    from bdgf.bdgf_plugin import runner
+
+    out = str(tmp_path / "out.tif")
+    with pytest.raises(QgsProcessingException) as exc:
+        runner.run_engine("train", ["--output", out], Recorder().fb, python=make_fake_python(tmp_path, "crash"),
+                          cleanup_on_cancel=[out])
+    msg = str(exc.value)
+    assert "SIGKILL" in msg and "segfault imminent" in msg and "stopped unexpectedly" in msg
+    assert QgsApplication.instance() is not None  # QGIS keeps running
+    with pytest.raises(QgsProcessingException) as exc:
+        runner.run_engine("classify", [], Recorder().fb, python=make_fake_python(tmp_path, "stderr_exit"))
+    assert "exit code 1" in str(exc.value) and "RuntimeError: boom" in str(exc.value)
+
+
+@pytest.mark.parametrize("mode,limit", [("slow", 3.0), ("ignore_term", 5.0)])
+def test_cancel_stops_child(bdgf_plugin, tmp_path, monkeypatch, mode, limit):
+    from bdgf.bdgf_plugin import runner
+
+    pidfile = str(tmp_path / "pid")
+    monkeypatch.setenv("FAKE_ENGINE_PIDFILE", pidfile)
+    rec = Recorder()
+    out = str(tmp_path / "pre.safetensors")
+    timer = threading.Timer(1.0, rec.fb.cancel)
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(runner.EngineCancelled):
+        runner.run_engine("pretrain", ["--output", out], rec.fb, python=make_fake_python(tmp_path, mode),
+                          cleanup_on_cancel=[out])
+    elapsed = time.monotonic() - t0 - 1.0
+    assert elapsed < limit, elapsed
+    pid = int(open(pidfile).read())
+    assert not alive(pid)
+    assert not os.path.exists(out) and not os.path.exists(out + ".partial")
+    assert rec.progress and rec.progress == sorted(rec.progress)
+
+
+def test_missing_engine_python(bdgf_plugin, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    from bdgf.bdgf_plugin import runner
+
+    with pytest.raises(QgsProcessingException) as exc:
+        runner.run_engine("train", [], Recorder().fb, python=str(tmp_path / "nope" / "python"))
+    assert "scripts/setup.sh" in str(exc.value) and "Engine Python" in str(exc.value)
+    with pytest.raises(QgsProcessingException) as exc:
+        runner.doctor(str(tmp_path / "nope"), "setting")
+    assert "scripts/setup.sh" in str(exc.value)
+    with pytest.raises(QgsProcessingException) as exc:
+        runner.doctor(make_fake_python(tmp_path, "notorch"), "setting", use_cache=False)
+    assert "No module named 'torch'" in str(exc.value) and "scripts/setup.sh" in str(exc.value)
+
+
+def test_progress_mapper_monotonic():
+    from bdgf.bdgf_plugin.runner import ProgressMapper
+
+    m = ProgressMapper([("pretrain", 1), ("train", 3)])
+    seq = [m.overall("pretrain", 50), m.overall("pretrain", 100), m.overall("train", 0), m.overall("train", 50),
+           m.overall("other", 50), m.overall("train", 10)]
+    assert seq == sorted(seq) and seq[1] == pytest.approx(25.0)

@@ -1,0 +1,55 @@
+"""Background runs (QgsProcessingAlgRunnerTask): increasing progress, cancel stops the engine within 5 s."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from .conftest import SMALL_EXTENT_STR, band_paths
+
+pytestmark = pytest.mark.slow
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_task_progress_and_cancel(bdgf_plugin, provider, small_training, tmp_path):
+    from pytest_qgis.utils import wait_until
+    from qgis.core import (QgsApplication, QgsProcessingAlgRunnerTask, QgsProcessingContext,
+                           QgsProcessingFeedback, QgsProject)
+
+    from bdgf.bdgf_plugin import runner
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById("bdgf:train")
+    assert alg is not None  # QgsProcessingAlgRunnerTask(None, ...) segfaults
+    out = str(tmp_path / "cancelled.safetensors")
+    params = {"SPECTRAL": band_paths(), "TRAINING": small_training, "EXTENT": SMALL_EXTENT_STR, "DEVICE": 2,
+              "ITERATIONS": 400, "EPOCHS": 50, "OUTPUT_MODEL": out, "OUTPUT_REPORT": str(tmp_path / "r.html")}
+    ctx = QgsProcessingContext()
+    ctx.setProject(QgsProject.instance())
+    fb = QgsProcessingFeedback()
+    progress, state = [], {}
+    fb.progressChanged.connect(progress.append)
+    task = QgsProcessingAlgRunnerTask(alg, params, ctx, fb)
+    task.executed.connect(lambda ok, res: state.update(ok=ok, res=res, t=time.monotonic()))
+    QgsApplication.taskManager().addTask(task)
+    assert wait_until(lambda: len([p for p in progress if p > 0]) >= 3, timeout_milliseconds=240000), progress
+    assert progress == sorted(progress) and progress[-1] > progress[0]
+    pids = list(runner.RUNNING)
+    assert pids, "engine process not found"
+    t0 = time.monotonic()
+    task.cancel()
+    assert wait_until(lambda: "ok" in state, timeout_milliseconds=20000)
+    assert state["ok"] is False
+    assert state["t"] - t0 < 5.0, state["t"] - t0
+    assert not any(_alive(pid) for pid in pids)
+    assert not os.path.exists(out)
+    leftovers = [n for n in os.listdir(tmp_path) if not n.endswith(".log")]
+    assert leftovers == [], leftovers
