@@ -370,16 +370,16 @@ def run_engine(command: str, args: list, feedback: QgsProcessingFeedback | None 
             log.close()
     code = proc.returncode
     if cancelled or (code == EXIT_CANCELLED and feedback.isCanceled()):
-        _cleanup(cleanup_on_cancel, preexisting)
+        _cleanup(cleanup_on_cancel, preexisting, proc.pid)
         raise EngineCancelled(translate("BdgfRunner", "Cancelled: the BDGF engine was stopped ({how}).").format(
             how=exit_description(code if code is not None else -9)))
     if error_event is not None:
-        _cleanup(cleanup_on_cancel, preexisting)
+        _cleanup(cleanup_on_cancel, preexisting, proc.pid)
         message = str(error_event.get("message") or translate("BdgfRunner", "The BDGF engine reported an error."))
         hint = str(error_event.get("hint") or "")
         raise QgsProcessingException(message + ("\n" + translate("BdgfRunner", "Hint: ") + hint if hint else ""))
     if code != 0:
-        _cleanup(cleanup_on_cancel, preexisting)
+        _cleanup(cleanup_on_cancel, preexisting, proc.pid)
         tail = "\n".join(stderr_tail) or translate("BdgfRunner", "(no error output)")
         raise QgsProcessingException(
             translate("BdgfRunner", "The BDGF engine stopped unexpectedly ({how}) during '{command}'. Last lines of its error "
@@ -390,11 +390,25 @@ def run_engine(command: str, args: list, feedback: QgsProcessingFeedback | None 
     return outputs
 
 
-def _cleanup(paths, preexisting) -> None:
+def _cleanup(paths, preexisting, pid=None) -> None:
+    """Remove outputs (that did not exist before) and the engine's temporaries after a cancel or a failure.
+
+    The engine writes ``<dir>/.<stem>.partial-<pid><ext>`` and renames on success (engine/files.py); a killed
+    engine leaves that file behind, so it is removed here by the child's pid.
+    """
+    import glob
+
     for p in paths:
-        if not p or p in preexisting:
+        if not p:
             continue
-        for candidate in (p, p + ".partial", p + ".tmp"):
+        candidates = [p + ".partial", p + ".tmp"]
+        if p not in preexisting:
+            candidates.append(p)
+        if pid is not None:
+            folder, name = os.path.split(os.path.abspath(p))
+            stem, ext = os.path.splitext(name)
+            candidates += glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(stem)}.partial-{pid}{ext}*"))
+        for candidate in candidates:
             try:
                 if os.path.isfile(candidate):
                     os.remove(candidate)

@@ -51,7 +51,7 @@ def polygon_mask_geometries(path: str, grid: Any, layer: str | None = None) -> l
 
 @torch.no_grad()
 def classify_window(model: TrainedModel, stack: Any, row_off: int, col_off: int, height: int, width: int,
-                    batch_size: int = 1024, inside: np.ndarray | None = None
+                    batch_size: int = 1024, inside: np.ndarray | None = None, on_batch: Any = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Classify every valid pixel of one window of the reference grid.
 
@@ -59,6 +59,7 @@ def classify_window(model: TrainedModel, stack: Any, row_off: int, col_off: int,
         model: :class:`training.TrainedModel` (eval mode). stack: ``grid.RasterStack`` on the model's grid.
         row_off, col_off, height, width: the window (pixels).
         batch_size: patches per network call. inside: optional bool ``(h, w)`` extra mask (mask polygons).
+        on_batch: called with the number of pixels after every batch (progress; may raise ``Cancelled``).
     Returns:
         ``class_index (h, w)`` int64 (-1 = nodata), ``confidence (h, w)`` float32 (max class probability, 0 at
         nodata), ``probabilities (K, h, w)`` float32.
@@ -88,6 +89,8 @@ def classify_window(model: TrainedModel, stack: Any, row_off: int, col_off: int,
         aux = views[1][:, r, c].permute(1, 0, 2, 3) if views[1] is not None else None
         dif = views[2][:, r, c].permute(1, 0, 2, 3)
         out.append(torch.softmax(model.net(spec, aux, dif).logits.float(), dim=1).cpu())
+        if on_batch is not None:
+            on_batch(len(r))
     p = torch.cat(out).numpy()                                   # (N, K)
     cls[rr, cc] = p.argmax(1)
     conf[rr, cc] = p.max(1)
@@ -113,21 +116,28 @@ def classify_scene(model: TrainedModel, stack: Any, writer: Any, window: Sequenc
     values = np.array([int(c["value"]) for c in model.classes], np.int64)
     tiles = list(iter_tiles(H, W, tile, 0, (r0, c0, H, W)))
     counts = np.zeros(len(values), np.int64)
-    task = rep.task("classify", len(tiles), unit="tile")
+    task = rep.task("classify", H * W, unit="px")
     try:
         for t in tiles:
             inside = None
             if mask_geometries:
                 inside = geometry_mask(mask_geometries, out_shape=(t.height, t.width),
                                        transform=stack.grid.window_transform(t.row_off, t.col_off), invert=True)
+            done = [0]
+
+            def on_batch(n: int) -> None:
+                done[0] += n
+                task.update(n)
+
+            rep.check_cancelled()
             cls, conf, probs = classify_window(model, stack, t.row_off, t.col_off, t.height, t.width,
-                                               batch_size, inside)
+                                               batch_size, inside, on_batch)
             ok = cls >= 0
             out = np.zeros(cls.shape, np.int64)
             out[ok] = values[cls[ok]]
             counts += np.bincount(cls[ok], minlength=len(values))
             writer.write(t.row_off - r0, t.col_off - c0, out, conf, probs if want_probabilities else None)
-            task.update(1)
+            task.update(t.height * t.width - done[0])   # nodata pixels of the tile
     finally:
         task.close()
     return {"pixels": int(counts.sum()), "tiles": len(tiles),

@@ -77,160 +77,165 @@
 <context>
     <name>BdgfAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="90"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="94"/>
         <source>Accuracy assessment</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="91"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="95"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="135"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="139"/>
         <source>Spectral rasters (stacked in order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="138"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="142"/>
         <source>Auxiliary rasters (SAR or elevation)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="141"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="145"/>
         <source>Auxiliary kind</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="141"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="145"/>
         <source>SAR backscatter (dB)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="141"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="145"/>
         <source>SAR backscatter (linear power)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="141"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="145"/>
         <source>Elevation</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="147"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="151"/>
         <source>Extent (empty: the whole raster)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="151"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="155"/>
         <source>Device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="151"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="155"/>
         <source>Automatic (CUDA if available)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="151"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="155"/>
         <source>CUDA GPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="151"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="155"/>
         <source>CPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="156"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="160"/>
         <source>Profile</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="156"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="160"/>
         <source>Fast</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="156"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="160"/>
         <source>Paper (full published settings)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="168"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="172"/>
         <source>Class field (empty: from the layer&apos;s categorized style)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="202"/>
         <source>Give at least one spectral raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="262"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="276"/>
         <source>Choose a class field: the layer &apos;{name}&apos; has no categorized style to take the classes from.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="271"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="285"/>
         <source>The polygon layer is not valid.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="278"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="319"/>
         <source>The polygon layer has no features (or no selected features).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="280"/>
-        <source>The class field &apos;{field}&apos; has {n} class(es) in the (selected) polygons: at least two classes are needed.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="295"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="303"/>
         <source>The extent does not overlap the rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="297"/>
-        <source>No polygon overlaps the rasters (or the extent): polygons cover {p}, rasters cover {r} ({crs}).</source>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="338"/>
+        <source>Engine: {python} ({device})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="311"/>
-        <source>Engine: {python} ({device})</source>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="292"/>
+        <source>Field &apos;{field}&apos; is not in the polygon layer.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="320"/>
+        <source>No polygon overlaps the rasters (or the extent {extent}, {crs}). Check that the polygons and the rasters cover the same place.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="324"/>
+        <source>The class field &apos;{field}&apos; has {n} class(es) in the (selected) polygons inside the rasters and extent: at least two classes are needed.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
 <context>
     <name>BdgfLayers</name>
     <message>
-        <location filename="../bdgf_plugin/layers.py" line="38"/>
+        <location filename="../bdgf_plugin/layers.py" line="35"/>
         <source>A raster input is not a valid layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/layers.py" line="41"/>
+        <location filename="../bdgf_plugin/layers.py" line="38"/>
         <source>Raster layer &apos;{name}&apos; comes from the &apos;{provider}&apos; provider (for example WMS, XYZ tiles or a database). BDGF reads raster files only: save it as a GeoTIFF first (right-click &gt; Export &gt; Save As...).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/layers.py" line="53"/>
+        <location filename="../bdgf_plugin/layers.py" line="50"/>
         <source>Raster layer &apos;{name}&apos; is not a file on disk ({source}). Save it as a GeoTIFF first.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/layers.py" line="131"/>
+        <location filename="../bdgf_plugin/layers.py" line="128"/>
         <source>Could not export &apos;{name}&apos; to {path}: {msg}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/layers.py" line="143"/>
+        <location filename="../bdgf_plugin/layers.py" line="140"/>
         <source>&apos;{name}&apos; exported to {path} for the engine</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/layers.py" line="151"/>
+        <location filename="../bdgf_plugin/layers.py" line="148"/>
         <source>Field &apos;{field}&apos; is not in the layer.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -261,78 +266,78 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="255"/>
+        <location filename="../bdgf_plugin/runner.py" line="259"/>
         <source>The file does not exist.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="132"/>
+        <location filename="../bdgf_plugin/runner.py" line="136"/>
         <source>torch {torch}, CUDA available ({name})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="134"/>
+        <location filename="../bdgf_plugin/runner.py" line="138"/>
         <source>torch {torch}, no CUDA: runs on the CPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="177"/>
+        <location filename="../bdgf_plugin/runner.py" line="181"/>
         <source>{s:.0f} s left</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="179"/>
+        <location filename="../bdgf_plugin/runner.py" line="183"/>
         <source>{m:.0f} min left</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="180"/>
+        <location filename="../bdgf_plugin/runner.py" line="184"/>
         <source>{h:.1f} h left</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="232"/>
+        <location filename="../bdgf_plugin/runner.py" line="236"/>
         <source>killed by signal {name}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="233"/>
+        <location filename="../bdgf_plugin/runner.py" line="237"/>
         <source>exit code {code}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="291"/>
+        <location filename="../bdgf_plugin/runner.py" line="296"/>
         <source>Cancelling: stopping the engine (process {pid})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="368"/>
+        <location filename="../bdgf_plugin/runner.py" line="374"/>
         <source>Cancelled: the BDGF engine was stopped ({how}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="372"/>
+        <location filename="../bdgf_plugin/runner.py" line="378"/>
         <source>The BDGF engine reported an error.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="374"/>
+        <location filename="../bdgf_plugin/runner.py" line="380"/>
         <source>Hint: </source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="377"/>
+        <location filename="../bdgf_plugin/runner.py" line="383"/>
         <source>(no error output)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="378"/>
+        <location filename="../bdgf_plugin/runner.py" line="384"/>
         <source>The BDGF engine stopped unexpectedly ({how}) during &apos;{command}&apos;. Last lines of its error output:
 {tail}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="382"/>
+        <location filename="../bdgf_plugin/runner.py" line="388"/>
         <source>The BDGF engine finished &apos;{command}&apos; without reporting its outputs.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -546,148 +551,153 @@
 <context>
     <name>TrainAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="19"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="21"/>
         <source>Train classifier</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="22"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="24"/>
         <source>bdgf,train,training,classification,land cover,deep learning,polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="25"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="27"/>
         <source>Trains a BDGF land-cover classifier from training polygons: diffusion features of the imagery (pretrained here or given as pretrained weights) fused with the spectral and auxiliary bands. Validation polygons are held out by polygon, never by pixel. Writes a self-describing model file (classes, colours, bands, normalisation) and an HTML validation report.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="33"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="35"/>
         <source>Optical rasters, stacked in the given order. Classify must get the same rasters (same bands, same order).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="35"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="37"/>
         <source>Optional auxiliary rasters (SAR backscatter or elevation).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="36"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="38"/>
         <source>What the auxiliary rasters hold.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="37"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="39"/>
         <source>Polygon layer with the training areas; any CRS (reprojected by the engine). &apos;Selected features only&apos; is honoured; memory layers and layers with unsaved edits are exported to a temporary GeoPackage.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="40"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="42"/>
         <source>Field with the class of each polygon (integers keep their values, text classes are numbered 1..K). Empty: the field, names and colours of the layer&apos;s categorized style. When the style is categorized on this field, its names and colours are used too.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="44"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="46"/>
         <source>Optional pretrained diffusion weights from &apos;Pretrain diffusion model&apos;. Empty: pretraining runs first on these rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="46"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="48"/>
         <source>Restrict training to this extent. Empty: the whole raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="47"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="49"/>
         <source>Automatic uses a CUDA GPU when available, otherwise the CPU.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="48"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="50"/>
         <source>Fast: small network, few epochs. Paper: the published settings.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="49"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="51"/>
         <source>Pretraining iterations when no pretrained weights are given (empty: the profile&apos;s default).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="51"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="53"/>
         <source>Training epochs (empty: the profile&apos;s default).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="52"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="54"/>
         <source>Random seed, for reproducible runs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="53"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="55"/>
         <source>Fraction of the polygons of each class held out for validation.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="55"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="57"/>
         <source>The trained model (.safetensors).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="56"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="58"/>
         <source>HTML report: classes, pixel counts, validation accuracy.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="61"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="63"/>
         <source>Training polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="63"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="65"/>
         <source>Pretrained diffusion model (optional)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="69"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="71"/>
         <source>Pretraining iterations</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="70"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="72"/>
         <source>Training epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="71"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="73"/>
         <source>Random seed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="72"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="74"/>
         <source>Validation fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="76"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="78"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="76"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="78"/>
         <source>Safetensors model (*.safetensors)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="78"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="80"/>
         <source>Training report</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="78"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="80"/>
         <source>HTML files (*.html)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="106"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="121"/>
         <source>Classes from the layer style: {classes}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="107"/>
+        <source>{path} is a {kind} model, not pretrained diffusion weights: give a file written by &apos;Pretrain diffusion model&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

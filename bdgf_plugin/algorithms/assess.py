@@ -78,6 +78,7 @@ class AssessAlgorithm(BdgfAlgorithm):
         if table:
             args += ["--table", table]
         outputs = self.run_engine("assess", args, feedback, parameters, context, report,
+                                  stages=[("reference pixels", 1), ("map pixel counts", 1)],
                                   outputs_to_clean=[report, table])
         results = {self.OUTPUT_REPORT: outputs.get("report", report)}
         if table:

@@ -338,6 +338,13 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
         feedback.pushInfo(self.tr("Engine: {python} ({device})").format(
             python=info.get("engine_python"), device=runner.describe_device(info)))
 
+    @staticmethod
+    def checkpoints(output: str) -> list[str]:
+        """The engine's pretraining checkpoints (kept by the engine on cancel for --resume, which the plugin
+        does not offer): removed when a run is cancelled or fails."""
+        ckpt = output + ".checkpoint.safetensors"
+        return [ckpt, ckpt + ".pre"]
+
     def run_engine(self, command, args, feedback, parameters, context, main_output, stages=None,
                    outputs_to_clean=()):
         args = list(args) + ["--overwrite"]

@@ -178,7 +178,7 @@ class ClassifyAlgorithm(BdgfAlgorithm):
         args += self.int_args(parameters, context, [(self.TILE_SIZE, "--tile"), (self.BATCH_SIZE, "--batch-size")])
         args += self.extent_args(parameters, context) + self.device_args(parameters, context)
         qml = os.path.splitext(output)[0] + ".qml"
-        outputs = self.run_engine("classify", args, feedback, parameters, context, output,
+        outputs = self.run_engine("classify", args, feedback, parameters, context, output, stages=[("classify", 1)],
                                   outputs_to_clean=[output, confidence, qml])
         output = outputs.get("output", output)
         styling.attach(context, output, styling.ClassifiedPostProcessor.create(

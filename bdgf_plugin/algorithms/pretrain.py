@@ -70,5 +70,5 @@ class PretrainAlgorithm(BdgfAlgorithm):
                 + self.int_args(parameters, context, [(self.ITERATIONS, "--iterations"), (self.SEED, "--seed")])
                 + self.extent_args(parameters, context) + self.device_args(parameters, context))
         outputs = self.run_engine("pretrain", args, feedback, parameters, context, output, stages=[("pretrain", 1)],
-                                  outputs_to_clean=[output])
+                                  outputs_to_clean=[output] + self.checkpoints(output))
         return {self.OUTPUT_MODEL: outputs.get("output", output)}

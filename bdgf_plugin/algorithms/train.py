@@ -143,7 +143,7 @@ class TrainAlgorithm(BdgfAlgorithm):
         if not self.is_set(parameters, self.PRETRAINED):
             stages.insert(0, ("pretrain", 3))
         outputs = self.run_engine("train", args, feedback, parameters, context, output, stages=stages,
-                                  outputs_to_clean=[output, report])
+                                  outputs_to_clean=[output, report] + self.checkpoints(output))
         results = {self.OUTPUT_MODEL: outputs.get("output", output)}
         if report:
             results[self.OUTPUT_REPORT] = outputs.get("report", report)

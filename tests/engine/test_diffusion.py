@@ -101,6 +101,45 @@ def test_unet_shapes_and_features_are_bottleneck_entry():
         unet(torch.randn(1, 1, 12, 8, 8), torch.tensor([1]))
 
 
+def _reference_unet(u: SpectralDiffUNet, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """SpectralDiff ``SimpleUnet.forward`` written out from spec §2.2-§2.3 with plain functional ops."""
+    import torch.nn.functional as F
+
+    half = 16
+    freq = torch.exp(-math.log(10000.0) * torch.arange(half) / (half - 1))
+    emb = torch.cat([torch.sin(t[:, None].float() * freq), torch.cos(t[:, None].float() * freq)], 1)
+    tau = F.relu(F.linear(emb, u.time_mlp[1].weight, u.time_mlp[1].bias))
+
+    def bn(m, h):  # eval-mode BatchNorm
+        return F.batch_norm(h, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0, m.eps)
+
+    def block(b, h, up):
+        h = bn(b.bnorm1, F.relu(F.conv3d(h, b.conv1.weight, b.conv1.bias, padding=1)))
+        h = h + F.relu(F.linear(tau, b.time_mlp.weight, b.time_mlp.bias))[:, :, None, None, None]
+        h = bn(b.bnorm2, F.relu(F.conv3d(h, b.conv2.weight, b.conv2.bias, padding=1)))
+        op = F.conv_transpose3d if up else F.conv3d
+        return op(h, b.transform.weight, b.transform.bias, stride=(2, 1, 1), padding=(1, 2, 2))
+
+    h = F.conv3d(x, u.conv0.weight, u.conv0.bias, padding=1)
+    res = []
+    for b in u.downs:
+        h = block(b, h, False)
+        res.append(h)
+    for b in u.ups:
+        h = block(b, torch.cat((h, res.pop()), 1), True)
+    return F.conv3d(h, u.output.weight, u.output.bias)
+
+
+def test_unet_matches_functional_reference():
+    torch.manual_seed(1)
+    unet = SpectralDiffUNet(2)
+    _randomise_bn(unet, seed=3)
+    unet.eval()
+    x, t = torch.randn(2, 1, 8, 9, 7), torch.tensor([0, 499])
+    with torch.no_grad():
+        torch.testing.assert_close(unet(x, t), _reference_unet(unet, x, t), rtol=1e-5, atol=1e-6)
+
+
 def test_receptive_field_radius():
     """The halo must cover the encoder's receptive field: a point change moves features only within 13 px."""
     assert receptive_field_radius() == 13

@@ -89,13 +89,15 @@ def provider(bdgf_plugin):
 @pytest.fixture(scope="session")
 def training_polys(qgis_processing):
     """The Delmarva training polygons with their categorized style (from the GeoPackage)."""
-    from qgis.core import QgsVectorLayer
+    from qgis.core import QgsProject, QgsVectorLayer
 
     layer = QgsVectorLayer(os.path.join(DATA, "training_polygons.gpkg") + "|layername=training", "training", "ogr")
     assert layer.isValid()
     if layer.renderer().type() != "categorizedSymbol":
         layer.loadNamedStyle(os.path.join(DATA, "training_polygons.qml"))
     assert layer.renderer().type() == "categorizedSymbol"
+    # owned by the project, deleted with removeAllMapLayers() before exitQgis (segfault at exit otherwise)
+    QgsProject.instance().addMapLayer(layer, False)
     _KEEP["training_polys"] = layer
     return layer
 

@@ -83,6 +83,7 @@ def test_crash_without_error_event(bdgf_plugin, tmp_path):
                           cleanup_on_cancel=[out])
     msg = str(exc.value)
     assert "SIGKILL" in msg and "segfault imminent" in msg and "stopped unexpectedly" in msg
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".out.partial-")]  # killed engine's temporary
     assert QgsApplication.instance() is not None  # QGIS keeps running
     with pytest.raises(QgsProcessingException) as exc:
         runner.run_engine("classify", [], Recorder().fb, python=make_fake_python(tmp_path, "stderr_exit"))

@@ -10,6 +10,7 @@ import pytest
 from .conftest import SMALL_EXTENT_STR, band_paths
 
 pytestmark = pytest.mark.slow
+_KEEP: list = []
 
 
 def _alive(pid):
@@ -21,7 +22,7 @@ def _alive(pid):
 
 
 def test_task_progress_and_cancel(bdgf_plugin, provider, small_training, tmp_path):
-    from pytest_qgis.utils import wait_until
+    from pytest_qgis.utils import process_events, wait_until
     from qgis.core import (QgsApplication, QgsProcessingAlgRunnerTask, QgsProcessingContext,
                            QgsProcessingFeedback, QgsProject)
 
@@ -53,3 +54,8 @@ def test_task_progress_and_cancel(bdgf_plugin, provider, small_training, tmp_pat
     assert not os.path.exists(out)
     leftovers = [n for n in os.listdir(tmp_path) if not n.endswith(".log")]
     assert leftovers == [], leftovers
+    # let the task manager finish and delete the task before its context/feedback go away
+    assert wait_until(lambda: QgsApplication.taskManager().count() == 0, timeout_milliseconds=10000)
+    for _ in range(5):
+        process_events()
+    _KEEP.append((task, ctx, fb, alg))

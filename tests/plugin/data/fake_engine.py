@@ -53,6 +53,10 @@ if mode in ("slow", "ignore_term"):
         time.sleep(0.1)
     sys.exit(0)
 if mode == "crash":
+    if output:  # like engine/files.py: hidden temporary, renamed on success
+        folder, name = os.path.split(os.path.abspath(output))
+        stem, ext = os.path.splitext(name)
+        open(os.path.join(folder, f".{stem}.partial-{os.getpid()}{ext}"), "w").close()
     emit(event="progress", stage="train", value=10.0, eta_s=5)
     emit(event="log", level="info", message="about to crash")
     sys.stderr.write("fake engine: segfault imminent\n")
