@@ -36,7 +36,8 @@ def raster_file(layer: QgsRasterLayer) -> str:
     provider = layer.providerType()
     if provider != "gdal":
         raise QgsProcessingException(
-            translate("BdgfLayers", "Raster layer '{name}' comes from the '{provider}' provider (for example WMS, XYZ tiles or a "
+            translate("BdgfLayers",
+                "Raster layer '{name}' comes from the '{provider}' provider (for example WMS, XYZ tiles or a "
                "database). BDGF reads raster files only: save it as a GeoTIFF first (right-click > Export > "
                "Save As...).").format(name=layer.name(), provider=provider))
     source = layer.source()
@@ -48,7 +49,8 @@ def raster_file(layer: QgsRasterLayer) -> str:
     if m and os.path.exists(m.group(1)):
         return source
     raise QgsProcessingException(
-        translate("BdgfLayers", "Raster layer '{name}' is not a file on disk ({source}). Save it as a GeoTIFF first.").format(
+        translate("BdgfLayers",
+            "Raster layer '{name}' is not a file on disk ({source}). Save it as a GeoTIFF first.").format(
             name=layer.name(), source=source))
 
 
@@ -125,7 +127,8 @@ def vector_for_engine(alg, parameters: dict, name: str, context, feedback, field
         result = QgsVectorFileWriter.writeAsVectorFormatV2(layer, path, context.transformContext(), options)
         err = result[0]
         if err != QgsVectorFileWriter.NoError:
-            raise QgsProcessingException(translate("BdgfLayers", "Could not export '{name}' to {path}: {msg}").format(
+            raise QgsProcessingException(translate("BdgfLayers",
+                "Could not export '{name}' to {path}: {msg}").format(
                 name=layer.name(), path=path, msg=result[1] if len(result) > 1 else err))
     else:
         # a source without a layer (e.g. a model's child output): write its features
@@ -137,7 +140,8 @@ def vector_for_engine(alg, parameters: dict, name: str, context, feedback, field
         for f in source.getFeatures():
             writer.addFeature(f)
         del writer
-    feedback.pushInfo(translate("BdgfLayers", "'{name}' exported to {path} for the engine").format(name=name, path=path))
+    feedback.pushInfo(translate("BdgfLayers",
+        "'{name}' exported to {path} for the engine").format(name=name, path=path))
     return path, "polygons"
 
 
@@ -145,7 +149,8 @@ def unique_values(source, field: str, limit: int = 100000) -> set:
     """Unique non-null values of ``field`` in a feature source (honours selected-features-only)."""
     idx = source.fields().lookupField(field)
     if idx < 0:
-        raise QgsProcessingException(translate("BdgfLayers", "Field '{field}' is not in the layer.").format(field=field))
+        raise QgsProcessingException(translate("BdgfLayers",
+            "Field '{field}' is not in the layer.").format(field=field))
     request = QgsFeatureRequest().setFlags(QgsFeatureRequest.NoGeometry).setSubsetOfAttributes([idx])
     values = set()
     for i, f in enumerate(source.getFeatures(request)):

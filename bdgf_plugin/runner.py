@@ -67,11 +67,13 @@ def _popen_kwargs() -> dict:
 
 
 def missing_engine_message(python: str, origin: str, detail: str = "") -> str:
-    msg = translate("BdgfRunner", "The BDGF engine environment is not usable: {python} (from the {origin}).").format(
+    msg = translate("BdgfRunner",
+        "The BDGF engine environment is not usable: {python} (from the {origin}).").format(
         python=python, origin=origin)
     if detail:
         msg += "\n" + detail
-    msg += "\n" + translate("BdgfRunner", "Fix: run  {command}  (creates <plugin folder>/.venv with torch, rasterio, fiona, "
+    msg += "\n" + translate("BdgfRunner",
+        "Fix: run  {command}  (creates <plugin folder>/.venv with torch, rasterio, fiona, "
                      "scikit-learn, safetensors, einops, tqdm), or set Processing > Options > Providers > "
                      "BDGF > Engine Python to an interpreter that has them (or the BDGF_ENGINE_PYTHON "
                      "environment variable).").format(command=setup_command())
@@ -95,7 +97,8 @@ def doctor(python: str | None = None, origin: str | None = None, timeout: float 
         python, origin = engine_python()
     origin = origin or "setting"
     if not python or not os.path.isfile(python):
-        raise QgsProcessingException(missing_engine_message(python or "?", origin, translate("BdgfRunner", "The file does not exist.")))
+        raise QgsProcessingException(missing_engine_message(python or "?", origin, translate("BdgfRunner",
+            "The file does not exist.")))
     try:
         stamp = os.stat(python).st_mtime
     except OSError:
@@ -256,7 +259,8 @@ def run_engine(command: str, args: list, feedback: QgsProcessingFeedback | None 
     if python is None:
         python, origin = engine_python()
     if not python or not os.path.isfile(python):
-        raise QgsProcessingException(missing_engine_message(python or "?", origin, translate("BdgfRunner", "The file does not exist.")))
+        raise QgsProcessingException(missing_engine_message(python or "?", origin, translate("BdgfRunner",
+            "The file does not exist.")))
     cmd = [python, "-m", "engine", command] + [str(a) for a in args] + ["--json-progress"]
     preexisting = {p for p in cleanup_on_cancel if p and os.path.exists(p)}
     log = None
@@ -293,7 +297,8 @@ def run_engine(command: str, args: list, feedback: QgsProcessingFeedback | None 
         while open_streams:
             if feedback.isCanceled():
                 cancelled = True
-                feedback.pushInfo(translate("BdgfRunner", "Cancelling: stopping the engine (process {pid})").format(pid=proc.pid))
+                feedback.pushInfo(translate("BdgfRunner",
+                    "Cancelling: stopping the engine (process {pid})").format(pid=proc.pid))
                 _stop(proc)
                 break
             try:
@@ -382,11 +387,13 @@ def run_engine(command: str, args: list, feedback: QgsProcessingFeedback | None 
         _cleanup(cleanup_on_cancel, preexisting, proc.pid)
         tail = "\n".join(stderr_tail) or translate("BdgfRunner", "(no error output)")
         raise QgsProcessingException(
-            translate("BdgfRunner", "The BDGF engine stopped unexpectedly ({how}) during '{command}'. Last lines of its error "
+            translate("BdgfRunner",
+                "The BDGF engine stopped unexpectedly ({how}) during '{command}'. Last lines of its error "
                "output:\n{tail}").format(how=exit_description(code), command=command, tail=tail))
     if outputs is None:
         raise QgsProcessingException(
-            translate("BdgfRunner", "The BDGF engine finished '{command}' without reporting its outputs.").format(command=command))
+            translate("BdgfRunner",
+                "The BDGF engine finished '{command}' without reporting its outputs.").format(command=command))
     return outputs
 
 

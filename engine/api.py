@@ -120,7 +120,11 @@ def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, 
     prof = get_profile(profile, seed)
     if iterations:
         prof.diffusion.iterations = int(iterations)
-    dev = _device(device, rep)
+    from .distributed import barrier, setup, teardown
+
+    dinfo, dev = setup(_device(device, rep))
+    if dinfo.enabled:
+        rep.info(f"torchrun: {dinfo.world} processes, data parallel ({dev.type})")
     with RasterStack([spectral, *auxiliary], log=rep) as stack:
         window = _window(stack, extent)
         rep.info("Computing normalisation statistics")
@@ -132,9 +136,13 @@ def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, 
         meta = _base_metadata("pretrain", profile, stack, stats, window, seed)
         meta.update(result.metadata())
         meta["inputs"] = {"spectral": spectral.paths, "auxiliary": [m.paths for m in auxiliary]}
-        save_model(output, result.tensors(), meta, overwrite=overwrite)
-    if os.path.exists(ckpt):
+        meta["world_size"] = dinfo.world
+        if dinfo.is_main:
+            save_model(output, result.tensors(), meta, overwrite=overwrite)
+    if dinfo.is_main and os.path.exists(ckpt):
         os.remove(ckpt)
+    barrier()
+    teardown()
     losses = [h[1] for h in result.history]
     out = {"output": output, "iterations": result.iteration, "seconds": round(result.seconds, 1),
            "final_loss": float(np.mean(losses[-10:])) if losses else None}
@@ -185,7 +193,11 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         tcfg.milestones = tuple(m for m in tcfg.milestones if m < tcfg.epochs) or (max(tcfg.epochs // 2, 1),)
     tcfg.validation_fraction = float(validation_fraction)
     tcfg.early_stopping = bool(early_stopping)
-    dev = _device(device, rep)
+    from .distributed import barrier, setup, teardown
+
+    dinfo, dev = setup(_device(device, rep))
+    if dinfo.enabled:
+        rep.info(f"torchrun: {dinfo.world} processes, data parallel ({dev.type})")
     started = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     mods = [spectral, *auxiliary]
     with RasterStack(mods, log=rep) as stack:
@@ -212,13 +224,25 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
             extractor = FeatureExtractor.from_pretrain(result, dev)
             diff_meta = result.metadata()
             diff_meta.pop("pretrain_history", None)
-            if os.path.exists(_checkpoint_path(output) + ".pre"):
+            if dinfo.is_main and os.path.exists(_checkpoint_path(output) + ".pre"):
                 os.remove(_checkpoint_path(output) + ".pre")
         extractor.unet.eval()
         # -- labels ------------------------------------------------------------------------------------
         pixels = read_polygons(training, class_field, stack.grid, layer=layer, class_styles=class_styles,
-                               name_field=name_field, window=window, log=rep)
-        pixels = drop_invalid(pixels, stack, log=rep)
+                               name_field=name_field, window=window, log=rep,
+                               allow_empty_classes=window is not None)
+        pixels = drop_invalid(pixels, stack, log=rep, allow_empty_classes=window is not None)
+        if window is not None:   # classes whose polygons all lie outside the extent are left out of the model
+            counts = pixels.counts()
+            absent = [c for c in pixels.classes if counts.get(c.value, 0) == 0]
+            if absent:
+                rep.warning("Class(es) without labelled pixels inside the extent are left out of the model: "
+                            + ", ".join(f"{c.name} (value {c.value})" for c in absent))
+                pixels.classes = [c for c in pixels.classes if counts.get(c.value, 0) > 0]
+            if len(pixels.classes) < 2:
+                raise EngineError(f"Only {len(pixels.classes)} class(es) of {training} have labelled pixels inside "
+                                  "the extent", "Enlarge the extent or digitize polygons of at least two classes "
+                                  "inside it.")
         train_idx, val_idx, split_report = split_by_polygon(pixels, tcfg.validation_fraction, seed, log=rep)
         rng = np.random.default_rng(seed)
         train_idx = train_idx[cap_per_class(pixels.values[train_idx], tcfg.max_train_per_class, rng)]
@@ -262,7 +286,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         if len(va_ps.y):
             pred, _ = evaluate(net, va, dev)
             accuracy = accuracy_metrics(confusion_matrix(va_ps.y, pred, labels), values.tolist(), names)
-            if tcfg.rf_trees:
+            if tcfg.rf_trees and dinfo.is_main:
                 rep.info("Random-forest baseline on the same training pixels")
                 baseline = random_forest_baseline(tr_ps, va_ps, len(classes), tcfg.rf_trees, seed, names)
                 baseline["labels"] = values.tolist()
@@ -303,11 +327,15 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
                      "inputs": {"spectral": [os.path.basename(p) for p in spectral.paths],
                                 "auxiliary": [[os.path.basename(p) for p in m.paths] for m in auxiliary],
                                 "training": os.path.basename(training), "class_field": class_field}})
-        save_model(output, model.tensors(), meta, overwrite=overwrite)
-    if os.path.exists(_checkpoint_path(output)):
+        meta["world_size"] = dinfo.world
+        if dinfo.is_main:
+            save_model(output, model.tensors(), meta, overwrite=overwrite)
+    if dinfo.is_main and os.path.exists(_checkpoint_path(output)):
         os.remove(_checkpoint_path(output))
+    barrier()
+    teardown()
     out = {"output": output, "metrics": metrics}
-    if report:
+    if report and dinfo.is_main:
         from .report import write_html_report
 
         out["report"] = write_html_report(report, training_report, overwrite=overwrite)

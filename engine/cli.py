@@ -373,7 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     json_mode = bool(getattr(args, "json_progress", False))
     token = CancelToken()
     real_stdout = sys.stdout
-    rep = Reporter(json_mode=json_mode, stream=real_stdout, cancel=token)
+    from .distributed import info as dist_info
+
+    # under torchrun only rank 0 talks to the user (and writes outputs); the others stay quiet
+    rep = Reporter(json_mode=json_mode, stream=real_stdout, cancel=token, quiet=not dist_info().is_main)
     restore = install_signal_handlers(token)
     if json_mode:
         sys.stdout = sys.stderr  # stray prints of libraries must not corrupt the JSON-lines protocol

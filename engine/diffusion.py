@@ -806,13 +806,19 @@ def pretrain(stack: Any, config: DiffusionConfig, stats: Any = None, reporter: A
         raise EngineError(f"the pretraining area ({region[2]}x{region[3]} px) is too small",
                           "use an extent of at least 8x8 pixels")
 
-    torch.manual_seed(config.seed)   # parameter init
+    from .distributed import info as dist_info
+    from .distributed import wrap
+
+    dinfo = dist_info()              # under torchrun: own tiles per process, gradients averaged (DDP)
+    torch.manual_seed(config.seed)   # parameter init (identical on every process)
     unet = SpectralDiffUNet(config.width).to(dev)
+    model = wrap(unet, dev, find_unused=False)
     opt = torch.optim.Adam(unet.parameters(), lr=config.lr)
     schedule = NoiseSchedule.from_config(config)
-    rng = np.random.Generator(np.random.PCG64(config.seed))
+    rng = np.random.Generator(np.random.PCG64([config.seed, dinfo.rank]) if dinfo.enabled
+                              else np.random.PCG64(config.seed))
     gen = torch.Generator(device=dev)
-    gen.manual_seed(config.seed + 1)
+    gen.manual_seed(config.seed + 1 + 1_000_003 * dinfo.rank)
     history: list[tuple[int, float]] = []
     it = 0
     if resume:
@@ -827,12 +833,16 @@ def pretrain(stack: Any, config: DiffusionConfig, stats: Any = None, reporter: A
         _optimizer_load(opt, tensors, meta["optimizer"], dev)
         it = int(meta["iteration"])
         history = [(int(a), float(b)) for a, b in meta["history"]]
-        rng.bit_generator.state = meta["rng"]["numpy"]
-        gen.set_state(torch.tensor(meta["rng"]["torch"], dtype=torch.uint8))
+        if dinfo.is_main:
+            rng.bit_generator.state = meta["rng"]["numpy"]
+            gen.set_state(torch.tensor(meta["rng"]["torch"], dtype=torch.uint8))
+        else:   # the checkpoint holds rank 0's generators: other processes re-seed from (seed, rank, iteration)
+            rng = np.random.Generator(np.random.PCG64([config.seed, dinfo.rank, it]))
+            gen.manual_seed(config.seed + 1 + 1_000_003 * dinfo.rank + it)
         rep.info(f"resuming diffusion pretraining at iteration {it}")
 
     def save() -> None:
-        if checkpoint_path:
+        if checkpoint_path and dinfo.is_main:
             _save_checkpoint(checkpoint_path, unet, opt, {
                 "iteration": it, "config": config.to_dict(), "layout": layout.to_dict(),
                 "stats": _stats_to_json(stats), "history": history,
@@ -860,7 +870,7 @@ def pretrain(stack: Any, config: DiffusionConfig, stats: Any = None, reporter: A
             p = mask_probability(it / max(total - 1, 1), config.mask_p_scale)
             fs = bdgf_forward(x0t, t, kinds, schedule, config, p, generator=gen)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
-                pred = unet(fs.x_t, t)
+                pred = model(fs.x_t, t)
             loss = F.l1_loss(pred.float(), fs.target)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -397,6 +397,17 @@ def evaluate(net: GroupNetwork, data: dict, device: torch.device, batch_size: in
     return (torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)), loss_sum / max(n, 1)
 
 
+class _LossStep(torch.nn.Module):
+    """``forward(x_spec, x_aux, f_dif, y) -> loss`` (Eq. 29) of a group network, one module for DDP."""
+
+    def __init__(self, net: GroupNetwork):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x_spec, x_aux, f_dif, y):
+        return self.net.loss(self.net(x_spec, x_aux, f_dif), y).loss
+
+
 def train_network(net: GroupNetwork, train: dict, val: dict | None, config: TrainingConfig, device: torch.device,
                   reporter: Reporter | None = None, checkpoint_path: str | None = None, resume: bool = False,
                   class_values: Sequence[int] | None = None) -> list[dict]:
@@ -410,8 +421,13 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
     Returns:
         history: one dict per epoch ``{"epoch", "loss", "val_loss", "val_oa", "lr", "seconds"}``.
     """
+    from .distributed import info as dist_info
+    from .distributed import wrap
+
     rep = ensure(reporter)
+    dinfo = dist_info()          # under torchrun: each process takes its share of every batch (DDP)
     net.to(device)
+    model = wrap(_LossStep(net), device)   # loss inside forward: DDP sees the temperature layers used there
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(config.milestones), gamma=config.gamma)
     gen = torch.Generator().manual_seed(config.seed + 17)
@@ -427,7 +443,7 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
     task.n = min(epoch0 * n_batches, task.total)
 
     def save(epoch: int) -> None:
-        if checkpoint_path:
+        if checkpoint_path and dinfo.is_main:
             _save_train_checkpoint(checkpoint_path, net, opt, sched, gen, epoch, history)
 
     epoch = epoch0
@@ -439,14 +455,15 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
             loss_sum = 0.0
             for bi in range(n_batches):
                 idx = perm[bi * config.batch_size:(bi + 1) * config.batch_size]
+                if dinfo.enabled and len(idx) >= dinfo.world:
+                    idx = idx[dinfo.rank::dinfo.world]
                 if len(idx) == 0:
                     continue
                 xs, xa, fd, y = _batch(train, idx, device)
                 if len(idx) == 1:          # BatchNorm needs two samples: reuse the last batch's neighbour
                     idx = torch.cat([idx, perm[:1]])
                     xs, xa, fd, y = _batch(train, idx, device)
-                out = net(xs, xa, fd)
-                loss = net.loss(out, y).loss
+                loss = model(xs, xa, fd, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip:

@@ -220,22 +220,22 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/layers.py" line="50"/>
+        <location filename="../bdgf_plugin/layers.py" line="51"/>
         <source>Raster layer &apos;{name}&apos; is not a file on disk ({source}). Save it as a GeoTIFF first.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/layers.py" line="128"/>
+        <location filename="../bdgf_plugin/layers.py" line="130"/>
         <source>Could not export &apos;{name}&apos; to {path}: {msg}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/layers.py" line="140"/>
+        <location filename="../bdgf_plugin/layers.py" line="143"/>
         <source>&apos;{name}&apos; exported to {path} for the engine</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/layers.py" line="148"/>
+        <location filename="../bdgf_plugin/layers.py" line="152"/>
         <source>Field &apos;{field}&apos; is not in the layer.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -261,83 +261,83 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="74"/>
+        <location filename="../bdgf_plugin/runner.py" line="75"/>
         <source>Fix: run  {command}  (creates &lt;plugin folder&gt;/.venv with torch, rasterio, fiona, scikit-learn, safetensors, einops, tqdm), or set Processing &gt; Options &gt; Providers &gt; BDGF &gt; Engine Python to an interpreter that has them (or the BDGF_ENGINE_PYTHON environment variable).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="259"/>
+        <location filename="../bdgf_plugin/runner.py" line="262"/>
         <source>The file does not exist.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="136"/>
+        <location filename="../bdgf_plugin/runner.py" line="139"/>
         <source>torch {torch}, CUDA available ({name})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="138"/>
+        <location filename="../bdgf_plugin/runner.py" line="141"/>
         <source>torch {torch}, no CUDA: runs on the CPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="181"/>
+        <location filename="../bdgf_plugin/runner.py" line="184"/>
         <source>{s:.0f} s left</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="183"/>
+        <location filename="../bdgf_plugin/runner.py" line="186"/>
         <source>{m:.0f} min left</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="184"/>
+        <location filename="../bdgf_plugin/runner.py" line="187"/>
         <source>{h:.1f} h left</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="236"/>
+        <location filename="../bdgf_plugin/runner.py" line="239"/>
         <source>killed by signal {name}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="237"/>
+        <location filename="../bdgf_plugin/runner.py" line="240"/>
         <source>exit code {code}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="296"/>
+        <location filename="../bdgf_plugin/runner.py" line="300"/>
         <source>Cancelling: stopping the engine (process {pid})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="374"/>
+        <location filename="../bdgf_plugin/runner.py" line="379"/>
         <source>Cancelled: the BDGF engine was stopped ({how}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="378"/>
+        <location filename="../bdgf_plugin/runner.py" line="383"/>
         <source>The BDGF engine reported an error.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="380"/>
+        <location filename="../bdgf_plugin/runner.py" line="385"/>
         <source>Hint: </source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="383"/>
+        <location filename="../bdgf_plugin/runner.py" line="388"/>
         <source>(no error output)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="384"/>
+        <location filename="../bdgf_plugin/runner.py" line="389"/>
         <source>The BDGF engine stopped unexpectedly ({how}) during &apos;{command}&apos;. Last lines of its error output:
 {tail}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="388"/>
+        <location filename="../bdgf_plugin/runner.py" line="394"/>
         <source>The BDGF engine finished &apos;{command}&apos; without reporting its outputs.</source>
         <translation type="unfinished"></translation>
     </message>

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 
 from .conftest import ENGINE_PYTHON, QGIS_PROCESS, REPO, SMALL_EXTENT_STR, band_paths
 
@@ -34,6 +36,7 @@ def listed(env):
     return sorted({w for line in out.splitlines() for w in line.split() if w.startswith("bdgf:")})
 
 
+@pytest.mark.slow
 def test_qgis_process_list_and_run_classify(plugin_root, trained_model, tmp_path):
     cfg = tmp_path / "profile"
     cfg.mkdir()
