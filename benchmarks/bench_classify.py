@@ -136,9 +136,10 @@ def run_engine(args: list[str], max_seconds: float | None = None, niceness: int 
     env["BDGF_BENCH_CUDA_OUT"] = cuda_out
     err = tempfile.TemporaryFile(mode="w+")
     cmd = [sys.executable, "-c", CHILD, *args, "--json-progress"]
+    inc = max(0, niceness - os.nice(0))          # run at niceness `niceness` (not on top of our own)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
-                            preexec_fn=(lambda: os.nice(niceness)) if niceness else None)
+                            preexec_fn=(lambda: os.nice(inc)) if inc else None)
     events: list[tuple[float, dict]] = []
 
     def reader() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import shutil
 import subprocess
@@ -48,18 +47,25 @@ class QgisProcess:
         if r.returncode != 0:
             sys.exit(f"Could not enable the plugin in qgis_process:\n{r.stdout}\n{r.stderr}")
 
-    def run(self, alg: str, params: list[tuple[str, str]], label: str) -> tuple[dict, float]:
-        args = [QGIS_PROCESS, "--json", "run", alg, "--"] + [f"{k}={v}" for k, v in params]
+    def run(self, alg: str, params: list[tuple[str, str]], label: str) -> float:
+        """Run one algorithm, echoing qgis_process's log and progress as it comes; returns the seconds."""
+        args = [QGIS_PROCESS, "run", alg, "--"] + [f"{k}={v}" for k, v in params]
         print(f"\n== {label}: qgis_process run {alg}", flush=True)
         t0 = time.monotonic()
-        proc = subprocess.Popen(args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        out, err = proc.communicate()
+        proc = subprocess.Popen(args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                bufsize=1)
+        tail = []
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail = (tail + [line])[-60:]
+            if line and not line.startswith(("<string>", "QStandardPaths")):
+                print("   " + line, flush=True)
+        proc.wait()
         seconds = time.monotonic() - t0
         if proc.returncode != 0:
-            sys.exit(f"{alg} failed (exit {proc.returncode}):\n{out[-4000:]}\n{err[-4000:]}")
-        result = json.loads(out[out.index("{"):])
+            sys.exit(f"{alg} failed (exit {proc.returncode}):\n" + "\n".join(tail))
         print(f"   done in {seconds:.0f} s", flush=True)
-        return result["results"], seconds
+        return seconds
 
 
 def workflow(qp: QgisProcess, name: str, out: Path, spectral: list[str], polygons: str, device: int,
@@ -71,23 +77,30 @@ def workflow(qp: QgisProcess, name: str, out: Path, spectral: list[str], polygon
     if aux:
         inputs += [("AUXILIARY", p) for p in aux] + [("AUXILIARY_KIND", "0")]   # SAR in dB
     timings = {}
-    res, timings["pretrain"] = qp.run("bdgf:pretrain", inputs + common + [
+    timings["pretrain"] = qp.run("bdgf:pretrain", inputs + common + [
         ("ITERATIONS", str(iterations)), ("OUTPUT_MODEL", str(out / "pretrained.safetensors"))],
         f"{name}: pretrain the diffusion model")
-    res, timings["train"] = qp.run("bdgf:train", inputs + common + [
+    timings["train"] = qp.run("bdgf:train", inputs + common + [
         ("TRAINING", polygons), ("CLASS_FIELD", "class_id"), ("PRETRAINED", str(out / "pretrained.safetensors")),
         ("EPOCHS", str(epochs)), ("OUTPUT_MODEL", str(out / "model.safetensors")),
         ("OUTPUT_REPORT", str(out / "training_report.html"))], f"{name}: train the classifier")
-    metrics = res.get("METRICS") or {}
     cls_params = [("MODEL", str(out / "model.safetensors"))] + inputs + common[:1] + [
         ("OUTPUT", str(out / "classification.tif")), ("OUTPUT_CONFIDENCE", str(out / "confidence.tif"))]
     if extent:
         cls_params.append(("EXTENT", extent))
-    res, timings["classify"] = qp.run("bdgf:classify", cls_params, f"{name}: classify")
-    res, timings["assess"] = qp.run("bdgf:assess", [
+    timings["classify"] = qp.run("bdgf:classify", cls_params, f"{name}: classify")
+    timings["assess"] = qp.run("bdgf:assess", [
         ("CLASSIFICATION", str(out / "classification.tif")), ("REFERENCE", polygons), ("CLASS_FIELD", "class_id"),
         ("OUTPUT_REPORT", str(out / "assessment.html")), ("OUTPUT_TABLE", str(out / "assessment.csv"))],
         f"{name}: assess against the polygons")
+    sys.path.insert(0, str(ROOT))
+    from engine.header import read_metadata   # stdlib only: the model file's JSON header
+
+    report = read_metadata(out / "model.safetensors").get("report") or {}
+    acc = report.get("accuracy") or {}
+    rf = (report.get("baseline") or {}).get("accuracy") or {}
+    metrics = {"oa": acc.get("oa"), "aa": acc.get("aa"), "kappa": acc.get("kappa"),
+               "rf_oa": rf.get("oa"), "rf_aa": rf.get("aa"), "rf_kappa": rf.get("kappa")}
     png = out / "classification.png"
     render_png(out / "classification.tif", png, f"BDGF classification: {name}")
     return {"name": name, "dir": out, "metrics": metrics, "timings": timings, "png": png}
