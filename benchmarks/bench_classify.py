@@ -124,7 +124,8 @@ def run_engine(args: list[str], max_seconds: float | None = None, niceness: int 
                verbose: bool = True) -> dict:
     """Run ``python -m engine ARGS --json-progress`` in a fresh subprocess and measure it.
 
-    Returns a dict: ``rc``, ``wall_s``, ``peak_rss_mib`` (child's ``ru_maxrss``), ``events`` (list of
+    Returns a dict: ``rc``, ``wall_s``, ``cpu_s`` (child's user + system CPU seconds, all threads: on a shared
+    machine ``cpu_s / threads`` approximates the wall time of an unloaded one), ``peak_rss_mib`` (child's ``ru_maxrss``), ``events`` (list of
     ``(t_seconds_since_start, event_dict)``), ``done`` (the done event's outputs or None), ``stopped`` (True
     when ``max_seconds`` ran out and the run was cancelled), ``cuda`` (allocator peaks on CUDA) and
     ``stderr_tail``.
@@ -185,7 +186,8 @@ def run_engine(args: list[str], max_seconds: float | None = None, niceness: int 
         print(f"    [{label}] engine exit {proc.returncode}\n{stderr_tail}", flush=True)
         for _, e in events[-5:]:
             print("    ", e)
-    return {"rc": proc.returncode, "wall_s": wall, "peak_rss_mib": ru.ru_maxrss / 1024.0, "events": events,
+    return {"rc": proc.returncode, "wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime,
+            "peak_rss_mib": ru.ru_maxrss / 1024.0, "events": events,
             "done": done, "stopped": stopped, "cuda": cuda, "stderr_tail": stderr_tail}
 
 
@@ -257,6 +259,7 @@ def bench_size(model: str, scene_bands: list[str], name: str, extent: list[str] 
     prog = stage_progress(ev, "classify")
     complete = r["rc"] == 0 and r["done"] is not None
     row = {"size": name, "pixels": n_px, "device": device, "rc": r["rc"], "peak_rss_mib": r["peak_rss_mib"],
+           "cpu_s": r["cpu_s"],
            "wall_s": r["wall_s"], "startup_s": t_start, "complete": complete, "cuda": r["cuda"]}
     if complete:
         t_end = prog[-1][0] if prog else r["wall_s"]

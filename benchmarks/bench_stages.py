@@ -81,7 +81,7 @@ def bench_profile(profile: str, device: str, iters: int, epochs: int, cls_extent
     startup = (pts[-1][0] - per_it * iters) if (pts and per_it) else None
     proj = startup + per_it * def_it if per_it is not None and startup is not None else None
     rows.append({"stage": "pretrain", "run": f"{iters} it", "wall_s": r["wall_s"], "peak_rss_mib": r["peak_rss_mib"],
-                 "unit_s": per_it, "unit": "s/it", "default": f"{def_it} it", "projected_s": proj,
+                 "cpu_s": r["cpu_s"], "unit_s": per_it, "unit": "s/it", "default": f"{def_it} it", "projected_s": proj,
                  "cuda": r["cuda"]})
 
     # -- train ------------------------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def bench_profile(profile: str, device: str, iters: int, epochs: int, cls_extent
     fixed = r["wall_s"] - per_ep * len(ep) if per_ep is not None else None
     proj = fixed + per_ep * def_ep if per_ep is not None else None
     rows.append({"stage": "train", "run": f"{len(ep)} ep", "wall_s": r["wall_s"], "peak_rss_mib": r["peak_rss_mib"],
-                 "unit_s": per_ep, "unit": "s/epoch", "default": f"{def_ep} ep", "projected_s": proj,
+                 "cpu_s": r["cpu_s"], "unit_s": per_ep, "unit": "s/epoch", "default": f"{def_ep} ep", "projected_s": proj,
                  "fixed_s": fixed, "cuda": r["cuda"], "metrics": (r["done"] or {}).get("metrics")})
 
     # -- classify ---------------------------------------------------------------------------------------------
@@ -130,20 +130,20 @@ def bench_profile(profile: str, device: str, iters: int, epochs: int, cls_extent
     else:
         rate, proj, note = None, None, "no progress before the limit"
     rows.append({"stage": "classify", "run": note, "wall_s": r["wall_s"], "peak_rss_mib": r["peak_rss_mib"],
-                 "unit_s": (1000.0 / rate) if rate else None, "unit": "s/1000 px", "default": f"{n_px} px",
+                 "cpu_s": r["cpu_s"], "unit_s": (1000.0 / rate) if rate else None, "unit": "s/1000 px", "default": f"{n_px} px",
                  "projected_s": proj, "px_per_s": rate, "cuda": r["cuda"]})
     return rows
 
 
 def show(profile: str, device: str, rows: list[dict]) -> None:
     print(f"\n{profile} profile on {device} (embedded crop 768 x 768 px, 13 bands)")
-    print(f"{'stage':<10}{'run':<16}{'wall s':>9}{'peak RSS MiB':>14}{'CUDA MiB':>10}{'per unit':>18}"
+    print(f"{'stage':<10}{'run':<16}{'wall s':>9}{'CPU s':>8}{'peak RSS MiB':>14}{'CUDA MiB':>10}{'per unit':>18}"
           f"{'profile default':>17}{'projected s':>13}")
     for r in rows:
         unit = f"{r['unit_s']:.2f} {r['unit']}" if r["unit_s"] is not None else "-"
         cuda = f"{r['cuda']['max_memory_allocated'] / MiB:.0f}" if r.get("cuda") else "-"
         proj = f"{r['projected_s']:.0f}" if r["projected_s"] is not None else "-"
-        print(f"{r['stage']:<10}{r['run']:<16}{r['wall_s']:>9.1f}{r['peak_rss_mib']:>14.0f}{cuda:>10}{unit:>18}"
+        print(f"{r['stage']:<10}{r['run']:<16}{r['wall_s']:>9.1f}{r['cpu_s']:>8.1f}{r['peak_rss_mib']:>14.0f}{cuda:>10}{unit:>18}"
               f"{r['default']:>17}{proj:>13}", flush=True)
     tr = next(r for r in rows if r["stage"] == "train")
     if tr.get("fixed_s") is not None:

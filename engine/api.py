@@ -305,6 +305,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
             "engine_version": __version__, "classes": classes, "accuracy": accuracy,
             "baseline": {"name": "Random forest", "accuracy": baseline} if baseline else None,
             "history": history, "split": split_report, "labels": pixels.report,
+            "warnings": [msg for level, msg in rep.messages if level == "warning"],
             "inputs": {"spectral": ", ".join(spectral.paths),
                        "auxiliary": "; ".join(f"{m.kind}: {', '.join(m.paths)}" for m in auxiliary) or "none",
                        "training": training, "class_field": class_field, "pretrained": pretrained or "none"},

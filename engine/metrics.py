@@ -204,6 +204,28 @@ def area_adjusted(cm, map_pixel_counts, pixel_area_m2: float, labels: Sequence |
     labels = list(range(k)) if labels is None else list(labels)
     names = [str(lab) for lab in labels] if names is None else [str(n) for n in names]
 
+    # A mapped class without reference samples is a stratum whose accuracy is unknown: counting it as 0 %
+    # correct (or its area as 0 ± 0) would be wrong. The estimate then covers the sampled strata only.
+    unsampled_mapped = (cm.sum(axis=0) == 0) & (counts > 0)
+    if unsampled_mapped.any() and (counts[~unsampled_mapped] > 0).any():
+        sub = area_adjusted(cm, np.where(unsampled_mapped, 0.0, counts), pixel_area_m2, labels, names, z)
+        for c, pc in enumerate(sub["per_class"]):
+            pc["map_pixels"] = int(round(counts[c]))
+            pc["mapped_area_m2"] = float(counts[c] * pixel_area_m2)
+            pc["mapped_area_ha"] = float(counts[c] * pixel_area_m2 / 1e4)
+            if unsampled_mapped[c]:
+                for key in ("area_proportion", "area_proportion_se", "area_m2", "area_m2_ci95", "area_ha",
+                            "area_ha_ci95"):
+                    pc[key] = None
+        frac = float(counts[unsampled_mapped].sum() / counts.sum())
+        sub["unsampled_map_classes"] = [labels[c].item() if isinstance(labels[c], np.generic) else labels[c]
+                                        for c in range(k) if unsampled_mapped[c]]
+        sub["assessed_area_fraction"] = 1.0 - frac
+        sub["note"] = (f"Map classes without reference pixels ({', '.join(names[c] for c in range(k) if unsampled_mapped[c])}"
+                       f"; {frac:.1%} of the mapped area) are left out: the estimates cover the mapped area of "
+                       "the other classes only.")
+        return sub
+
     n_map = cm.T                        # n_map[i, j] = n_ij, i = map (stratum), j = reference
     n_i = n_map.sum(axis=1)             # samples per map class
     total_px = counts.sum()

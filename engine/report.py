@@ -191,7 +191,8 @@ def area_section(area: dict) -> str:
     oa = _pm(area.get("oa"), area.get("oa_ci95"), pct)
     return ("<h2>Area-adjusted estimates (Olofsson et al. 2014)</h2>"
             f"<p>Area-adjusted overall accuracy: <b>{oa}</b>; total mapped area {num(area.get('total_area_ha'), 2)} ha."
-            "</p>" + _table(cols, rows, "num"))
+            "</p>" + (f"<p class='note'>{_e(area['note'])}</p>" if area.get("note") else "")
+            + _table(cols, rows, "num"))
 
 
 def _svg_chart(xs: list, ys: list, label: str, width: int = 360, height: int = 160) -> str:

@@ -146,7 +146,7 @@ def render_png(raster: Path, png: Path, title: str) -> None:
         painter.fillRect(QRectF(map_px + 16, y, 22, 16), c.color)
         painter.drawRect(QRectF(map_px + 16, y, 22, 16))
         painter.drawText(QRectF(map_px + 46, y - 2, legend_w - 50, 20), Qt.AlignLeft | Qt.AlignVCenter,
-                         f"{c.value}  {c.label}")
+                         f"{int(c.value)}  {c.label}")
         y += 24
     painter.end()
     img.save(str(png))

@@ -89,3 +89,19 @@ def test_area_adjusted_degenerate_strata():
     assert r["per_class"][1]["users_accuracy_se"] is None
     assert r["unsampled_map_classes"] == [2]
     assert "NaN" not in json.dumps(r)
+
+
+def test_area_adjusted_leaves_out_unsampled_map_classes():
+    """A mapped class without reference samples has unknown accuracy: it must not count as 0 % correct."""
+    from engine.metrics import area_adjusted
+
+    cm = np.array([[40, 0, 0], [2, 30, 0], [0, 0, 0]])      # rows reference, columns map; class 2 never sampled
+    counts = np.array([5000, 3000, 2000])
+    full = area_adjusted(cm[:2, :2], counts[:2], 100.0)    # the same two strata without the unsampled class
+    res = area_adjusted(cm, counts, 100.0)
+    assert res["unsampled_map_classes"] == [2]
+    assert abs(res["assessed_area_fraction"] - 0.8) < 1e-12
+    assert abs(res["oa"] - full["oa"]) < 1e-12 and res["oa"] > 0.9
+    assert res["per_class"][2]["area_ha"] is None and res["per_class"][2]["mapped_area_ha"] == 20.0
+    assert abs(res["per_class"][0]["area_ha"] - full["per_class"][0]["area_ha"]) < 1e-9
+    assert "left out" in res["note"]
