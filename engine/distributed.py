@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:   # torch is imported lazily: `info` / `doctor` / `--help` must not load it
+    import torch
 
 
 @dataclass
@@ -56,6 +58,8 @@ def setup(device: torch.device) -> tuple[DistInfo, torch.device]:
     if not d.enabled:
         return d, device
     import torch.distributed as dist
+
+    import torch
 
     if device.type == "cuda":
         device = torch.device("cuda", d.local_rank)

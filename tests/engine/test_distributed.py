@@ -29,9 +29,11 @@ def test_torchrun_pretrain_and_train(tmp_path):
     pre = tmp_path / "pre.safetensors"
     events = torchrun("pretrain", "--spectral", *BANDS, "--output", str(pre), "--iterations", "3",
                       "--extent", *EXTENT, port=29611)
-    # only rank 0 reports: one done event, one progress event per iteration
+    # only rank 0 reports: one done event, and one increasing progress sequence (a second reporting process
+    # would repeat values)
     assert [e["event"] for e in events].count("done") == 1
-    assert sum(e["event"] == "progress" and e["stage"] == "pretrain" for e in events) == 3
+    values = [e["value"] for e in events if e["event"] == "progress" and e["stage"] == "pretrain"]
+    assert values[-1] == 100.0 and values == sorted(set(values))
     assert any("2 processes" in e.get("message", "") for e in events if e["event"] == "log")
     meta = read_metadata(pre)
     assert meta["world_size"] == 2 and meta["pretrain_iterations"] == 3
