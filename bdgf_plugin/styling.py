@@ -79,32 +79,8 @@ def apply_confidence(layer: QgsRasterLayer) -> None:
     layer.triggerRepaint()
 
 
-class ClassifiedPostProcessor(QgsProcessingLayerPostProcessorInterface):
-    """Gives the loaded classification a paletted renderer with the class names and colours."""
-
-    def __init__(self, classes: list[dict] | None, qml: str | None = None, name: str | None = None):
-        super().__init__()
-        self.classes = classes or []
-        self.qml = qml
-        self.name = name
-
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
-        if not isinstance(layer, QgsRasterLayer):
-            return
-        if self.name:
-            layer.setName(self.name)
-        if not apply_classes(layer, self.classes, self.qml) and feedback is not None:
-            feedback.pushWarning("BDGF: no class colours found for the classified raster")
-
-    @classmethod
-    def create(cls, key: str, classes, qml=None, name=None) -> "ClassifiedPostProcessor":
-        pp = cls(classes, qml, name)
-        _KEEP[key] = pp
-        return pp
-
-
-class ConfidencePostProcessor(QgsProcessingLayerPostProcessorInterface):
-    """Gives the loaded confidence raster a viridis pseudocolour ramp."""
+class _StylingPostProcessor(QgsProcessingLayerPostProcessorInterface):
+    """Renames the loaded raster layer and styles it (:meth:`style`); kept alive in :data:`_KEEP`."""
 
     def __init__(self, name: str | None = None):
         super().__init__()
@@ -115,13 +91,37 @@ class ConfidencePostProcessor(QgsProcessingLayerPostProcessorInterface):
             return
         if self.name:
             layer.setName(self.name)
-        apply_confidence(layer)
+        self.style(layer, feedback)
+
+    def style(self, layer, feedback) -> None:
+        raise NotImplementedError
 
     @classmethod
-    def create(cls, key: str, name=None) -> "ConfidencePostProcessor":
-        pp = cls(name)
+    def create(cls, key: str, *args, **kwargs):
+        """A new post-processor, referenced from :data:`_KEEP` under ``key`` (Processing holds it weakly)."""
+        pp = cls(*args, **kwargs)
         _KEEP[key] = pp
         return pp
+
+
+class ClassifiedPostProcessor(_StylingPostProcessor):
+    """Gives the loaded classification a paletted renderer with the class names and colours."""
+
+    def __init__(self, classes: list[dict] | None, qml: str | None = None, name: str | None = None):
+        super().__init__(name)
+        self.classes = classes or []
+        self.qml = qml
+
+    def style(self, layer, feedback) -> None:
+        if not apply_classes(layer, self.classes, self.qml) and feedback is not None:
+            feedback.pushWarning("BDGF: no class colours found for the classified raster")
+
+
+class ConfidencePostProcessor(_StylingPostProcessor):
+    """Gives the loaded confidence raster a viridis pseudocolour ramp."""
+
+    def style(self, layer, feedback) -> None:
+        apply_confidence(layer)
 
 
 def attach(context, dest: str, post_processor) -> bool:

@@ -46,7 +46,7 @@ def get_profile(name: str, seed: int = 0, **overrides: Any) -> Profile:
         return Profile("paper", DiffusionConfig.paper(seed=seed), NetworkConfig.paper(),
                        TrainingConfig(seed=seed), tile=256, batch_size=512)
     if name == "fast":
-        return Profile("fast", DiffusionConfig.fast(seed=seed, iterations=100, dedup=True), NetworkConfig.fast(),
+        return Profile("fast", DiffusionConfig.fast(seed=seed), NetworkConfig.fast(),
                        TrainingConfig(seed=seed, epochs=20, milestones=(10, 16), max_train_per_class=250,
                                       max_val_per_class=400, checkpoint_every=5, rf_trees=100),
                        tile=256, batch_size=1024)

@@ -162,19 +162,21 @@ class DiffusionConfig:
 
     @classmethod
     def fast(cls, **overrides: Any) -> "DiffusionConfig":
-        """``fast`` profile: width 4 (1/16 of the MACs), 32² tiles, batch 4, 150 iterations, Adam lr 1e-3.
+        """``fast`` profile: width 4 (1/16 of the MACs), 32² tiles, batch 4, 100 iterations, Adam lr 1e-3, and the
+        duplicated half of feat[0] dropped (``dedup``, spec §2.5: C_dif = 4·S = 64 for 13 Sentinel-2 bands,
+        the same information as 8·S).
 
-        Measured on the shared 2-core CPU of the project (``benchmarks/bench_unet.py``, torch 2.13, 2 threads):
-        1.3-1.8 s per iteration on real Delmarva tiles (150 iterations: 3.5-4.5 min; L1 loss 0.77 -> 0.36), and
-        35-47 s of feature extraction per 512x512 pixels (C_dif = 8·S = 128 for 13 Sentinel-2 bands).
-        ``paper`` on the same CPU: ~9.4 s per forward+backward of only 2 tiles (a batch of 20 is ~90 s per
-        iteration) and ~90 s of features per 512x512: GPU only.
-        Gives up: model capacity (272 325 vs 4 299 633 parameters), C_dif = 8·S instead of 32·S (a quarter of
-        the channels, the classifier is smaller and faster), tile context (32 vs 64 px), and training length
+        Measured on the project's 2-core CPU (torch 2.13, 2 threads; ``scripts/demo.sh``, ``benchmarks/``): about
+        0.25 s per iteration on an idle machine (1.2-1.8 s when the machine was shared with other jobs); L1 loss
+        0.77 -> 0.36 over 150 iterations on real Delmarva tiles. ``paper`` on the same CPU: ~9.4 s per
+        forward+backward of only 2 tiles (a batch of 20 is ~90 s per iteration) and ~90 s of features per
+        512x512: GPU only.
+        Gives up: model capacity (272 325 vs 4 299 633 parameters), C_dif = 4·S instead of 32·S (an eighth of
+        the channels: the classifier is smaller and faster), tile context (32 vs 64 px), and training length
         (a few hundred thousand voxels seen instead of SpectralDiff's >= 30 000 epochs); the higher learning rate
         compensates for the short run. Features stay deterministic and tiling-exact.
         """
-        base = dict(width=4, tile=32, batch_size=4, iterations=150, lr=1e-3, checkpoint_every=50)
+        base = dict(width=4, tile=32, batch_size=4, iterations=100, lr=1e-3, checkpoint_every=50, dedup=True)
         base.update(overrides)
         return cls(**base)
 

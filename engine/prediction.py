@@ -6,9 +6,12 @@ through the geodata layer, the diffusion features are computed for ``tile + 2 (P
 ``unfold`` views (no copy of the tile per pixel) and classified in batches, and the tile is written by
 ``rasterout.ClassificationWriter``.
 
-Peak memory per tile, in float32 values: ``(tile + 2m)^2 x (S + C_spec + C_aux + C_dif)`` for the inputs and
-features plus ``batch x (C_spec + C_aux + C_dif) x P^2`` for the gathered patches, with ``m = P//2 + halo``.
-Neither depends on the scene size (measured in ``benchmarks/bench_classify.py``).
+Peak memory is set by the tile and batch sizes, never by the scene: the U-Net encoder's activations for one
+``(tile + 2m)^2 x S`` window (``m = P//2 + halo``; a few 16·width-channel volumes) and the group network's
+activations for one batch of patches (the Mamba scan holds ``batch x 2·81 x C_spec x d_state`` values per
+step tensor, the attention ``batch x heads x 82^2``). Measured with the ``fast`` profile, tile 256 and batch 1024:
+about 1 GiB peak RSS (torch itself ~250 MiB) for 512², 1024² and the full 1933 x 1947 scene alike
+(``benchmarks/bench_classify.py``, docs/benchmarks.md). Lower ``--tile`` / ``--batch-size`` to lower it.
 """
 
 from __future__ import annotations
