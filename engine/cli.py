@@ -133,7 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pretraining iterations when no --pretrained is given (default: from the profile)")
     p.add_argument("--validation-fraction", type=float, default=0.3, metavar="F",
                    help="fraction of polygons held out for validation (split by polygon)")
-    p.add_argument("--early-stopping", action="store_true", help="stop when the validation accuracy stalls")
+    p.add_argument("--early-stopping", action="store_true",
+                   help="keep the weights of the epoch with the lowest validation loss and stop after 20 epochs "
+                        "without improvement (default: the last epoch)")
+    p.add_argument("--resume", action="store_true",
+                   help="resume an interrupted training from OUTPUT.checkpoint.safetensors (give the same "
+                        "inputs and --pretrained)")
 
     p = sub.add_parser("classify", parents=[inputs, common], formatter_class=_Formatter,
                        help="classify a scene with a trained model",
@@ -279,7 +284,7 @@ def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
                      profile=args.profile, epochs=args.epochs, iterations=args.iterations,
                      validation_fraction=args.validation_fraction, seed=args.seed, device=device, extent=extent,
                      report=args.report, overwrite=args.overwrite, early_stopping=args.early_stopping,
-                     reporter=rep)
+                     resume=args.resume, reporter=rep)
 
 
 def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:

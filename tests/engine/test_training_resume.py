@@ -1,0 +1,56 @@
+"""Supervised training: cancel between batches keeps a checkpoint, resume continues from it (Python API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine import api
+from engine.errors import Cancelled
+from engine.grid import Modality
+from engine.header import read_metadata
+from engine.progress import Reporter
+
+ROOT = Path(__file__).resolve().parents[2]
+DELMARVA = ROOT / "resources" / "sample_data" / "delmarva_s2"
+BANDS = sorted(str(p) for p in DELMARVA.glob("s2_B*.tif"))
+EXTENT = {"bounds": (441130.0, 4172060.0, 443050.0, 4173340.0), "crs": None}   # water + cropland polygons
+
+
+class CancelAfterEpoch(Reporter):
+    """A silent reporter that asks for cancellation once the given epoch has finished."""
+
+    def __init__(self, epoch: int):
+        super().__init__(quiet=True)
+        self.stop_after = epoch
+        self.epochs: list[int] = []
+
+    def metric(self, name, value, **extra):
+        if name == "epoch":
+            self.epochs.append(int(value))
+            if int(value) == self.stop_after:
+                self.cancel.cancel("test")
+
+
+def test_cancelled_training_resumes_from_its_checkpoint(tmp_path):
+    spectral = Modality(BANDS, "spectral")
+    pre = tmp_path / "pre.safetensors"
+    api.pretrain(spectral, [], str(pre), iterations=3, device="cpu", extent=EXTENT)
+    out = tmp_path / "model.safetensors"
+    ckpt = Path(f"{out}.checkpoint.safetensors")
+    kwargs = dict(pretrained=str(pre), epochs=4, device="cpu", extent=EXTENT)
+    first = CancelAfterEpoch(2)
+    with pytest.raises(Cancelled):
+        api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(out), reporter=first,
+                  **kwargs)
+    assert first.epochs == [1, 2]
+    assert ckpt.exists() and not out.exists()            # nothing half-written, the checkpoint kept
+
+    second = CancelAfterEpoch(-1)
+    api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(out), reporter=second,
+              resume=True, **kwargs)
+    assert second.epochs == [3, 4]                        # continues where it stopped, not from epoch 1
+    history = read_metadata(out)["report"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert not ckpt.exists()                              # removed once the model is written
