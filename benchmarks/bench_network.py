@@ -29,7 +29,6 @@ PROFILES = {"paper": {"width": 16}, "fast": {"width": 4}}
 
 
 def _build(profile, c_spec, c_aux, s, classes, device):
-    import torch
     from engine.network import GroupNetwork, NetworkConfig
     cfg = NetworkConfig.paper() if profile == "paper" else NetworkConfig.fast()
     c_dif = 2 * PROFILES[profile]["width"] * s

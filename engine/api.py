@@ -172,7 +172,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     """
     from .artifact import load_model, save_model
     from .config import get_profile
-    from .diffusion import DiffusionConfig, FeatureExtractor
+    from .diffusion import FeatureExtractor
     from .diffusion import pretrain as run_pretrain
     from .labels import drop_invalid, read_polygons, split_by_polygon
     from .metrics import accuracy_metrics, confusion_matrix
@@ -280,7 +280,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
                  f"C_spec {inputs.n_spectral}, C_aux {inputs.n_auxiliary}, C_dif {extractor.channels}, "
                  f"{len(classes)} classes")
         history = train_network(net, tr, va if len(va_ps.y) else None, tcfg, dev, rep,
-                                _checkpoint_path(output), resume, values)
+                                _checkpoint_path(output), resume)
         labels = list(range(len(classes)))
         accuracy = baseline = None
         if len(va_ps.y):

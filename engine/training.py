@@ -409,8 +409,7 @@ class _LossStep(torch.nn.Module):
 
 
 def train_network(net: GroupNetwork, train: dict, val: dict | None, config: TrainingConfig, device: torch.device,
-                  reporter: Reporter | None = None, checkpoint_path: str | None = None, resume: bool = False,
-                  class_values: Sequence[int] | None = None) -> list[dict]:
+                  reporter: Reporter | None = None, checkpoint_path: str | None = None, resume: bool = False) -> list[dict]:
     """Train the group network with Adam + MultiStepLR and the mutual-learning loss (spec §5.1, Eqs. 25-29).
 
     Validation (polygon-held-out) after every epoch: loss and OA. The final model is the last epoch, unless

@@ -1,7 +1,6 @@
 """Tests of engine.metrics: equality with scikit-learn and the Olofsson et al. 2014 worked example."""
 
 import json
-import math
 
 import numpy as np
 import pytest
