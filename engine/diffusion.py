@@ -677,9 +677,10 @@ def _save_checkpoint(path: str, unet: nn.Module, opt: torch.optim.Optimizer, met
     md = {k: json.dumps(v) for k, v in meta.items()}
     md["optimizer"] = json.dumps(ometa)
     md["format"] = _CHECKPOINT_FORMAT
-    tmp = f"{path}.partial-{os.getpid()}"
-    save_file(tensors, tmp, metadata=md)
-    os.replace(tmp, path)
+    from .files import atomic_output
+
+    with atomic_output(path, overwrite=True) as tmp:   # a killed run never leaves a half-written checkpoint
+        save_file(tensors, tmp, metadata=md)
 
 
 def load_checkpoint(path: str, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

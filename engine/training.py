@@ -181,6 +181,25 @@ class ClassifierInputs:
         return cls(band_counts, stats)
 
 
+def read_window_inputs(stack: Any, extractor: FeatureExtractor, inputs: ClassifierInputs, row_off: int,
+                       col_off: int, height: int, width: int
+                       ) -> tuple[np.ndarray, np.ndarray | None, torch.Tensor, np.ndarray]:
+    """Every network input of a grid window from one read of the window plus the diffusion halo.
+
+    Returns:
+        ``x_spec (C_spec, h, w)`` and ``x_aux (C_aux, h, w) | None`` float32 numpy arrays (normalised, 0 where
+        invalid; :class:`ClassifierInputs`), the raw (unscaled) diffusion features ``(C_dif, h, w)`` float32 on
+        the extractor's device (spec §2.4), and ``valid`` bool ``(h, w)``.
+    """
+    hal = extractor.halo
+    big = stack.read(row_off - hal, col_off - hal, height + 2 * hal, width + 2 * hal)
+    f = extractor.features_for_array(extractor.layout.assemble(big, extractor.stats), row_off, col_off)
+    inner = StackWindow([a[:, hal:hal + height, hal:hal + width] for a in big.arrays],
+                        big.valid[hal:hal + height, hal:hal + width], row_off, col_off)
+    spec, aux = inputs.transform(inner)
+    return spec, aux, f, inner.valid
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Trained model: everything needed to classify (spec §4, issue "model file")
 # ------------------------------------------------------------------------------------------------------------
@@ -231,17 +250,10 @@ class TrainedModel:
             ``x_spec (C_spec, h, w)``, ``x_aux (C_aux, h, w) | None``, ``f_dif (C_dif, h, w)`` float32 tensors on
             the model's device (0 where invalid), and ``valid`` bool ``(h, w)``.
         """
-        hal = self.extractor.halo
-        big = stack.read(row_off - hal, col_off - hal, height + 2 * hal, width + 2 * hal)
-        x = self.extractor.layout.assemble(big, self.extractor.stats)
-        f = self.extractor.features_for_array(x, row_off, col_off)
-        inner = StackWindow([a[:, hal:hal + height, hal:hal + width] for a in big.arrays],
-                            big.valid[hal:hal + height, hal:hal + width], row_off, col_off)
-        spec, aux = self.inputs.transform(inner)
+        spec, aux, f, valid = read_window_inputs(stack, self.extractor, self.inputs, row_off, col_off, height, width)
         dev = self.device
-        f = self.scale_features(f, inner.valid)
-        return (torch.from_numpy(spec).to(dev), None if aux is None else torch.from_numpy(aux).to(dev), f,
-                inner.valid)
+        f = self.scale_features(f, valid)
+        return (torch.from_numpy(spec).to(dev), None if aux is None else torch.from_numpy(aux).to(dev), f, valid)
 
     # -- model file ------------------------------------------------------------------------------------------
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -300,7 +312,6 @@ def gather_patches(stack: Any, rows: np.ndarray, cols: np.ndarray, y: np.ndarray
     n = len(rows)
     P = int(patch_size)
     m = P // 2
-    hal = extractor.halo
     Cd = extractor.channels
     spec_out = aux_out = None
     dif_out = np.zeros((n, Cd, P, P), np.float16)
@@ -317,18 +328,14 @@ def gather_patches(stack: Any, rows: np.ndarray, cols: np.ndarray, y: np.ndarray
             r, c = rows[idx], cols[idx]
             r0, c0 = int(r.min()) - m, int(c.min()) - m
             h, w = int(r.max()) - r0 + m + 1, int(c.max()) - c0 + m + 1
-            big = stack.read(r0 - hal, c0 - hal, h + 2 * hal, w + 2 * hal)
-            x = extractor.layout.assemble(big, extractor.stats)
-            f = extractor.features_for_array(x, r0, c0).cpu()            # (Cd, h, w)
-            inner = StackWindow([arr[:, hal:hal + h, hal:hal + w] for arr in big.arrays],
-                                big.valid[hal:hal + h, hal:hal + w], r0, c0)
-            valid = torch.from_numpy(inner.valid)
+            spec, aux, f, valid_np = read_window_inputs(stack, extractor, inputs, r0, c0, h, w)
+            f = f.cpu()                                                   # (Cd, h, w)
+            valid = torch.from_numpy(valid_np)
             if valid.any():
                 fv = f[:, valid]
                 fmin = torch.minimum(fmin, fv.min(dim=1).values)
                 fmax = torch.maximum(fmax, fv.max(dim=1).values)
             f = f * valid.to(f.dtype)
-            spec, aux = inputs.transform(inner)
             lr, lc = r - r0, c - c0
             ps = extract_patches(spec, lr, lc, P)
             if spec_out is None:
@@ -503,9 +510,10 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
 
 def _save_train_checkpoint(path, net, opt, sched, gen, epoch, history) -> None:
     import json
-    import os
 
     from safetensors.torch import save_file
+
+    from .files import atomic_output
 
     tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     otens, ometa = _optimizer_tensors(opt)
@@ -513,9 +521,8 @@ def _save_train_checkpoint(path, net, opt, sched, gen, epoch, history) -> None:
     tensors["rng.torch"] = gen.get_state().clone()
     md = {"format": "bdgf-train-checkpoint/1", "epoch": json.dumps(epoch), "history": json.dumps(history),
           "optimizer": json.dumps(ometa), "scheduler": json.dumps(sched.state_dict())}
-    tmp = f"{path}.partial-{os.getpid()}"
-    save_file(tensors, tmp, metadata=md)
-    os.replace(tmp, path)
+    with atomic_output(path, overwrite=True) as tmp:
+        save_file(tensors, tmp, metadata=md)
 
 
 def _load_train_checkpoint(path, net, opt, sched, gen, device) -> tuple[int, list]:
