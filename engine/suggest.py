@@ -1,0 +1,187 @@
+"""Uncertainty of a classification and "where to digitize next" (uncertainty sampling with diversity).
+
+Uncertainty measures (per pixel, from the class probabilities ``p`` of the group network's softmax, K classes):
+
+- normalised entropy ``H = −Σ_k p_k ln p_k / ln K`` in [0, 1] (1: all classes equally likely);
+- margin ``p_(1) − p_(2)`` between the two most probable classes in [0, 1] (0: a tie, the most uncertain).
+
+Suggestions follow *uncertainty sampling with diversity* from the active-learning literature for remote
+sensing: rank unlabelled pixels by uncertainty (entropy or margin sampling, Tuia et al. 2011, "A survey of active
+learning algorithms for supervised remote sensing image classification", IEEE J. Sel. Topics Signal Process.
+5(3):606-617, §III) and keep a batch that is diverse (Demir, Persello and Bruzzone 2011, "Batch-mode
+active-learning methods for the interactive classification of remote sensing images", IEEE TGRS 49(3):1014-1031),
+here in geographic space as in Stumpf, Lachiche, Malet, Kerle and Puissant 2014, "Active learning in the spatial
+domain for remote sensing image classification", IEEE TGRS 52(5):2492-2507: a minimum distance between
+suggestions and a balance over the predicted classes, so that a batch does not pile up in one confused region or
+one class.
+
+Memory stays bounded for any scene: :class:`SuggestionPool` keeps, per cell of a coarse grid (cell side about the
+minimum distance / √2) and per predicted class, only the most uncertain pixel; :func:`select_diverse` then picks
+the batch from those candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from .sampling import SpatialHash
+
+#: band names of the two-band uncertainty raster (band 1, band 2).
+UNCERTAINTY_BANDS = ("normalised_entropy", "margin")
+MEASURES = ("entropy", "margin")
+#: most (cell, class) candidates a pool holds.
+MAX_POOL = 2_000_000
+
+
+def entropy_margin(probabilities: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised entropy and margin of class probabilities.
+
+    Args:
+        probabilities: (K, h, w) class probabilities (each pixel sums to 1), K >= 2.
+        valid: optional bool (h, w); other pixels get NaN.
+
+    Returns:
+        ``entropy (h, w)`` float32 in [0, 1] and ``margin (h, w)`` float32 in [0, 1].
+    """
+    p = np.asarray(probabilities, dtype=np.float32)
+    k = p.shape[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(p > 0, p * np.log(np.maximum(p, 1e-30)), 0.0)
+    entropy = (-plogp.sum(axis=0) / math.log(k)) if k > 1 else np.zeros(p.shape[1:], np.float32)
+    top2 = -np.partition(-p, 1, axis=0)[:2] if k > 1 else np.stack([p[0], np.zeros_like(p[0])])
+    margin = top2[0] - top2[1]
+    entropy = np.clip(entropy, 0.0, 1.0).astype(np.float32)
+    margin = np.clip(margin, 0.0, 1.0).astype(np.float32)
+    if valid is not None:
+        entropy = np.where(valid, entropy, np.float32(np.nan))
+        margin = np.where(valid, margin, np.float32(np.nan))
+    return entropy, margin
+
+
+def uncertainty_score(entropy: np.ndarray, margin: np.ndarray, measure: str = "entropy") -> np.ndarray:
+    """The ranking score, higher = more uncertain: the entropy, or ``1 − margin`` for margin sampling."""
+    if measure not in MEASURES:
+        from .errors import EngineError
+
+        raise EngineError(f"Unknown uncertainty measure {measure!r}", f"use one of {', '.join(MEASURES)}")
+    return entropy if measure == "entropy" else 1.0 - margin
+
+
+class SuggestionPool:
+    """Candidates for suggestions, filled tile by tile like a classification writer.
+
+    It has the ``write(row_off, col_off, class_values, confidence, probabilities)`` method of
+    ``io.rasters.ClassificationWriter`` so ``predict.classify_scene`` can stream into it
+    (``want_probabilities=True``). Per (cell, predicted class) it keeps the most uncertain pixel.
+
+    Args:
+        height, width: the classified window in pixels.
+        class_values: (K,) class values in probability-band order.
+        cell: cell side in pixels (enlarged so that cells x classes <= :data:`MAX_POOL`).
+        measure: ``entropy`` or ``margin``.
+    """
+
+    def __init__(self, height: int, width: int, class_values: Sequence[int], cell: int = 1, measure: str = "entropy"):
+        self.values = np.asarray(class_values, np.int64)
+        k = len(self.values)
+        cell = max(1, int(cell))
+        while math.ceil(height / cell) * math.ceil(width / cell) * k > MAX_POOL:
+            cell += 1
+        self.cell, self.measure = cell, measure
+        self.ncx = math.ceil(width / cell)
+        n = math.ceil(height / cell) * self.ncx * k
+        self.score = np.full(n, -np.inf, np.float32)
+        self.rows = np.zeros(n, np.int32)
+        self.cols = np.zeros(n, np.int32)
+        self.second = np.zeros(n, np.int16)
+        self.p = np.zeros((2, n), np.float32)
+        self.ent = np.zeros(n, np.float32)
+        self.mar = np.zeros(n, np.float32)
+
+    def write(self, row_off: int, col_off: int, class_values: np.ndarray, confidence: Any = None,
+              probabilities: np.ndarray | None = None) -> None:
+        """Add one classified tile: ``class_values`` (h, w) with 0 = nodata, ``probabilities`` (K, h, w)."""
+        if probabilities is None:
+            raise ValueError("SuggestionPool needs the class probabilities (want_probabilities=True)")
+        valid = np.asarray(class_values) > 0
+        rr, cc = np.nonzero(valid)
+        if rr.size == 0:
+            return
+        p = np.asarray(probabilities, np.float32)[:, rr, cc]                  # (K, N)
+        ent, mar = entropy_margin(p[:, :, None])
+        ent, mar = ent[:, 0], mar[:, 0]
+        score = uncertainty_score(ent, mar, self.measure)
+        order2 = np.argsort(-p, axis=0)[:2]                                    # first, second class index
+        first, second = order2[0], order2[1] if p.shape[0] > 1 else order2[0]
+        r, c = rr + row_off, cc + col_off
+        key = first * (self.score.size // len(self.values)) + (r // self.cell) * self.ncx + c // self.cell
+        order = np.lexsort((-score, key))
+        keys, first_idx = np.unique(key[order], return_index=True)
+        pick = order[first_idx]
+        better = score[pick] > self.score[keys]
+        keys, pick = keys[better], pick[better]
+        self.score[keys] = score[pick]
+        self.rows[keys], self.cols[keys] = r[pick], c[pick]
+        self.second[keys] = second[pick]
+        self.p[0, keys] = p[first[pick], pick]
+        self.p[1, keys] = p[second[pick], pick]
+        self.ent[keys], self.mar[keys] = ent[pick], mar[pick]
+
+    def candidates(self) -> dict[str, np.ndarray]:
+        """All kept candidates: rows, cols, first/second class index, p_first, p_second, entropy, margin, score."""
+        keep = np.isfinite(self.score)
+        per_class = self.score.size // len(self.values)
+        idx = np.flatnonzero(keep)
+        return {"rows": self.rows[idx].astype(np.int64), "cols": self.cols[idx].astype(np.int64),
+                "first": (idx // per_class).astype(np.int64), "second": self.second[idx].astype(np.int64),
+                "p_first": self.p[0, idx], "p_second": self.p[1, idx], "entropy": self.ent[idx],
+                "margin": self.mar[idx], "score": self.score[idx]}
+
+
+def select_diverse(rows: np.ndarray, cols: np.ndarray, classes: np.ndarray, score: np.ndarray, n: int,
+                   min_distance: float = 0.0, pixel_size: tuple[float, float] = (1.0, 1.0), balance: bool = True
+                   ) -> np.ndarray:
+    """Pick ``n`` candidates: most uncertain first, at least ``min_distance`` apart, balanced over classes.
+
+    With ``balance`` the classes take turns (round robin, the class with the most uncertain candidate first):
+    each turn a class adds its most uncertain remaining candidate that is far enough from every pick so far;
+    a class with no candidate left drops out and the others fill the batch. Without ``balance`` candidates are
+    taken in order of uncertainty alone.
+
+    Args:
+        rows, cols: (M,) pixel indices. classes: (M,) predicted class (any integer code). score: (M,) higher =
+            more uncertain.
+        n: batch size. min_distance: in map units (with ``pixel_size`` = (xres, yres) map units per pixel).
+
+    Returns:
+        (<= n,) indices into the candidates, in order of decreasing score (rank 1 first).
+    """
+    xres, yres = abs(pixel_size[0]), abs(pixel_size[1])
+    taken = SpatialHash(min_distance)
+    order = np.argsort(-np.asarray(score), kind="stable")
+    queues = {}
+    for i in order:
+        queues.setdefault(int(classes[i]) if balance else 0, []).append(int(i))
+    pointers = {k: 0 for k in queues}
+    turn = list(queues)            # dict order = first appearance in score order = most uncertain class first
+    picked: list[int] = []
+    while len(picked) < n and turn:
+        for k in list(turn):
+            q = queues[k]
+            while pointers[k] < len(q):
+                i = q[pointers[k]]
+                pointers[k] += 1
+                x, y = (cols[i] + 0.5) * xres, (rows[i] + 0.5) * yres
+                if taken.far_enough(x, y):
+                    taken.add(x, y)
+                    picked.append(i)
+                    break
+            else:
+                turn.remove(k)
+            if len(picked) >= n:
+                break
+    picked_arr = np.asarray(picked, np.int64)
+    return picked_arr[np.argsort(-np.asarray(score)[picked_arr], kind="stable")] if picked else picked_arr
