@@ -185,3 +185,63 @@ def select_diverse(rows: np.ndarray, cols: np.ndarray, classes: np.ndarray, scor
                 break
     picked_arr = np.asarray(picked, np.int64)
     return picked_arr[np.argsort(-np.asarray(score)[picked_arr], kind="stable")] if picked else picked_arr
+
+
+def suggest_in_scene(model: Any, stack: Any, window: Sequence[int] | None, *, count: int = 20,
+                     min_distance: float | None = None, measure: str = "entropy", balance: bool = True,
+                     tile: int = 256, batch_size: int = 1024, mask_geometries: list | None = None,
+                     reporter: Any = None) -> dict[str, Any]:
+    """Classify a scene (or window) into a :class:`SuggestionPool` and pick ``count`` suggestions.
+
+    Args:
+        model: ``models.classifier.TrainedModel``. stack: ``data.grid.RasterStack`` on the model's grid.
+        window: (row_off, col_off, height, width) or None for the whole grid.
+        count: number of suggestions. min_distance: map units between suggestions (None: one pixel).
+        measure: ``entropy`` or ``margin``. balance: round robin over predicted classes.
+        tile, batch_size, mask_geometries, reporter: as ``predict.classify_scene``.
+
+    Returns:
+        ``{"x", "y"}`` (N,) pixel-centre coordinates in the grid CRS and, per suggestion, ``rank``,
+        ``pred_class``, ``second_class`` (class values), ``pred_index``, ``second_index``, ``uncertainty``,
+        ``entropy``, ``margin``, ``prob_first``, ``prob_second``; plus ``candidates`` (pool size) and
+        ``pixels`` (classified pixels).
+    """
+    from .predict import classify_scene
+
+    grid = stack.grid
+    r0, c0, height, width = (0, 0, grid.height, grid.width) if window is None else [int(v) for v in window]
+    xres, yres = abs(grid.transform.a), abs(grid.transform.e)
+    distance = max(xres, yres) if min_distance is None or min_distance <= 0 else float(min_distance)
+    values = [int(c["value"]) if isinstance(c, dict) else int(c.value) for c in model.classes]
+    pool = SuggestionPool(height, width, values, cell=int(distance / max(xres, yres) / math.sqrt(2)), measure=measure)
+    summary = classify_scene(model, stack, pool, window, tile, batch_size, mask_geometries, reporter,
+                             want_probabilities=True)
+    cand = pool.candidates()
+    pick = select_diverse(cand["rows"], cand["cols"], cand["first"], cand["score"], count, distance,
+                          (xres, yres), balance)
+    rows, cols = cand["rows"][pick] + r0, cand["cols"][pick] + c0
+    xs = [grid.transform.c + (c + 0.5) * grid.transform.a for c in cols]
+    ys = [grid.transform.f + (r + 0.5) * grid.transform.e for r in rows]
+    vals = np.asarray(values, np.int64)
+    return {"x": xs, "y": ys, "rank": list(range(1, len(pick) + 1)),
+            "pred_index": cand["first"][pick], "second_index": cand["second"][pick],
+            "pred_class": vals[cand["first"][pick]], "second_class": vals[cand["second"][pick]],
+            "uncertainty": cand["score"][pick], "entropy": cand["entropy"][pick], "margin": cand["margin"][pick],
+            "prob_first": cand["p_first"][pick], "prob_second": cand["p_second"][pick],
+            "candidates": int(cand["rows"].size), "pixels": int(summary["pixels"])}
+
+
+def suggestion_records(s: dict[str, Any], names: dict[int, str]) -> tuple[list, list[dict[str, Any]]]:
+    """(fiona schema, records) of the suggestion layer from :func:`suggest_in_scene`'s result."""
+    schema = [("rank", "int"), ("pred_class", "int"), ("pred_name", "str:80"), ("uncertainty", "float"),
+              ("entropy", "float"), ("margin", "float"), ("prob_first", "float"), ("second_class", "int"),
+              ("second_name", "str:80"), ("prob_second", "float")]
+    records = []
+    for i in range(len(s["rank"])):
+        first, second = int(s["pred_class"][i]), int(s["second_class"][i])
+        records.append({"rank": int(s["rank"][i]), "pred_class": first, "pred_name": names.get(first, str(first)),
+                        "uncertainty": round(float(s["uncertainty"][i]), 5), "entropy": round(float(s["entropy"][i]), 5),
+                        "margin": round(float(s["margin"][i]), 5), "prob_first": round(float(s["prob_first"][i]), 5),
+                        "second_class": second, "second_name": names.get(second, str(second)),
+                        "prob_second": round(float(s["prob_second"][i]), 5)})
+    return schema, records
