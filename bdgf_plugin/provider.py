@@ -12,7 +12,9 @@ from .. import engine as _engine_pkg  # torch-free: __version__ only
 from . import PLUGIN_DIR
 from .algorithms.assess import AssessAlgorithm
 from .algorithms.classify import ClassifyAlgorithm
+from .algorithms.enginereport import EngineReportAlgorithm
 from .algorithms.pretrain import PretrainAlgorithm
+from .algorithms.setupengine import SetupEngineAlgorithm
 from .algorithms.train import TrainAlgorithm
 from .settings import PROVIDER_NAME, SETTING_ENGINE_PYTHON
 
@@ -59,8 +61,9 @@ class BdgfProvider(QgsProcessingProvider):
             ProcessingConfig.settingIcons[self.name()] = self.icon()
             ProcessingConfig.addSetting(Setting(
                 self.name(), SETTING_ENGINE_PYTHON,
-                self.tr("Engine Python (interpreter with torch; empty: BDGF_ENGINE_PYTHON, then "
-                        "<plugin>/.venv)"), "", valuetype=Setting.FILE))
+                self.tr("Engine Python (interpreter with torch; set by 'Set up engine environment'; empty: "
+                        "BDGF_ENGINE_PYTHON, then the environment in the QGIS profile folder)"), "",
+                valuetype=Setting.FILE))
             ProcessingConfig.readSettings()
             self._setting_added = True
         except Exception:  # Processing's Python plugin absent: settings.py reads QgsSettings directly
@@ -79,5 +82,6 @@ class BdgfProvider(QgsProcessingProvider):
             self._setting_added = False
 
     def loadAlgorithms(self):  # noqa: N802
-        for alg in (PretrainAlgorithm(), TrainAlgorithm(), ClassifyAlgorithm(), AssessAlgorithm()):
+        for alg in (PretrainAlgorithm(), TrainAlgorithm(), ClassifyAlgorithm(), AssessAlgorithm(),
+                    SetupEngineAlgorithm(), EngineReportAlgorithm()):
             self.addAlgorithm(alg)

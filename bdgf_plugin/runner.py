@@ -26,7 +26,8 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from qgis.PyQt.QtCore import QCoreApplication
 
 from . import PLUGIN_DIR
-from .settings import engine_python, setup_command
+from .engine_env import clean_environment
+from .settings import SETUP_ALGORITHM, engine_python, setup_command
 
 CANCEL_GRACE_S = 4.0  # SIGTERM, then SIGKILL: the engine is gone within 5 s of a cancel
 POLL_S = 0.1
@@ -46,14 +47,10 @@ class EngineCancelled(QgsProcessingException):
 
 
 def engine_env(plugin_dir: str = PLUGIN_DIR) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = plugin_dir + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONIOENCODING"] = "utf-8"
-    # QGIS's own GDAL/PROJ settings must not leak into the engine's rasterio (qgis-setup.md gotcha 4).
-    for key in ("PROJ_LIB", "PROJ_DATA"):
-        env.pop(key, None)
-    return env
+    """The engine's environment: the plugin folder on PYTHONPATH, without what QGIS sets for its own Python,
+    GDAL and PROJ (PYTHONHOME/PYTHONPATH on Windows and macOS would load QGIS's numpy; PROJ_LIB/PROJ_DATA
+    break rasterio's PROJ, qgis-setup.md gotcha 4)."""
+    return clean_environment(os.environ, plugin_dir)
 
 
 def _popen_kwargs() -> dict:
@@ -73,10 +70,11 @@ def missing_engine_message(python: str, origin: str, detail: str = "") -> str:
     if detail:
         msg += "\n" + detail
     msg += "\n" + translate("BdgfRunner",
-        "Fix: run  {command}  (creates <plugin folder>/.venv with torch, rasterio, fiona, "
-                     "scikit-learn, safetensors, einops, tqdm), or set Processing > Options > Providers > "
-                     "BDGF > Engine Python to an interpreter that has them (or the BDGF_ENGINE_PYTHON "
-                     "environment variable).").format(command=setup_command())
+        "Fix: run the Processing algorithm BDGF > Engine > Set up engine environment ({algorithm}; from a "
+        "terminal: {command}). It creates a private engine environment with torch in the QGIS profile folder "
+        "and sets Processing > Options > Providers > BDGF > Engine Python; or point that setting (or the "
+        "BDGF_ENGINE_PYTHON environment variable) at an interpreter that has the engine's packages.").format(
+        algorithm=SETUP_ALGORITHM, command=setup_command())
     return msg
 
 

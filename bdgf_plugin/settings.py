@@ -1,12 +1,14 @@
 """Where the engine's Python interpreter is (torch-free).
 
 Resolution order (first non-empty wins; the plugin never uses ``sys.executable`` because inside QGIS and
-``qgis_process`` it is not the interpreter, see docs/qgis-setup.md gotcha 9):
+``qgis_process`` it is not the interpreter):
 
 1. the Processing setting *Processing > Options > Providers > BDGF > Engine Python*
-   (QgsSettings key ``Processing/Configuration/BDGF_ENGINE_PYTHON``),
+   (QgsSettings key ``Processing/Configuration/BDGF_ENGINE_PYTHON``), which ``bdgf:setupengine`` sets,
 2. the environment variable ``BDGF_ENGINE_PYTHON``,
-3. ``<plugin folder>/.venv/bin/python`` (Windows: ``.venv/Scripts/python.exe``), made by ``scripts/setup.sh``.
+3. the engine environment made by ``bdgf:setupengine`` in the QGIS profile folder,
+   ``<profile>/bdgf/engine/bin/python`` (Windows: ``Scripts\\python.exe``), when it exists,
+4. ``<plugin folder>/.venv/bin/python`` (developers: made by ``scripts/setup.sh`` in a source checkout).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from __future__ import annotations
 import os
 import sys
 
-from qgis.core import QgsSettings
+from qgis.core import QgsApplication, QgsSettings
 
 from . import PLUGIN_DIR
+from .engine_env import default_env_dir, venv_python
 
 SETTING_ENGINE_PYTHON = "BDGF_ENGINE_PYTHON"
 ENV_ENGINE_PYTHON = "BDGF_ENGINE_PYTHON"
@@ -28,6 +31,17 @@ def default_venv_python(plugin_dir: str = PLUGIN_DIR) -> str:
     if sys.platform.startswith("win"):
         return os.path.join(plugin_dir, ".venv", "Scripts", "python.exe")
     return os.path.join(plugin_dir, ".venv", "bin", "python")
+
+
+def default_engine_dir() -> str:
+    """``<QGIS profile folder>/bdgf/engine``: where ``bdgf:setupengine`` puts the engine environment (outside
+    the plugin folder, so plugin upgrades keep it)."""
+    return default_env_dir(QgsApplication.qgisSettingsDirPath())
+
+
+def profile_engine_python() -> str:
+    """The interpreter of the profile's engine environment (it may not exist yet)."""
+    return venv_python(default_engine_dir())
 
 
 def configured_engine_python() -> str:
@@ -46,13 +60,19 @@ def configured_engine_python() -> str:
 
 
 def engine_python() -> tuple[str, str]:
-    """(interpreter path, where it came from: 'setting' | 'environment' | 'plugin venv')."""
+    """(interpreter path, where it came from: 'setting' | 'environment' | 'engine environment' |
+    'plugin venv'). Without a setting or variable: the profile's engine environment when it exists, else
+    the developer venv in the plugin folder when it exists, else the (missing) profile environment, so the
+    error names the place ``bdgf:setupengine`` fills."""
     value = configured_engine_python()
     if value:
         return value, "setting"
     value = os.environ.get(ENV_ENGINE_PYTHON, "").strip()
     if value:
         return value, "environment"
+    profile_python = profile_engine_python()
+    if os.path.isfile(profile_python) or not os.path.isfile(default_venv_python()):
+        return profile_python, "engine environment"
     return default_venv_python(), "plugin venv"
 
 
@@ -69,6 +89,10 @@ def set_engine_python(path: str | None) -> None:
     QgsSettings().setValue(SETTINGS_KEY, path)
 
 
+SETUP_ALGORITHM = "bdgf:setupengine"
+
+
 def setup_command(plugin_dir: str = PLUGIN_DIR) -> str:
-    """The command that creates the engine environment."""
-    return f'cd "{plugin_dir}" && bash scripts/setup.sh'
+    """How to create the engine environment without the toolbox (the toolbox entry is *BDGF > Engine >
+    Set up engine environment*)."""
+    return f"qgis_process run {SETUP_ALGORITHM}"

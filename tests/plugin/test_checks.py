@@ -102,7 +102,7 @@ def test_missing_engine_python(provider, training_polys, monkeypatch, tmp_path):
               "OUTPUT_MODEL": "TEMPORARY_OUTPUT"}
     ok, msg = alg.checkParameterValues(params, ctx)
     assert not ok
-    assert "scripts/setup.sh" in msg and "Engine Python" in msg and "no-such-env" in msg
+    assert "bdgf:setupengine" in msg and "Engine Python" in msg and "no-such-env" in msg
 
 
 def test_non_file_raster_rejected(provider, tmp_path):

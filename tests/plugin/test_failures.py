@@ -53,4 +53,4 @@ def test_missing_engine_in_run(provider, tmp_path, monkeypatch):
     settings.set_engine_python("")
     monkeypatch.setenv("BDGF_ENGINE_PYTHON", str(tmp_path / "missing" / "python"))
     text = _run("bdgf:pretrain", {"SPECTRAL": band_paths()[:1], "OUTPUT_MODEL": str(tmp_path / "p.safetensors")})
-    assert "scripts/setup.sh" in text and "Engine Python" in text
+    assert "bdgf:setupengine" in text and "Engine Python" in text

@@ -20,6 +20,8 @@ EXPECTED = {
     "bdgf:classify": ["MODEL", "SPECTRAL", "AUXILIARY", "AUXILIARY_KIND", "EXTENT", "DEVICE", "TILE_SIZE",
                       "BATCH_SIZE", "OUTPUT", "OUTPUT_CONFIDENCE"],
     "bdgf:assess": ["CLASSIFICATION", "REFERENCE", "CLASS_FIELD", "OUTPUT_REPORT", "OUTPUT_TABLE"],
+    "bdgf:setupengine": ["DEVICE", "BASE_PYTHON", "MAMBA", "ENV_FOLDER", "TORCH_INDEX_URL", "INSTALLER", "REINSTALL"],
+    "bdgf:enginereport": ["OUTPUT_TEXT"],
 }
 ADVANCED = {"ITERATIONS", "EPOCHS", "SEED", "VALIDATION_FRACTION", "TILE_SIZE", "BATCH_SIZE"}
 
@@ -32,7 +34,7 @@ def test_metadata_complete():
                 "tracker", "tags", "icon", "category", "hasProcessingProvider", "qgisMaximumVersion"):
         assert g.get(key), key
     assert g["name"] == "BDGF" and g["version"] == "0.1.0" and g["qgisMinimumVersion"] == "3.22"
-    assert g["qgisMaximumVersion"] == "3.99" and g["hasProcessingProvider"] == "yes" and g["category"] == "Raster"
+    assert g["qgisMaximumVersion"] == "4.99" and g["hasProcessingProvider"] == "yes" and g["category"] == "Raster"
     for dep in ("torch", "rasterio", "fiona", "scikit-learn", "safetensors", "einops", "tqdm", "mamba-ssm", "CUDA"):
         assert dep in g["about"], dep
     assert os.path.isfile(os.path.join(REPO, g["icon"]))
@@ -78,7 +80,7 @@ def test_parameters(provider, alg_id):
     help_html = alg.shortHelpString()
     for p in alg.parameterDefinitions():
         assert p.description() in help_html.replace("&#x27;", "'")
-    assert alg.group() and alg.groupId() in ("classification", "accuracy")
+    assert alg.group() and alg.groupId() in ("classification", "accuracy", "engine")
     assert alg.createInstance().name() == alg_id.split(":")[1]
     assert alg.svgIconPath().endswith(".svg")
 

@@ -14,7 +14,7 @@ import pytest
 
 from .conftest import ENGINE_PYTHON, QGIS_PROCESS, REPO, SMALL_EXTENT_STR, band_paths
 
-IDS = ["bdgf:assess", "bdgf:classify", "bdgf:pretrain", "bdgf:train"]
+IDS = ["bdgf:assess", "bdgf:classify", "bdgf:enginereport", "bdgf:pretrain", "bdgf:setupengine", "bdgf:train"]
 
 
 def qp_env(cfg, plugin_path=None):

@@ -119,13 +119,13 @@ def test_missing_engine_python(bdgf_plugin, tmp_path):
 
     with pytest.raises(QgsProcessingException) as exc:
         runner.run_engine("train", [], Recorder().fb, python=str(tmp_path / "nope" / "python"))
-    assert "scripts/setup.sh" in str(exc.value) and "Engine Python" in str(exc.value)
+    assert "bdgf:setupengine" in str(exc.value) and "Engine Python" in str(exc.value)
     with pytest.raises(QgsProcessingException) as exc:
         runner.doctor(str(tmp_path / "nope"), "setting")
-    assert "scripts/setup.sh" in str(exc.value)
+    assert "bdgf:setupengine" in str(exc.value)
     with pytest.raises(QgsProcessingException) as exc:
         runner.doctor(make_fake_python(tmp_path, "notorch"), "setting", use_cache=False)
-    assert "No module named 'torch'" in str(exc.value) and "scripts/setup.sh" in str(exc.value)
+    assert "No module named 'torch'" in str(exc.value) and "bdgf:setupengine" in str(exc.value)
 
 
 def test_progress_mapper_monotonic():
