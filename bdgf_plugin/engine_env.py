@@ -410,14 +410,15 @@ def parse_nvidia_smi(text: str) -> list[Gpu]:
 
 
 def nvidia_smi_path(platform: str | None = None, which: Callable = shutil.which,
-                    environ: dict | None = None) -> str | None:
+                    environ: dict | None = None, exists: Callable = os.path.isfile) -> str | None:
+    """nvidia-smi on PATH; on Windows also the NVSMI folder where drivers before R450 put it."""
     found = which("nvidia-smi")
     if found or not is_windows(platform):
         return found
     environ = os.environ if environ is None else environ
     program_files = environ.get("ProgramFiles", r"C:\Program Files")
     legacy = ntpath.join(program_files, "NVIDIA Corporation", "NVSMI", "nvidia-smi.exe")
-    return legacy if os.path.isfile(legacy) else None
+    return legacy if exists(legacy) else None
 
 
 def query_gpus(platform: str | None = None, which: Callable = shutil.which,
@@ -522,6 +523,24 @@ def torch_plans(device: str, torch_version: str, gpus: list[Gpu], platform: str 
 def torch_flavor_of(version: str) -> str:
     """'cpu', 'cu128', ... from a torch version string such as ``2.13.0+cu128`` ('' without a label)."""
     return version.split("+", 1)[1] if "+" in (version or "") else ""
+
+
+# disk space an install needs (GiB): torch CPU ~0.8 GB + the rest ~0.4 GB; CUDA builds bring ~3-4 GB of
+# NVIDIA libraries, mamba-ssm ~2 GB more; pip also needs room for the downloaded wheels while installing
+NEEDED_GIB = {"cpu": 2.5, "cuda": 8.0}
+
+
+def check_free_space(folder: str, needed_gib: float, disk_usage: Callable = shutil.disk_usage) -> float:
+    """Free GiB on the disk that will hold ``folder`` (which may not exist yet). Raises SetupError when less
+    than ``needed_gib`` is free, before anything is downloaded."""
+    probe = os.path.abspath(folder)
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    free = disk_usage(probe).free / 2 ** 30
+    if free < needed_gib:
+        raise SetupError(f"Only {free:.1f} GB are free on the disk of {folder}; the engine environment needs "
+                         f"about {needed_gib:.0f} GB", "free some disk space, or choose another 'Environment folder'")
+    return free
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -728,6 +747,7 @@ class EngineSetup:
             return self.install(wanted)
 
     def install(self, wanted: dict) -> SetupResult:
+        check_free_space(self.o.env_dir, NEEDED_GIB[wanted["device"]])
         installer = Installer.choose(self.o.installer)
         self.log(f"Installer: {installer.name}")
         base = self.timed("venv", lambda: self.ensure_venv(installer))

@@ -313,3 +313,28 @@ def test_report_text_is_copyable(tmp_path):
     sections = dict(ee.engine_sections("/no/such/python", "setting", REPO))
     assert sections["Engine environment"][2] == ("exists", False)
     assert "error" in dict(sections["Engine check (python -m engine doctor)"])
+
+
+def test_disk_space_is_checked_before_downloading(tmp_path):
+    class Usage:
+        def __init__(self, free_gib):
+            self.free = free_gib * 2 ** 30
+
+    target = tmp_path / "not" / "yet" / "there"
+    assert ee.check_free_space(str(target), 2.5, disk_usage=lambda p: Usage(40.0)) == 40.0
+    with pytest.raises(ee.SetupError) as exc:
+        ee.check_free_space(str(target), ee.NEEDED_GIB["cuda"], disk_usage=lambda p: Usage(3.2))
+    assert "3.2 GB" in exc.value.message and "8 GB" in exc.value.message
+
+
+def test_setup_on_simulated_windows_uses_scripts_python(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "platform", "win32")
+    setup = ee.EngineSetup(ee.SetupOptions(plugin_dir=REPO, env_dir=r"C:\Users\u\AppData\Roaming\QGIS\QGIS3"
+                                                                     r"\profiles\default\bdgf\engine"),
+                           log=lambda m: None, gpus=[])
+    assert setup.python == r"C:\Users\u\AppData\Roaming\QGIS\QGIS3\profiles\default\bdgf\engine\Scripts\python.exe"
+    assert ee.is_windows() and ee.popen_flags()["creationflags"] == 0x08000200
+    assert ee.torch_plans("cpu", "2.13.0", [], None)[0].requirement == "torch==2.13.0"  # PyPI: CPU-only on Windows
+    assert ee.nvidia_smi_path(which=lambda name: None, environ={}, exists=lambda p: False) is None
+    assert ee.nvidia_smi_path(which=lambda name: None, environ={"ProgramFiles": r"D:\Programs"},
+                              exists=lambda p: True) == r"D:\Programs\NVIDIA Corporation\NVSMI\nvidia-smi.exe"

@@ -170,3 +170,29 @@ def test_missing_engine_points_at_setupengine(bdgf_plugin, tmp_path):
         runner.doctor(str(tmp_path / "no-python"), "setting", use_cache=False)
     text = str(exc.value)
     assert "bdgf:setupengine" in text and "Set up engine environment" in text and "no-python" in text
+
+
+def test_setupengine_cancel_stops_the_running_step(provider, tmp_path):
+    """Cancelling while a step runs kills it; the run ends with 'Cancelled', and no stamp claims success."""
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    class CancelOnFirstCommand(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.commands = []
+
+        def pushConsoleInfo(self, info):  # noqa: N802
+            self.commands.append(info)
+            self.cancel()
+            super().pushConsoleInfo(info)
+
+    feedback = CancelOnFirstCommand()
+    env_dir = tmp_path / "engine"
+    with pytest.raises(QgsProcessingException) as exc:
+        processing.run("bdgf:setupengine", {"DEVICE": 2, "ENV_FOLDER": str(env_dir), "INSTALLER": 1},
+                       feedback=feedback)
+    assert "Cancelled" in str(exc.value)
+    assert feedback.commands and "-m venv" in feedback.commands[0]
+    assert not (env_dir / "bdgf-env.json").exists()
+    assert "-m venv" in (tmp_path / "engine-setup.log").read_text()
