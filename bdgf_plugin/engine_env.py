@@ -832,8 +832,12 @@ class EngineSetup:
             if have and not self.o.reinstall and self.torch_satisfies(have, plan):
                 self.log(f"torch {have} is already installed.")
                 return plan
-            if plan.probe and (installer.uv or not self.pip_config_gives_cpu_torch(installer, plan.requirement)):
-                continue
+            if plan.probe:
+                if self.o.installer == "uv" or not self.pip_config_gives_cpu_torch(installer, plan.requirement):
+                    continue
+                if installer.uv:  # uv does not read pip's configuration, which is what provides this build
+                    self.log("Using pip instead of uv: the pip configuration provides the packages.")
+                    installer.uv = None
             self.log(f"Installing {plan.describe()}.")
             args = ["-c", self.constraints, plan.requirement] + (["--index-url", plan.index_url] if plan.index_url else [])
             if self.o.reinstall:
@@ -897,7 +901,13 @@ class EngineSetup:
 
     # ------------------------------------------------------------------ helpers
     def pip(self, installer: Installer, args: list[str], step: str, check: bool = True) -> int:
+        """Install ``args`` into the venv; with the automatic installer a uv failure is retried with pip
+        (and pip is used from then on: uv ignores pip's proxy / mirror configuration)."""
         code = self.stream(installer.install(self.python, args), step)
+        if code != 0 and installer.uv and self.o.installer == "auto":
+            self.log(f"uv failed (exit code {code}); trying again with pip.")
+            installer.uv = None
+            code = self.stream(installer.install(self.python, args), step)
         if check and code != 0:
             raise SetupError(f"Installing the engine's packages failed (exit code {code}); the last lines "
                              f"above say why, the whole output is in {setup_log_path(self.o.env_dir)}",

@@ -338,3 +338,48 @@ def test_setup_on_simulated_windows_uses_scripts_python(monkeypatch, tmp_path):
     assert ee.nvidia_smi_path(which=lambda name: None, environ={}, exists=lambda p: False) is None
     assert ee.nvidia_smi_path(which=lambda name: None, environ={"ProgramFiles": r"D:\Programs"},
                               exists=lambda p: True) == r"D:\Programs\NVIDIA Corporation\NVSMI\nvidia-smi.exe"
+
+
+def test_automatic_installer_falls_back_from_uv_to_pip(tmp_path, monkeypatch):
+    """uv ignores pip's configuration (proxy, mirror): when it fails, the automatic choice retries with pip."""
+    commands = []
+
+    def fake_run(cmd, on_line, is_cancelled=None, **kw):
+        commands.append(cmd)
+        return 1 if cmd[0].endswith("uv") else 0
+
+    monkeypatch.setattr(ee, "run_streamed", fake_run)
+    setup = ee.EngineSetup(ee.SetupOptions(plugin_dir=REPO, env_dir=str(tmp_path / "engine")), log=lambda m: None,
+                           gpus=[])
+    installer = ee.Installer(uv="/usr/local/bin/uv")
+    assert setup.pip(installer, ["-r", "requirements.txt"], "requirements") == 0
+    assert commands[0][:3] == ["/usr/local/bin/uv", "pip", "install"]
+    assert commands[1][1:4] == ["-m", "pip", "install"] and installer.name == "pip"
+    # chosen explicitly, uv is not replaced
+    setup.o.installer = "uv"
+    with pytest.raises(ee.SetupError):
+        setup.pip(ee.Installer(uv="/usr/local/bin/uv"), ["-r", "requirements.txt"], "requirements")
+
+
+def test_cuda_install_moves_to_the_next_build_when_one_has_no_wheel(tmp_path, monkeypatch):
+    """Driver 575 allows cu129 first; pretend only cu126 has a torch 2.13.0 wheel for this Python."""
+    commands = []
+
+    def fake_run(cmd, on_line, is_cancelled=None, **kw):
+        commands.append(cmd)
+        return 0 if "torch==2.13.0+cu126" in cmd else 1
+
+    monkeypatch.setattr(ee, "run_streamed", fake_run)
+    gpus = ee.parse_nvidia_smi("NVIDIA GeForce RTX 4090, 24564, 575.64.03")
+    setup = ee.EngineSetup(ee.SetupOptions(plugin_dir=REPO, env_dir=str(tmp_path / "engine"), device="cuda",
+                                           installer="pip"), log=lambda m: None, gpus=gpus)
+    monkeypatch.setattr(setup, "installed_version", lambda name: None)
+    plan = setup.install_torch(ee.Installer(), {"device": "cuda", "torch": "2.13.0"})
+    assert plan.flavor == "cu126"
+    tried = [c[c.index("--index-url") + 1].rsplit("/", 1)[1] for c in commands]
+    assert tried == ["cu129", "cu128", "cu126"]
+    # a torch already installed with the right build is kept
+    commands.clear()
+    monkeypatch.setattr(setup, "installed_version", lambda name: "2.13.0+cu129")
+    assert setup.install_torch(ee.Installer(), {"device": "cuda", "torch": "2.13.0"}).flavor == "cu129"
+    assert commands == []
