@@ -138,13 +138,13 @@ def is_inside(path: str, folder: str) -> bool:
 def clean_environment(environ: dict | None = None, plugin_dir: str | None = None) -> dict:
     """A copy of ``environ`` for the engine's interpreter and its pip.
 
-    Removes what QGIS sets for its own Python, GDAL and PROJ (:data:`LEAKY_VARIABLES`), hides the user
-    site-packages, and puts ``plugin_dir`` (the folder holding the ``engine`` package) on PYTHONPATH.
+    Removes what QGIS sets for its own Python, GDAL and PROJ (:data:`LEAKY_VARIABLES`) and puts
+    ``plugin_dir`` (the folder holding the ``engine`` package) on PYTHONPATH. The user site-packages stay
+    visible: an *Engine Python* set by hand may rely on ``pip install --user`` (a venv ignores them anyway).
     """
     env = dict(os.environ if environ is None else environ)
     for key in LEAKY_VARIABLES:
         env.pop(key, None)
-    env["PYTHONNOUSERSITE"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
@@ -613,7 +613,7 @@ def run_doctor(python: str, plugin_dir: str, timeout: float = 300.0, environ: di
 
 def installed_packages(python: str, timeout: float = 60.0, platform: str | None = None) -> list[tuple[str, str]]:
     """[(distribution name, version)] installed in ``python``'s environment (importlib.metadata)."""
-    proc = subprocess.run([python, "-I", "-c", PACKAGES_CODE], capture_output=True, text=True, timeout=timeout,
+    proc = subprocess.run([python, "-c", PACKAGES_CODE], capture_output=True, text=True, timeout=timeout,
                           env=clean_environment(), stdin=subprocess.DEVNULL, **popen_flags(platform))
     value = _last_json_object(proc.stdout)
     if proc.returncode != 0 or not isinstance(value, list):
@@ -959,7 +959,7 @@ class EngineSetup:
             return None
         code = f"import importlib.metadata as m; print(m.version({distribution!r}))"
         try:
-            proc = subprocess.run([self.python, "-I", "-c", code], capture_output=True, text=True, timeout=60,
+            proc = subprocess.run([self.python, "-c", code], capture_output=True, text=True, timeout=60,
                                   env=clean_environment(self.environ), stdin=subprocess.DEVNULL, **popen_flags())
         except (OSError, subprocess.SubprocessError):
             return None

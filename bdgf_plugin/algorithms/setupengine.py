@@ -64,8 +64,8 @@ class SetupEngineAlgorithm(EngineGroupMixin, BdgfAlgorithm):
             "Creates (or repairs) the private Python environment the BDGF engine runs in: a virtual environment "
             "in the QGIS profile folder (kept across plugin upgrades) with torch, rasterio, fiona, scikit-learn "
             "and the other pinned engine packages. QGIS's own Python, numpy and GDAL are never touched. Run it "
-            "once after installing the plugin (it needs an internet connection and about 1-3 GB of disk; a few "
-            "minutes). Running it again only checks the environment, unless the plugin's requirements changed. "
+            "once after installing the plugin (it needs an internet connection, about 1.5 GB of disk for the CPU "
+            "build or 5-8 GB for CUDA, and a few minutes). Running it again only checks the environment, unless the plugin's requirements changed. "
             "It ends by running the engine's self-check and sets Processing > Options > Providers > BDGF > "
             "Engine Python.")
 

@@ -179,7 +179,7 @@ def test_clean_environment_drops_qgis_python_and_gdal_variables():
                 "GDAL_DRIVER_PATH": r"C:\OSGeo4W\apps\gdal\lib\gdalplugins", "PROJ_LIB": r"C:\OSGeo4W\share\proj",
                 "__PYVENV_LAUNCHER__": "/Applications/QGIS.app/Contents/MacOS/QGIS", "PATH": "/usr/bin"}
     env = ee.clean_environment(qgis_env, plugin_dir="/plugins/bdgf")
-    assert env["PYTHONPATH"] == "/plugins/bdgf" and env["PATH"] == "/usr/bin" and env["PYTHONNOUSERSITE"] == "1"
+    assert env["PYTHONPATH"] == "/plugins/bdgf" and env["PATH"] == "/usr/bin" and env["PYTHONUNBUFFERED"] == "1"
     for key in ("PYTHONHOME", "GDAL_DRIVER_PATH", "PROJ_LIB", "__PYVENV_LAUNCHER__"):
         assert key not in env
     assert qgis_env["PYTHONHOME"]  # the caller's mapping is not changed
