@@ -676,7 +676,7 @@ class SetupOptions:
     mamba: bool = False                  # also install mamba-ssm (CUDA on Linux only)
     index_url: str | None = None         # package index for torch (None: chosen from the device)
     installer: str = "auto"              # auto (uv when present) | pip | uv
-    reinstall: bool = False              # reinstall the packages even when the check passes
+    reinstall: bool = False              # recreate the venv and reinstall everything, even when the check passes
 
 
 @dataclass
@@ -792,19 +792,21 @@ class EngineSetup:
         return same and (stamp.get("mamba") or not wanted["mamba"])
 
     def ensure_venv(self, installer: Installer) -> str:
-        """Keep a working venv (of the wanted base, when one was given), else create it; returns the base."""
+        """Keep a working venv (of the wanted base, when one was given), else create it (emptied first when
+        *reinstall* is set: the sure repair); returns the base."""
         current = None
         if os.path.isfile(self.python):
             try:
                 current = probe_python(self.python)
             except SetupError as exc:
                 self.log(f"The existing environment does not start ({exc.message}); creating it again.")
-        if current is not None and current.is_venv and not self.o.base_python:
+        if current is not None and current.is_venv and not self.o.base_python and not self.o.reinstall:
             self.log(f"Using the existing environment {self.o.env_dir} (Python {current.version_text}).")
             self.verify_venv(current)
             return current.base_prefix
         base = find_base_python(self.o.base_python, installer.uv, log=self.log)
-        if current is not None and current.is_venv and same_path(current.base_prefix, base.base_prefix):
+        if (current is not None and current.is_venv and not self.o.reinstall
+                and same_path(current.base_prefix, base.base_prefix)):
             self.verify_venv(current)
             return base.path
         self.log(f"Creating the engine environment in {self.o.env_dir} (this takes a few seconds).")
@@ -840,8 +842,6 @@ class EngineSetup:
                     installer.uv = None
             self.log(f"Installing {plan.describe()}.")
             args = ["-c", self.constraints, plan.requirement] + (["--index-url", plan.index_url] if plan.index_url else [])
-            if self.o.reinstall:
-                args.append("--force-reinstall")
             if self.pip(installer, args, "torch", check=False) == 0:
                 return plan
             self.log(f"{plan.requirement} is not available from {plan.index_url or 'the pip configuration'}; "

@@ -94,7 +94,8 @@ class SetupEngineAlgorithm(EngineGroupMixin, BdgfAlgorithm):
                 "Automatic: uv when it is installed (faster), otherwise Python's venv and pip. pip honours "
                 "your pip configuration (proxy, mirrors); uv reads its own.")),
             (self.REINSTALL, self.tr(
-                "Reinstall the packages even when the check passes (repairs a damaged environment).")),
+                "Empty the environment folder and install everything again, even when the check passes "
+                "(repairs a damaged environment).")),
         ]
 
     def initAlgorithm(self, config=None):  # noqa: N802

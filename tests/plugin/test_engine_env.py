@@ -383,3 +383,24 @@ def test_cuda_install_moves_to_the_next_build_when_one_has_no_wheel(tmp_path, mo
     monkeypatch.setattr(setup, "installed_version", lambda name: "2.13.0+cu129")
     assert setup.install_torch(ee.Installer(), {"device": "cuda", "torch": "2.13.0"}).flavor == "cu129"
     assert commands == []
+
+
+def test_reinstall_recreates_the_venv_from_scratch(tmp_path, monkeypatch):
+    env_dir = tmp_path / "engine"
+    (env_dir / "bin").mkdir(parents=True)
+    (env_dir / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (env_dir / "bin" / "python").write_text("")
+    venv = ee.PythonInfo(path=str(env_dir / "bin" / "python"), executable="", version=(3, 11, 2),
+                         prefix=str(env_dir), base_prefix="/usr")
+    base = ee.PythonInfo(path="/usr/bin/python3.11", executable="", version=(3, 11, 2), prefix="/usr",
+                         base_prefix="/usr")
+    commands = []
+    monkeypatch.setattr(ee, "probe_python", lambda path, **kw: venv)
+    monkeypatch.setattr(ee, "find_base_python", lambda *a, **kw: base)
+    monkeypatch.setattr(ee, "run_streamed", lambda cmd, *a, **kw: commands.append(cmd) or 0)
+    opts = ee.SetupOptions(plugin_dir=REPO, env_dir=str(env_dir))
+    ee.EngineSetup(opts, log=lambda m: None, gpus=[]).ensure_venv(ee.Installer())
+    assert commands == []  # a working venv is kept
+    opts.reinstall = True
+    ee.EngineSetup(opts, log=lambda m: None, gpus=[]).ensure_venv(ee.Installer())
+    assert commands == [["/usr/bin/python3.11", "-m", "venv", "--clear", str(env_dir)]]
