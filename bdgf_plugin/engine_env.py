@@ -695,15 +695,18 @@ class EngineSetup:
     """Creates, repairs or checks the engine environment described by :class:`SetupOptions`.
 
     ``log(message)`` gets status lines, ``console(line)`` every line of pip's output, ``progress(percent)`` a
-    monotonic 0-100 value, and ``is_cancelled()`` is polled while subprocesses run (they are killed then).
+    monotonic 0-100 value, ``status(step)`` the id of each step as it starts (:data:`STEPS`: venv, torch,
+    requirements, mamba, check), and ``is_cancelled()`` is polled while subprocesses run (they are killed then).
     ``protected`` lists interpreter prefixes that must never be the target (QGIS's own ``sys.prefix`` and
     ``sys.base_prefix`` by default).
     """
 
     def __init__(self, options: SetupOptions, log: Callable = print, console: Callable | None = None,
                  progress: Callable | None = None, is_cancelled: Callable = lambda: False,
-                 environ: dict | None = None, protected: Iterable[str] | None = None, gpus: list | None = None):
+                 environ: dict | None = None, protected: Iterable[str] | None = None, gpus: list | None = None,
+                 status: Callable | None = None):
         self.o = options
+        self.status = status or (lambda step: None)
         self.log = log
         self.console = console or log
         self.progress = progress or (lambda value: None)
@@ -944,6 +947,7 @@ class EngineSetup:
         self.progress(self._done)
 
     def timed(self, step: str, fn: Callable):
+        self.status(step)
         t0 = time.monotonic()
         try:
             return fn()

@@ -160,8 +160,12 @@ class SetupEngineAlgorithm(EngineGroupMixin, BdgfAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         opts = self.options(parameters, context)
         feedback.pushInfo(self.tr("Engine environment: {folder}").format(folder=opts.env_dir))
+        steps = {"venv": self.tr("Creating the virtual environment"), "torch": self.tr("Installing torch"),
+                 "requirements": self.tr("Installing the engine's packages"),
+                 "mamba": self.tr("Installing mamba-ssm"), "check": self.tr("Checking the engine")}
         setup = engine_env.EngineSetup(opts, log=feedback.pushInfo, console=feedback.pushConsoleInfo,
-                                       progress=feedback.setProgress, is_cancelled=feedback.isCanceled)
+                                       progress=feedback.setProgress, is_cancelled=feedback.isCanceled,
+                                       status=lambda step: feedback.setProgressText(steps.get(step, step)))
         try:
             result = setup.run()
         except engine_env.SetupCancelled as exc:

@@ -286,7 +286,8 @@ def test_second_run_only_checks(tmp_path, monkeypatch):
     os.symlink(os.path.join(venv, "lib"), env_dir / "lib")
     os.symlink(ENGINE_PYTHON, env_dir / "bin" / "python")
     opts = ee.SetupOptions(plugin_dir=REPO, env_dir=str(env_dir), device="cpu")
-    setup = ee.EngineSetup(opts, log=lambda m: None, gpus=[])
+    steps = []
+    setup = ee.EngineSetup(opts, log=lambda m: None, gpus=[], status=steps.append)
     wanted = {"requirements": ee.requirements_digest(REPO), "device": "cpu", "mamba": False, "index_url": "",
               "torch": "2.13.0", "python": setup.python}
     ee.write_stamp(str(env_dir), dict(wanted, torch_installed="2.13.0+cpu"))
@@ -297,7 +298,7 @@ def test_second_run_only_checks(tmp_path, monkeypatch):
     monkeypatch.setattr(ee, "run_streamed", no_pip)
     result = setup.run()
     assert result.action == "checked" and result.doctor["torch"].startswith("2.13.0")
-    assert set(result.timings) == {"check"}
+    assert set(result.timings) == {"check"} and steps == ["check"]
     # a changed requirement (plugin upgrade) is noticed: the next run installs
     stamp = json.loads((env_dir / ee.STAMP_FILE).read_text())
     assert setup.stamp_matches(stamp, wanted)
