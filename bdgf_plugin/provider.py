@@ -8,7 +8,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-from .. import engine as _engine_pkg  # torch-free: __version__ only
+from ..engine.contract import ENGINE_VERSION
 from . import PLUGIN_DIR
 from .algorithms.assess import AssessAlgorithm
 from .algorithms.classify import ClassifyAlgorithm
@@ -39,10 +39,10 @@ class BdgfProvider(QgsProcessingProvider):
 
     def longName(self):
         return self.tr("BDGF multimodal land-cover classification ({version})").format(
-            version=_engine_pkg.__version__)
+            version=ENGINE_VERSION)
 
     def versionInfo(self):  # noqa: N802
-        return _engine_pkg.__version__
+        return ENGINE_VERSION
 
     def icon(self):
         return QIcon(ICON)

@@ -25,6 +25,7 @@ from typing import Iterable
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 from qgis.PyQt.QtCore import QCoreApplication
 
+from ..engine.contract import EXIT_CANCELLED, temporary_glob
 from . import PLUGIN_DIR
 from .engine_env import clean_environment
 from .settings import SETUP_ALGORITHM, engine_python, setup_command
@@ -32,7 +33,6 @@ from .settings import SETUP_ALGORITHM, engine_python, setup_command
 CANCEL_GRACE_S = 4.0  # SIGTERM, then SIGKILL: the engine is gone within 5 s of a cancel
 POLL_S = 0.1
 STDERR_TAIL = 40
-EXIT_CANCELLED = 3
 
 RUNNING: dict = {}
 """pid -> command line of the engine processes running now (diagnostics and tests)."""
@@ -401,8 +401,6 @@ def _cleanup(paths, preexisting, pid=None) -> None:
     The engine writes ``<dir>/.<stem>.partial-<pid><ext>`` and renames on success (engine/files.py); a killed
     engine leaves that file behind, so it is removed here by the child's pid.
     """
-    import glob
-
     for p in paths:
         if not p:
             continue
@@ -410,9 +408,7 @@ def _cleanup(paths, preexisting, pid=None) -> None:
         if p not in preexisting:
             candidates.append(p)
         if pid is not None:
-            folder, name = os.path.split(os.path.abspath(p))
-            stem, ext = os.path.splitext(name)
-            candidates += glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(stem)}.partial-{pid}{ext}*"))
+            candidates += temporary_glob(p, pid)
         for candidate in candidates:
             try:
                 if os.path.isfile(candidate):

@@ -2,7 +2,7 @@
 
 Reads the 13 single-band files (10/20/60 m) of /work/shared/data/s2_delmarva onto the 10 m grid tile by tile
 (512 px), accumulates exact per-band mean/std/min/max and the valid-pixel count, computes the sampled
-normalisation statistics (engine.grid.compute_statistics), and prints peak RSS against a stated bound:
+normalisation statistics (engine.data.grid.compute_statistics), and prints peak RSS against a stated bound:
 
     bound = RSS after imports + GDAL block cache cap + 8 x one tile's float32 stack + 64 MiB slack
 
@@ -28,7 +28,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 
-from engine.grid import Modality, RasterStack, compute_statistics, iter_tiles  # noqa: E402
+from engine.data.grid import Modality, RasterStack, compute_statistics  # noqa: E402
+from engine.data.windows import iter_windows  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -65,12 +66,12 @@ def main() -> int:
             n_valid = 0
             n_tiles = 0
             # 1) a 768 x 768 sub-window, 2) the whole scene: the peak must not grow with the area read
-            for t in iter_tiles(g.height, g.width, args.tile, window=(0, 0, min(768, g.height), min(768, g.width))):
-                st.read(*t.core_window)
+            for t in iter_windows(g.height, g.width, args.tile, window=(0, 0, min(768, g.height), min(768, g.width))):
+                st.read(*t)
             peak_sub = peak_rss()
             t0 = time.perf_counter()
-            for t in iter_tiles(g.height, g.width, args.tile):
-                w = st.read(*t.core_window)
+            for t in iter_windows(g.height, g.width, args.tile):
+                w = st.read(*t)
                 px = w.arrays[0][:, w.valid].astype(np.float64)
                 if px.size:
                     s += px.sum(1)

@@ -29,7 +29,7 @@ PROFILES = {"paper": {"width": 16}, "fast": {"width": 4}}
 
 
 def _build(profile, c_spec, c_aux, s, classes, device):
-    from engine.network import GroupNetwork, NetworkConfig
+    from engine.models.network import GroupNetwork, NetworkConfig
     cfg = NetworkConfig.paper() if profile == "paper" else NetworkConfig.fast()
     c_dif = 2 * PROFILES[profile]["width"] * s
     net = GroupNetwork(c_spec, c_aux, c_dif, classes, cfg).to(device)

@@ -43,7 +43,9 @@ def measure(profile: str, device: str, mode: str, reps: int, threads: int) -> di
     import torch
     import torch.nn.functional as F
 
-    from engine.diffusion import BandLayout, DiffusionConfig, FeatureExtractor, SpectralDiffUNet
+    from engine.data.inputs import BandLayout
+    from engine.models.diffusion import DiffusionConfig, FeatureExtractor
+    from engine.models.unet import SpectralDiffUNet
 
     torch.set_num_threads(threads)
     width, S, tile, batch = PROFILES[profile]
@@ -126,8 +128,10 @@ def bench_pretrain(iters: int, threads: int) -> None:
 
     import torch
 
-    from engine.diffusion import DiffusionConfig, FeatureExtractor, pretrain
-    from engine.grid import Modality, RasterStack, compute_statistics
+    from engine.data.grid import Modality, RasterStack, compute_statistics
+    from engine.data.windows import Window, read_window
+    from engine.models.diffusion import DiffusionConfig, FeatureExtractor
+    from engine.pretrain import pretrain
 
     torch.set_num_threads(threads)
     paths = sorted(glob.glob(os.path.join(ROOT, "resources", "sample_data", "delmarva_s2", "s2_B*.tif")))
@@ -146,7 +150,7 @@ def bench_pretrain(iters: int, threads: int) -> None:
             t0, c0 = time.perf_counter(), time.process_time()
             for r in range(0, 512, 128):
                 for c in range(0, 512, 128):
-                    fx.window_features(stack, window[0] + r, window[1] + c, 128, 128)
+                    read_window(stack, fx, None, Window(window[0] + r, window[1] + c, 128, 128))
             t_feat, c_feat = time.perf_counter() - t0, time.process_time() - c0
         print(f"pretrain[{name}] {res.iteration} it in {res.seconds:.1f} s = "
               f"{res.seconds / res.iteration:.3f} s/it wall, {cpu / res.iteration:.3f} CPU-s/it "

@@ -8,6 +8,7 @@ the command line sends in its ``done`` event.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 from typing import Any, Sequence
@@ -16,10 +17,11 @@ import numpy as np
 import torch
 
 from . import __version__
+from .contract import checkpoint_path
+from .data.grid import Modality, RasterStack, compute_statistics, crs_equal, default_grid
 from .errors import EngineError
 from .files import check_output
-from .grid import (Modality, RasterStack, compute_statistics, crs_equal, default_grid, stats_from_list,
-                   stats_to_list)
+from .io.schema import Band, Category, GridInfo, ModalityInfo, ModelMetadata
 from .progress import Reporter, ensure
 
 
@@ -29,9 +31,7 @@ from .progress import Reporter, ensure
 def _device(name: str | None, rep: Reporter) -> torch.device:
     from .device import resolve_device
 
-    if name in (None, "auto", "cuda", "cpu"):
-        return torch.device(resolve_device(name or "auto", rep))
-    return torch.device(name)
+    return torch.device(resolve_device(name or "auto", rep))
 
 
 def _extent(extent: Any) -> tuple[Sequence[float] | None, Any]:
@@ -55,43 +55,44 @@ def _window(stack: RasterStack, extent: Any) -> tuple[int, int, int, int] | None
     return win
 
 
-def _modalities_meta(stack: RasterStack) -> list[dict]:
-    return [{"kind": m.kind, "name": m.name, "band_count": n, "band_descriptions": d,
-             "files": [os.path.basename(p) for p in m.paths], "nodata": m.nodata}
-            for m, n, d in zip(stack.modalities, stack.band_counts, stack.band_descriptions)]
+def _modalities_info(stack: RasterStack, stats: Any) -> list[ModalityInfo]:
+    """Every input band's identity (file, band, description, name, wavelength) and statistics, per modality."""
+    out = []
+    for mi, (m, infos) in enumerate(zip(stack.modalities, stack.band_info)):
+        bands = [Band.identify(mi, m.kind, info["file"], info["band"], info.get("description", ""),
+                               info.get("wavelength"), stats[mi][bi]) for bi, info in enumerate(infos)]
+        out.append(ModalityInfo(m.kind, m.name, [os.path.basename(p) for p in m.paths], m.nodata, bands))
+    return out
 
 
-def _base_metadata(kind: str, profile: str, stack: RasterStack, stats: Any, window: Any, seed: int) -> dict:
+def model_metadata(kind: str, profile: str, stack: RasterStack, stats: Any, window: Any, seed: int) -> ModelMetadata:
+    """The metadata every model file of ``kind`` starts with: profile, seed, band identities and statistics of
+    ``stack``, and its reference grid (bounds of ``window`` when given)."""
     g = stack.grid if window is None else stack.grid.crop(window)
-    return {"kind": kind, "profile": profile, "seed": int(seed),
-            "modalities": _modalities_meta(stack), "statistics": stats_to_list(stats),
-            "grid": {"crs": stack.grid.crs.to_wkt(), "res": list(stack.grid.res), "bounds": list(g.bounds)}}
+    return ModelMetadata(kind=kind, profile=profile, seed=int(seed), modalities=_modalities_info(stack, stats),
+                         grid=GridInfo(stack.grid.crs.to_wkt(), tuple(stack.grid.res), tuple(g.bounds)))
 
 
-def _checkpoint_path(output: str) -> str:
-    return f"{output}.checkpoint.safetensors"
-
-
-def _check_modalities(meta: dict, modalities: Sequence[Modality], stack: RasterStack, path: str,
+def _check_modalities(meta: ModelMetadata, modalities: Sequence[Modality], stack: RasterStack, path: str,
                       rep: Reporter) -> None:
     """Refuse inputs whose modality kinds / band counts differ from the model's; warn on band names."""
-    want = meta.get("modalities") or []
+    want = meta.modalities
     kinds = [m.kind for m in modalities]
-    if [m["kind"] for m in want] != kinds:
+    if [m.kind for m in want] != kinds:
         raise EngineError(
             f"The inputs ({', '.join(kinds)}) do not match the modalities of {os.path.basename(path)} "
-            f"({', '.join(m['kind'] for m in want)})",
+            f"({', '.join(m.kind for m in want)})",
             "Give the same kinds of rasters, in the same order, as when the model was trained.")
     for m, n, got_desc in zip(want, stack.band_counts, stack.band_descriptions):
-        if int(m["band_count"]) != int(n):
+        if m.band_count != int(n):
             raise EngineError(
-                f"The {m['kind']} input has {n} bands but {os.path.basename(path)} was trained with "
-                f"{m['band_count']} ({', '.join(m.get('files', [])[:13])})",
+                f"The {m.kind} input has {n} bands but {os.path.basename(path)} was trained with "
+                f"{m.band_count} ({', '.join(m.files[:13])})",
                 "Give the same bands, in the same order, as when the model was trained.")
-        for i, (a, b) in enumerate(zip(m.get("band_descriptions", []), got_desc)):
-            na, nb = a.split(":")[0].rsplit("_", 1)[-1], b.split(":")[0].rsplit("_", 1)[-1]
-            if na != nb:
-                rep.warning(f"{m['kind']} band {i + 1} is {b!r} but the model was trained with {a!r}: "
+        for i, (band, b) in enumerate(zip(m.bands, got_desc)):
+            na, nb = os.path.splitext(band.file)[0].rsplit("_", 1)[-1], b.split(":")[0].rsplit("_", 1)[-1]
+            if na != os.path.splitext(nb)[0]:
+                rep.warning(f"{m.kind} band {i + 1} is {b!r} but the model was trained with {band.label()!r}: "
                             "check the band order")
                 break
 
@@ -110,9 +111,9 @@ def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, 
     Raises:
         EngineError: bad inputs (see ``grid``), OutputExistsError: ``output`` exists and not ``overwrite``.
     """
-    from .artifact import save_model
     from .config import get_profile
-    from .diffusion import pretrain as run_pretrain
+    from .io.artifact import save_model
+    from .pretrain import pretrain as run_pretrain
 
     rep = ensure(reporter)
     output = os.path.abspath(output)
@@ -129,14 +130,13 @@ def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, 
         window = _window(stack, extent)
         rep.info("Computing normalisation statistics")
         stats = compute_statistics(stack, seed=seed, window=window, reporter=rep)
-        ckpt = _checkpoint_path(output)
+        ckpt = checkpoint_path(output)
         rep.info(f"Diffusion pretraining ({profile} profile, {prof.diffusion.iterations} iterations, "
                  f"checkpoint {ckpt})")
         result = run_pretrain(stack, prof.diffusion, stats, rep, dev, ckpt, resume, window)
-        meta = _base_metadata("pretrain", profile, stack, stats, window, seed)
-        meta.update(result.metadata())
-        meta["inputs"] = {"spectral": spectral.paths, "auxiliary": [m.paths for m in auxiliary]}
-        meta["world_size"] = dinfo.world
+        meta = model_metadata("pretrain", profile, stack, stats, window, seed)
+        meta.diffusion = result.diffusion_info()
+        meta.world_size = dinfo.world
         if dinfo.is_main:
             save_model(output, result.tensors(), meta, overwrite=overwrite)
     if dinfo.is_main and os.path.exists(ckpt):
@@ -170,15 +170,17 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     Raises:
         EngineError: bad inputs (rasters, polygons, class field, pretrain file of other modalities).
     """
-    from .artifact import load_model, save_model
     from .config import get_profile
-    from .diffusion import FeatureExtractor
-    from .diffusion import pretrain as run_pretrain
-    from .labels import drop_invalid, read_polygons, split_by_polygon
+    from .data.inputs import ClassifierInputs
+    from .data.labels import drop_invalid, read_polygons, split_by_polygon
+    from .io.artifact import load_model, save_model
     from .metrics import accuracy_metrics, confusion_matrix
-    from .network import GroupNetwork
-    from .training import (ClassifierInputs, TrainedModel, _to_tensors, cap_per_class, evaluate,
-                           gather_patches, random_forest_baseline, train_network)
+    from .models.classifier import TrainedModel
+    from .models.diffusion import FeatureExtractor
+    from .models.network import GroupNetwork
+    from .pretrain import pretrain as run_pretrain
+    from .train import (PatchSet, cap_per_class, evaluate, gather_patches, patch_tensors, random_forest_baseline,
+                        train_network)
 
     rep = ensure(reporter)
     output = os.path.abspath(output)
@@ -206,12 +208,10 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         if pretrained:
             tensors, pmeta = load_model(pretrained, device="cpu")
             _check_modalities(pmeta, mods, stack, pretrained, rep)
-            stats = stats_from_list(pmeta["statistics"])
+            stats = pmeta.statistics()
             extractor = FeatureExtractor.from_tensors(tensors, pmeta, dev)
-            diff_meta = {k: pmeta[k] for k in ("diffusion_config", "band_layout", "diffusion_stats",
-                                                "pretrain_iterations") if k in pmeta}
-            rep.info(f"Using the pretrained diffusion model {pretrained} "
-                     f"({pmeta.get('pretrain_iterations', '?')} iterations)")
+            diffusion = dataclasses.replace(pmeta.diffusion, history=[])
+            rep.info(f"Using the pretrained diffusion model {pretrained} ({diffusion.iterations} iterations)")
         else:
             rep.info("Computing normalisation statistics")
             stats = compute_statistics(stack, seed=seed, window=window, reporter=rep)
@@ -219,13 +219,12 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
                 prof.diffusion.iterations = int(iterations)
             rep.info(f"No pretrained model given: diffusion pretraining first ({prof.diffusion.iterations} "
                      "iterations)")
-            result = run_pretrain(stack, prof.diffusion, stats, rep, dev, _checkpoint_path(output) + ".pre",
-                                  False, window)
+            pre_ckpt = checkpoint_path(output, "pretrain")
+            result = run_pretrain(stack, prof.diffusion, stats, rep, dev, pre_ckpt, False, window)
             extractor = FeatureExtractor.from_pretrain(result, dev)
-            diff_meta = result.metadata()
-            diff_meta.pop("pretrain_history", None)
-            if dinfo.is_main and os.path.exists(_checkpoint_path(output) + ".pre"):
-                os.remove(_checkpoint_path(output) + ".pre")
+            diffusion = result.diffusion_info(history=False)
+            if dinfo.is_main and os.path.exists(pre_ckpt):
+                os.remove(pre_ckpt)
         extractor.unet.eval()
         # -- labels ------------------------------------------------------------------------------------
         pixels = read_polygons(training, class_field, stack.grid, layer=layer, class_styles=class_styles,
@@ -248,9 +247,9 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         train_idx = train_idx[cap_per_class(pixels.values[train_idx], tcfg.max_train_per_class, rng)]
         val_idx = val_idx[cap_per_class(pixels.values[val_idx], tcfg.max_val_per_class, rng)] \
             if len(val_idx) else val_idx
-        classes = [c.to_dict() for c in pixels.classes]
-        values = np.array([c["value"] for c in classes])
-        names = [c["name"] for c in classes]
+        classes = [Category(c.value, c.name, c.color) for c in pixels.classes]
+        values = np.array([c.value for c in classes])
+        names = [c.name for c in classes]
         index_of = {int(v): i for i, v in enumerate(values)}
         y_all = np.array([index_of[int(v)] for v in pixels.values], np.int64)
         rep.info(f"{len(train_idx)} training and {len(val_idx)} validation pixels used "
@@ -264,8 +263,6 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         patches, fmin, fmax = gather_patches(stack, pixels.rows[sel], pixels.cols[sel], y_all[sel], extractor,
                                              inputs, tcfg.patch_size, tcfg.gather_tile, rep)
         n_tr = len(train_idx)
-        from .training import PatchSet
-
         def part(a, b):
             return PatchSet(patches.spec[a:b], None if patches.aux is None else patches.aux[a:b],
                             patches.dif[a:b], patches.y[a:b], patches.centre[a:b])
@@ -275,12 +272,12 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         torch.manual_seed(seed)
         net = GroupNetwork(inputs.n_spectral, inputs.n_auxiliary, extractor.channels, len(classes), prof.network)
         model = TrainedModel(extractor, inputs, net, fmin, fmax, classes, tcfg.patch_size)
-        tr, va = _to_tensors(tr_ps, model), _to_tensors(va_ps, model)
+        tr, va = patch_tensors(tr_ps, model), patch_tensors(va_ps, model)
         rep.info(f"Group network: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters, "
                  f"C_spec {inputs.n_spectral}, C_aux {inputs.n_auxiliary}, C_dif {extractor.channels}, "
                  f"{len(classes)} classes")
         history = train_network(net, tr, va if len(va_ps.y) else None, tcfg, dev, rep,
-                                _checkpoint_path(output), resume)
+                                checkpoint_path(output), resume)
         labels = list(range(len(classes)))
         accuracy = baseline = None
         if len(va_ps.y):
@@ -302,7 +299,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
             rep.metric("rf_val_oa", baseline["oa"], aa=baseline["aa"], kappa=baseline["kappa"], model="RandomForest")
         training_report = {
             "kind": "training", "title": "BDGF training report", "model_name": "BDGF", "created": started,
-            "engine_version": __version__, "classes": classes, "accuracy": accuracy,
+            "engine_version": __version__, "classes": [c.to_dict() for c in classes], "accuracy": accuracy,
             "baseline": {"name": "Random forest", "accuracy": baseline} if baseline else None,
             "history": history, "split": split_report, "labels": pixels.report,
             "warnings": [msg for level, msg in rep.messages if level == "warning"],
@@ -317,27 +314,25 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
                       "The random forest uses the centre-pixel spectral and auxiliary values of the same "
                       "training pixels."],
         }
-        meta = _base_metadata("classifier", profile, stack, stats, window, seed)
-        meta.update(diff_meta)
-        meta.update({"network_config": prof.network.to_dict(), "training_config": tcfg.to_dict(),
-                     "classes": classes, "patch_size": tcfg.patch_size,
-                     "tile": {"halo": extractor.halo + tcfg.patch_size // 2},
-                     "pca": {"components": inputs.n_spectral} if inputs.pca_components is not None else None,
-                     "report": {k: training_report[k] for k in ("accuracy", "baseline", "history", "split",
-                                                                "settings", "created")},
-                     "inputs": {"spectral": [os.path.basename(p) for p in spectral.paths],
-                                "auxiliary": [[os.path.basename(p) for p in m.paths] for m in auxiliary],
-                                "training": os.path.basename(training), "class_field": class_field}})
-        meta["world_size"] = dinfo.world
+        meta = model_metadata("classifier", profile, stack, stats, window, seed)
+        meta.diffusion = diffusion
+        meta.classes = classes
+        meta.network_config, meta.training_config = prof.network.to_dict(), tcfg.to_dict()
+        meta.patch_size, meta.halo = tcfg.patch_size, extractor.halo + tcfg.patch_size // 2
+        meta.pca_components = inputs.n_spectral if inputs.pca_components is not None else None
+        meta.report = {k: training_report[k] for k in ("accuracy", "baseline", "history", "split", "settings",
+                                                       "created")}
+        meta.training_data = {"file": os.path.basename(training), "class_field": class_field}
+        meta.world_size = dinfo.world
         if dinfo.is_main:
             save_model(output, model.tensors(), meta, overwrite=overwrite)
-    if dinfo.is_main and os.path.exists(_checkpoint_path(output)):
-        os.remove(_checkpoint_path(output))
+    if dinfo.is_main and os.path.exists(checkpoint_path(output)):
+        os.remove(checkpoint_path(output))
     barrier()
     teardown()
     out = {"output": output, "metrics": metrics}
     if report and dinfo.is_main:
-        from .report import write_html_report
+        from .io.reports import write_html_report
 
         out["report"] = write_html_report(report, training_report, overwrite=overwrite)
     return out
@@ -359,11 +354,11 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
     Raises:
         EngineError: pretrain-only or foreign model file, inputs that do not match the model.
     """
-    from .artifact import load_model
     from .config import get_profile
-    from .prediction import classify_scene, polygon_mask_geometries
-    from .rasterout import ClassificationWriter
-    from .training import TrainedModel
+    from .io.artifact import load_model
+    from .io.rasters import ClassificationWriter
+    from .models.classifier import TrainedModel
+    from .predict import classify_scene, polygon_mask_geometries
 
     rep = ensure(reporter)
     output = os.path.abspath(output)
@@ -372,20 +367,20 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
             check_output(p, overwrite)
     dev = _device(device, rep)
     tensors, meta = load_model(model, device="cpu")
-    if meta.get("kind") != "classifier":
-        raise EngineError(f"{os.path.basename(model)} is a {meta.get('kind', 'unknown')} file, not a trained "
+    if meta.kind != "classifier":
+        raise EngineError(f"{os.path.basename(model)} is a {meta.kind} file, not a trained "
                           "classifier", "Run train (with this file as the pretrained model) and classify with "
                           "its output model.")
     mods = [spectral, *auxiliary]
-    prof = get_profile(meta.get("profile", "fast"))
+    prof = get_profile(meta.profile)
     grid = default_grid(mods)
-    mgrid = meta.get("grid") or {}
+    mgrid = meta.grid
     if mgrid:
-        mres = tuple(mgrid["res"])
-        if not crs_equal(grid.crs, mgrid["crs"]) or max(abs(a - b) for a, b in zip(grid.res, mres)) > 1e-6 * max(mres):
+        mres = tuple(mgrid.res)
+        if not crs_equal(grid.crs, mgrid.crs) or max(abs(a - b) for a, b in zip(grid.res, mres)) > 1e-6 * max(mres):
             rep.warning(f"The inputs' grid ({grid.crs.to_string()}, {grid.res[0]:g} m) differs from the model's "
                         f"training grid ({mres[0]:g} m): aligning to the model's CRS and resolution")
-            grid = default_grid(mods, crs=mgrid["crs"], res=mres)
+            grid = default_grid(mods, crs=mgrid.crs, res=mres)
     with RasterStack(mods, grid, log=rep) as stack:
         _check_modalities(meta, mods, stack, model, rep)
         window = _window(stack, extent)
@@ -413,7 +408,7 @@ def assess(classification: str, reference: str, class_field: str, *, layer: str 
            report: str | None = None, table: str | None = None, json_path: str | None = None,
            overwrite: bool = False, extent: Any = None, reporter: Reporter | None = None) -> dict:
     """Accuracy assessment of a classification raster against reference polygons (``assessment.assess``)."""
-    from .assessment import assess_to_files
+    from .assess import assess_to_files
 
     bounds, crs = _extent(extent)
     return assess_to_files(classification, reference, class_field, layer=layer, report=report, table=table,

@@ -24,11 +24,9 @@ import traceback
 from typing import Any, Callable, Sequence
 
 from . import __version__
-from .errors import EXIT_CANCELLED, EXIT_OK, EXIT_UNEXPECTED, Cancelled, EngineError
+from .contract import AUXILIARY_KINDS, DEVICES, EXIT_CANCELLED, EXIT_OK, EXIT_UNEXPECTED, PROFILES
+from .errors import Cancelled, EngineError
 from .progress import CancelToken, Reporter
-
-AUX_KINDS = ("sar_db", "sar_linear", "elevation")
-PROFILES = ("fast", "paper")
 
 # Which options of each command are output files (checked for existence before any work).
 OUTPUT_OPTIONS = {
@@ -69,7 +67,7 @@ def _common_parent() -> argparse.ArgumentParser:
     g = p.add_argument_group("common options")
     g.add_argument("--json-progress", action="store_true",
                    help="write progress, logs, metrics and the result as JSON lines on stdout (used by QGIS)")
-    g.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
+    g.add_argument("--device", default="auto", choices=DEVICES,
                    help="compute device: auto uses CUDA when available")
     g.add_argument("--seed", type=int, default=0, help="random seed (sampling, initialisation, split)")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -189,7 +187,7 @@ def modalities(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     Raises:
         EngineError: a missing file, an unknown KIND, or ``--aux KIND`` without files.
     """
-    from .grid import Modality
+    from .data.grid import Modality
 
     _check_inputs([("--spectral", p) for p in args.spectral])
     spectral = Modality(paths=list(args.spectral), kind="spectral", nodata=args.nodata_spectral, name="spectral")
@@ -197,9 +195,9 @@ def modalities(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     names: dict[str, int] = {}
     for group in args.aux or []:
         kind, files = group[0], group[1:]
-        if kind not in AUX_KINDS:
+        if kind not in AUXILIARY_KINDS:
             raise EngineError(f"--aux {kind}: unknown kind {kind!r}",
-                              f"write --aux KIND FILE [FILE ...] with KIND one of {', '.join(AUX_KINDS)}")
+                              f"write --aux KIND FILE [FILE ...] with KIND one of {', '.join(AUXILIARY_KINDS)}")
         if not files:
             raise EngineError(f"--aux {kind}: no raster file given", "write --aux KIND FILE [FILE ...]")
         _check_inputs([(f"--aux {kind}", p) for p in files])
@@ -289,7 +287,7 @@ def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
 
 def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:
     _check_inputs([("--model", args.model), ("--mask", args.mask)])
-    from .header import read_metadata
+    from .io.schema import read_metadata
 
     read_metadata(args.model)  # refuse a foreign / damaged / newer model before reading any raster
     spectral, aux = modalities(args)
@@ -309,7 +307,7 @@ def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:
 def cmd_assess(args: argparse.Namespace, rep: Reporter) -> dict:
     _check_inputs([("--classification", args.classification), ("--reference", args.reference)])
     extent = extent_arg(args)
-    from .assessment import assess_to_files
+    from .assess import assess_to_files
 
     return assess_to_files(args.classification, args.reference, args.class_field, layer=args.layer,
                            report=args.report, table=args.table, json_path=args.json, overwrite=args.overwrite,
@@ -318,9 +316,10 @@ def cmd_assess(args: argparse.Namespace, rep: Reporter) -> dict:
 
 
 def cmd_info(args: argparse.Namespace, rep: Reporter) -> dict:
-    from .header import read_metadata
+    """The model file's metadata (:class:`engine.io.schema.ModelMetadata`, format-1 files migrated) as JSON."""
+    from .io.schema import read_metadata
 
-    return read_metadata(args.model)
+    return read_metadata(args.model).to_dict()
 
 
 def cmd_doctor(args: argparse.Namespace, rep: Reporter) -> dict:
@@ -407,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             real_stdout.write(json.dumps(outputs, indent=2, ensure_ascii=False, default=str) + "\n")
             real_stdout.flush()
         else:
-            from .report import sanitize
+            from .io.reports import sanitize
 
             rep.done(sanitize(outputs or {}))
         return EXIT_OK

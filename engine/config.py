@@ -16,12 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .diffusion import DiffusionConfig
+from .contract import PROFILES
 from .errors import EngineError
-from .network import NetworkConfig
-from .training import TrainingConfig
-
-PROFILES = ("fast", "paper")
+from .models.diffusion import DiffusionConfig
+from .models.network import NetworkConfig
+from .train import TrainingConfig
 
 
 @dataclass

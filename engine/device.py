@@ -4,54 +4,45 @@ from __future__ import annotations
 
 from typing import Any
 
+from .contract import DEVICES
 from .errors import EngineError
 from .progress import Reporter
 
-DEVICES = ("auto", "cuda", "cpu")
-
 
 def resolve_device(name: str | None = "auto", reporter: Reporter | None = None, log: bool = True) -> str:
-    """Turn ``auto`` / ``cuda`` / ``cuda:N`` / ``cpu`` into a concrete torch device string and log it.
+    """Turn ``auto`` / ``cuda`` / ``cpu`` (``contract.DEVICES``) into a concrete torch device string and log it.
+
+    One device per process: under torchrun, ``distributed.setup`` moves each process to ``cuda:LOCAL_RANK``.
 
     Args:
-        name: ``auto`` (CUDA when available, else CPU), ``cuda`` or ``cuda:N`` (must be available), ``cpu``.
+        name: ``auto`` (CUDA when available, else CPU), ``cuda`` (must be available), ``cpu``.
         reporter: where the log line goes (``Device: cuda:0 (NVIDIA H100 80GB HBM3, 79.1 GiB, compute 9.0)``
             or ``Device: cpu (16 threads)``).
         log: set False to resolve silently.
 
     Returns:
-        ``"cpu"`` or ``"cuda:N"``.
+        ``"cpu"`` or ``"cuda:0"``.
 
     Raises:
-        EngineError: unknown device name, or CUDA requested but unavailable / index out of range.
+        EngineError: unknown device name, or CUDA requested but unavailable.
     """
     import torch
 
     text = (name or "auto").strip().lower()
+    if text not in DEVICES:
+        raise EngineError(f"Unknown device {name!r}", f"use one of {', '.join(DEVICES)}")
     if text == "auto":
         dev = "cuda:0" if torch.cuda.is_available() else "cpu"
     elif text == "cpu":
         dev = "cpu"
-    elif text == "cuda" or text.startswith("cuda:"):
+    else:
         if not torch.cuda.is_available():
             raise EngineError(
                 f"--device {name} was requested but CUDA is not available to torch {torch.__version__} "
                 f"(built for CUDA {torch.version.cuda or 'none'})",
                 "use --device cpu or auto, or install a CUDA build of torch that matches the NVIDIA driver "
                 "(run `python -m engine doctor`)")
-        index = 0
-        if ":" in text:
-            try:
-                index = int(text.split(":", 1)[1])
-            except ValueError as exc:
-                raise EngineError(f"Invalid device {name!r}", "use auto, cuda, cuda:N or cpu") from exc
-        count = torch.cuda.device_count()
-        if not 0 <= index < count:
-            raise EngineError(f"Device {name} does not exist ({count} CUDA device(s))",
-                              f"use cuda:0..cuda:{count - 1}, auto or cpu")
-        dev = f"cuda:{index}"
-    else:
-        raise EngineError(f"Unknown device {name!r}", "use auto, cuda, cuda:N or cpu")
+        dev = "cuda:0"
     if log and reporter is not None:
         reporter.info("Device: " + describe_device(dev))
     return dev

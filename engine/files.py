@@ -13,6 +13,7 @@ import contextlib
 import os
 from typing import Iterator
 
+from . import contract
 from .errors import EngineError, OutputExistsError
 
 #: Sidecar suffixes GDAL may write next to a raster; they follow their raster on commit / removal.
@@ -50,10 +51,7 @@ def temporary_name(path: str | os.PathLike) -> str:
 
     The extension is kept (``.tif``, ``.safetensors``, ``.html``...) so GDAL selects the right driver.
     """
-    p = os.path.abspath(os.fspath(path))
-    folder, name = os.path.split(p)
-    stem, ext = os.path.splitext(name)
-    return os.path.join(folder, f".{stem}.partial-{os.getpid()}{ext}")
+    return contract.temporary_name(os.fspath(path))
 
 
 def _remove(path: str) -> None:

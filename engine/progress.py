@@ -1,8 +1,8 @@
 """Progress reporting and cancellation for the engine (torch-free).
 
 A :class:`Reporter` draws tqdm bars when stdout is a terminal, or writes one JSON object per line in
-``--json-progress`` mode (the protocol the QGIS plugin reads, documented in ``docs/architecture.md``).
-Library functions accept ``reporter=None``; :data:`SILENT` is used then.
+``--json-progress`` mode (the protocol the QGIS plugin reads: the event constructors of :mod:`engine.contract`).
+Library functions accept ``reporter=None``; :func:`ensure` gives them a silent reporter then.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any, TextIO
 
+from .contract import done_event, error_event, log_event, metric_event, progress_event
 from .errors import Cancelled
 
 
@@ -119,17 +120,14 @@ class Reporter:
 
     def progress(self, stage: str, value: float, eta_s: float | None = None, **extra: Any) -> None:
         if self.json_mode:
-            obj = {"event": "progress", "stage": stage, "value": round(float(value), 2),
-                   "eta_s": None if eta_s is None else round(float(eta_s), 1)}
-            obj.update(extra)
-            self._emit(obj)
+            self._emit(progress_event(stage, value, eta_s, **extra))
 
     def log(self, level: str, message: str) -> None:
         self.messages.append((level, message))
         if self.quiet:
             return
         if self.json_mode:
-            self._emit({"event": "log", "level": level, "message": message})
+            self._emit(log_event(level, message))
         else:
             text = message if level == "info" else f"{level.upper()}: {message}"
             if self.tqdm_mode:
@@ -147,23 +145,21 @@ class Reporter:
 
     def metric(self, name: str, value: Any, **extra: Any) -> None:
         if self.json_mode:
-            obj = {"event": "metric", "name": name, "value": value}
-            obj.update(extra)
-            self._emit(obj)
+            self._emit(metric_event(name, value, **extra))
         elif not self.quiet:
             extras = " ".join(f"{k}={_short(v)}" for k, v in extra.items())
             self.log("info", f"{name} = {_short(value)} {extras}".rstrip())
 
     def done(self, outputs: dict[str, Any]) -> None:
         if self.json_mode:
-            self._emit({"event": "done", "outputs": outputs})
+            self._emit(done_event(outputs))
         elif not self.quiet:
             for key, value in outputs.items():
                 print(f"{key}: {value}", file=self.stream, flush=True)
 
     def error(self, message: str, hint: str = "") -> None:
         if self.json_mode:
-            self._emit({"event": "error", "message": message, "hint": hint})
+            self._emit(error_event(message, hint))
         elif not self.quiet:
             print(f"ERROR: {message}" + (f"\n  hint: {hint}" if hint else ""), file=sys.stderr, flush=True)
 
@@ -188,9 +184,6 @@ def _json_default(obj: Any) -> Any:
         if hasattr(obj, attr):
             return getattr(obj, attr)()
     return str(obj)
-
-
-SILENT = Reporter(quiet=True)
 
 
 def ensure(reporter: Reporter | None) -> Reporter:

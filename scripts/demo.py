@@ -94,9 +94,9 @@ def workflow(qp: QgisProcess, name: str, out: Path, spectral: list[str], polygon
         ("OUTPUT_REPORT", str(out / "assessment.html")), ("OUTPUT_TABLE", str(out / "assessment.csv"))],
         f"{name}: assess against the polygons")
     sys.path.insert(0, str(ROOT))
-    from engine.header import read_metadata   # stdlib only: the model file's JSON header
+    from engine.io.schema import read_metadata   # stdlib only: the model file's JSON header
 
-    report = read_metadata(out / "model.safetensors").get("report") or {}
+    report = read_metadata(out / "model.safetensors").report or {}
     acc = report.get("accuracy") or {}
     rf = (report.get("baseline") or {}).get("accuracy") or {}
     metrics = {"oa": acc.get("oa"), "aa": acc.get("aa"), "kappa": acc.get("kappa"),

@@ -33,15 +33,16 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from ...engine import contract
 from .. import PLUGIN_DIR
 from .. import layers as bl
 from .. import runner
 
 ICON_PATH = os.path.join(PLUGIN_DIR, "resources", "icons", "bdgf.svg")
 
-AUXILIARY_KINDS = ["sar_db", "sar_linear", "elevation"]
-DEVICES = ["auto", "cuda", "cpu"]
-PROFILES = ["fast", "paper"]
+AUXILIARY_KINDS = list(contract.AUXILIARY_KINDS)
+DEVICES = list(contract.DEVICES)
+PROFILES = list(contract.PROFILES)
 
 
 class BdgfAlgorithm(QgsProcessingAlgorithm):
@@ -342,8 +343,7 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
     def checkpoints(output: str) -> list[str]:
         """The engine's pretraining checkpoints (kept by the engine on cancel for --resume, which the plugin
         does not offer): removed when a run is cancelled or fails."""
-        ckpt = output + ".checkpoint.safetensors"
-        return [ckpt, ckpt + ".pre"]
+        return contract.checkpoint_paths(output)
 
     def run_engine(self, command, args, feedback, parameters, context, main_output, stages=None,
                    outputs_to_clean=()):

@@ -10,8 +10,8 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ...engine.errors import EngineError
-from ...engine.header import read_metadata
+from ...engine.contract import EngineError
+from ...engine.contract import read_metadata_dict as read_metadata
 from .. import styling
 from .base import AUXILIARY_KINDS, BdgfAlgorithm
 

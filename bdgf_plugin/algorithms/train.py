@@ -8,8 +8,8 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from ...engine.errors import EngineError
-from ...engine.header import read_metadata
+from ...engine.contract import EngineError
+from ...engine.contract import read_metadata_dict as read_metadata
 from .. import layers as bl
 from .base import BdgfAlgorithm
 

@@ -1,4 +1,4 @@
-"""Model files: header validation, atomic save, round trip; atomic outputs (engine.files)."""
+"""Model files: header validation, atomic save, round trip, tensor checksum; atomic outputs (engine.files)."""
 
 import json
 import os
@@ -9,10 +9,15 @@ import torch
 from safetensors.torch import save_file
 
 from engine import __version__
-from engine.artifact import load_model, save_model
-from engine.errors import Cancelled, EngineError, OutputExistsError, EXIT_OUTPUT_EXISTS
+from engine.errors import EXIT_OUTPUT_EXISTS, Cancelled, EngineError, OutputExistsError
 from engine.files import atomic_output, check_output, temporary_name
-from engine.header import FORMAT, FORMAT_VERSION, read_metadata
+from engine.io.artifact import load_model, save_model
+from engine.io.schema import FORMAT, FORMAT_VERSION, Category, ModelMetadata, read_metadata
+
+
+def _meta(**kw):
+    """A small valid metadata (a checkpoint needs no modalities)."""
+    return ModelMetadata(kind="checkpoint", state={"stage": "train", "epoch": 3, "nested": {"a": 1.5}}, **kw)
 
 
 def _tensors():
@@ -23,16 +28,17 @@ def _tensors():
 
 def test_round_trip(tmp_path):
     path = tmp_path / "model.safetensors"
-    meta = {"classes": [{"value": 3, "name": "Forêt", "color": "#00ff00"}], "bands": [1, 2], "nested": {"a": 1.5}}
+    meta = _meta(classes=[Category(3, "Forêt", "#00ff00")])
     tensors = _tensors()
     save_model(path, tensors, meta)
     loaded, m = load_model(path)
     assert set(loaded) == set(tensors)
     for k, v in tensors.items():
         assert loaded[k].dtype == v.dtype and torch.equal(loaded[k], v)
-    assert m["classes"] == meta["classes"] and m["nested"] == meta["nested"]
-    assert m["format"] == FORMAT and m["format_version"] == FORMAT_VERSION
-    assert m["engine_version"] == __version__ and m["created"].endswith("+00:00")
+    assert m.classes == [Category(3, "Forêt", "#00ff00")] and m.state["nested"] == {"a": 1.5}
+    assert m.to_dict()["format"] == FORMAT and m.format_version == FORMAT_VERSION
+    assert m.engine_version == __version__ and m.created.endswith("+00:00")
+    assert len(m.tensors_sha256) == 64
     assert read_metadata(path) == m
     assert os.listdir(tmp_path) == ["model.safetensors"]  # no temporary left
 
@@ -40,21 +46,22 @@ def test_round_trip(tmp_path):
 def test_no_pickle_in_engine():
     import engine
     root = os.path.dirname(engine.__file__)
-    for name in os.listdir(root):
-        if name.endswith(".py"):
-            text = open(os.path.join(root, name), encoding="utf-8").read()
-            for bad in ("torch.save(", "torch.load(", "import pickle"):
-                assert bad not in text, f"{bad} in engine/{name}"
+    names = [os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs if f.endswith(".py")]
+    assert "io/artifact.py" in names
+    for name in names:
+        text = open(os.path.join(root, name), encoding="utf-8").read()
+        for bad in ("torch.save(", "torch.load(", "import pickle"):
+            assert bad not in text, f"{bad} in engine/{name}"
 
 
 def test_overwrite(tmp_path):
     path = tmp_path / "m.safetensors"
-    save_model(path, {"a": torch.zeros(2)}, {})
+    save_model(path, {"a": torch.zeros(2)}, _meta())
     with pytest.raises(OutputExistsError) as e:
-        save_model(path, {"a": torch.ones(2)}, {})
+        save_model(path, {"a": torch.ones(2)}, _meta())
     assert e.value.exit_code == EXIT_OUTPUT_EXISTS
     assert str(path) in e.value.message and "--overwrite" in e.value.hint
-    save_model(path, {"a": torch.ones(2)}, {}, overwrite=True)
+    save_model(path, {"a": torch.ones(2)}, _meta(), overwrite=True)
     assert torch.equal(load_model(path)[0]["a"], torch.ones(2))
 
 
@@ -92,7 +99,7 @@ def test_corrupt_small_and_non_json(tmp_path):
 
 def test_truncated(tmp_path):
     path = tmp_path / "m.safetensors"
-    save_model(path, {"w": torch.randn(100, 100)}, {"x": 1})
+    save_model(path, {"w": torch.randn(100, 100)}, _meta())
     data = path.read_bytes()
     cut = tmp_path / "cut.safetensors"
     cut.write_bytes(data[: len(data) - 1000])
@@ -109,6 +116,19 @@ def test_foreign(tmp_path):
     _refused(path, "foreign")
     save_file({"w": torch.zeros(3)}, str(path), metadata={"bdgf": json.dumps({"format": "other"})})
     _refused(path, "foreign")
+
+
+def test_damaged_tensors_fail_their_checksum(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_model(path, {"w": torch.zeros(64)}, _meta())
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF                                    # one flipped byte inside the tensor data
+    path.write_bytes(bytes(data))
+    read_metadata(path)                                 # the header alone is still readable
+    with pytest.raises(EngineError, match="checksum"):
+        load_model(path)
+    with pytest.raises(EngineError, match="checksum"):
+        read_metadata(path, verify=True)
 
 
 def test_newer_version(tmp_path):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from engine.assessment import assess, pixel_area_m2
+from engine.assess import assess, pixel_area_m2
 from engine.errors import EngineError, OutputExistsError
 from engine.metrics import area_adjusted
-from engine.rasterout import ClassificationWriter
-from engine.report import render, write_csv_table, write_html_report, write_json_report
+from engine.io.rasters import ClassificationWriter
+from engine.io.reports import render, write_csv_table, write_html_report, write_json_report
 
 X0, Y0, RES = 500000.0, 4000000.0, 10.0
 CLASSES = [{"value": 1, "name": "Forest", "color": "#00aa00"}, {"value": 2, "name": "Water", "color": "#0000ff"},

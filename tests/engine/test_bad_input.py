@@ -7,8 +7,8 @@ import pytest
 from affine import Affine
 
 from engine.errors import EngineError
-from engine.grid import Modality, RasterStack, ReferenceGrid, compute_statistics
-from engine.labels import drop_invalid, read_polygons
+from engine.data.grid import Modality, RasterStack, ReferenceGrid, compute_statistics
+from engine.data.labels import drop_invalid, read_polygons
 from tests.engine.conftest import box, write_raster, write_vector
 
 GRID = ReferenceGrid("EPSG:32618", Affine(10, 0, 500000, 0, -10, 4000000), 20, 20)

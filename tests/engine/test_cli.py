@@ -71,19 +71,19 @@ def test_help_every_command_without_torch():
 
 def test_info_and_doctor(tmp_path):
     import torch
-    from engine.artifact import save_model
-    from engine.header import read_metadata
+    from engine.io.artifact import save_model
+    from engine.io.schema import ModelMetadata, read_metadata
 
     model = tmp_path / "m.safetensors"
-    save_model(model, {"w": torch.zeros(2)}, {"classes": [{"value": 1, "name": "a"}]})
+    save_model(model, {"w": torch.zeros(2)}, ModelMetadata(kind="checkpoint", state={"stage": "train"}))
     code = ("import sys, engine.cli as c\nrc = c.main(['info', sys.argv[1]])\n"
             "assert 'torch' not in sys.modules\nsys.exit(rc)\n")
     out = subprocess.run([sys.executable, "-c", code, str(model)], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == read_metadata(model)
+    assert json.loads(out.stdout) == read_metadata(model).to_dict()
     r = run("info", model, "--json-progress")
-    assert events(r.stdout)[-1] == {"event": "done", "outputs": read_metadata(model)}
+    assert events(r.stdout)[-1] == {"event": "done", "outputs": read_metadata(model).to_dict()}
     (tmp_path / "bad.safetensors").write_bytes(os.urandom(100))
     r = run("info", tmp_path / "bad.safetensors", "--json-progress")
     ev = events(r.stdout)

@@ -9,12 +9,21 @@ import numpy as np
 import pytest
 import torch
 
-from engine.diffusion import (ELEVATION, SAR, SPECTRAL, BandLayout, DiffusionConfig, FeatureExtractor,
-                              NoiseSchedule, SpectralDiffUNet, bdgf_forward, hash_normal, load_checkpoint,
-                              mask_probability, pretrain, receptive_field_radius)
+from engine.data.grid import BandStats, Modality, RasterStack, StackWindow, compute_statistics
+from engine.data.inputs import ELEVATION, SAR, SPECTRAL, BandLayout
+from engine.data.windows import Window, read_window
 from engine.errors import Cancelled, EngineError
-from engine.grid import BandStats, Modality, RasterStack, StackWindow, compute_statistics
+from engine.io.artifact import load_checkpoint
+from engine.models.diffusion import (DiffusionConfig, FeatureExtractor, NoiseSchedule, bdgf_forward, hash_normal,
+                                     mask_probability)
+from engine.models.unet import SpectralDiffUNet, receptive_field_radius
+from engine.pretrain import pretrain
 from engine.progress import Reporter
+
+
+def window_features(extractor, stack, row_off, col_off, height, width):
+    """Diffusion features (C_dif, h, w) of a grid window (the features part of ``read_window``)."""
+    return read_window(stack, extractor, None, Window(row_off, col_off, height, width)).features
 
 torch.set_num_threads(1)
 
@@ -343,7 +352,7 @@ def _extractor(stack, width=2, seed=0, **kw):
 def test_tiled_features_equal_untiled_on_sentinel2(s2_stack, row_off, col_off):
     fx = _extractor(s2_stack)
     assert fx.halo >= 16 and fx.channels == 2 * 2 * 16          # 2·w·S, S = 16 (13 bands padded)
-    full = fx.window_features(s2_stack, row_off, col_off, 96, 96)
+    full = window_features(fx, s2_stack, row_off, col_off, 96, 96)
     assert full.shape == (fx.channels, 96, 96) and full.dtype == torch.float32
     assert float(full.std(dim=(1, 2)).mean()) > 0.05
     # sensitivity check: a one-pixel shift of the noise field changes the features far more than 1e-5
@@ -356,19 +365,19 @@ def test_tiled_features_equal_untiled_on_sentinel2(s2_stack, row_off, col_off):
             for j, c in enumerate(cs):
                 hh = (rs[i + 1] if i + 1 < len(rs) else 96) - r
                 ww = (cs[j + 1] if j + 1 < len(cs) else 96) - c
-                tiled[:, r:r + hh, c:c + ww] = fx.window_features(s2_stack, row_off + r, col_off + c, hh, ww)
+                tiled[:, r:r + hh, c:c + ww] = window_features(fx, s2_stack, row_off + r, col_off + c, hh, ww)
         assert float((tiled - full).abs().max()) < 1e-5
     # a smaller halo than the receptive field would change the features at tile boundaries
     fx.halo = 4
-    part = fx.window_features(s2_stack, row_off, col_off, 48, 48)
+    part = window_features(fx, s2_stack, row_off, col_off, 48, 48)
     assert float((part - full[:, :48, :48]).abs().max()) > 1e-3
 
 
 def test_features_dedup_and_features_for_array(s2_stack):
     fx = _extractor(s2_stack)
     fd = _extractor(s2_stack, dedup=True)
-    a = fx.window_features(s2_stack, 100, 100, 24, 20)
-    b = fd.window_features(s2_stack, 100, 100, 24, 20)
+    a = window_features(fx, s2_stack, 100, 100, 24, 20)
+    b = window_features(fd, s2_stack, 100, 100, 24, 20)
     assert fd.channels == fx.channels // 2 and b.shape == (fd.channels, 24, 20)
     # C-major flattening (c·S/8 + s): the first half of the channels is the deduplicated block
     torch.testing.assert_close(a[: fd.channels], b, rtol=0, atol=0)
@@ -410,12 +419,15 @@ def test_pretrain_resume_equals_uninterrupted(s2_stack, tmp_path):
     ck = str(tmp_path / "ck.safetensors")
     with pytest.raises(Cancelled):
         pretrain(s2_stack, cfg, stats, reporter=CancelAfter(3), checkpoint_path=ck, window=window)
-    tensors, meta = load_checkpoint(ck)
+    tensors, meta = load_checkpoint(ck, "pretrain")
     assert meta["iteration"] == 3 and len(meta["history"]) == 3
-    with open(ck, "rb") as f:                                  # a safetensors file: JSON header, no pickle
+    with open(ck, "rb") as f:                # the model-file format: safetensors, JSON header, no pickle
         n = int.from_bytes(f.read(8), "little")
         header = json.loads(f.read(n))
-    assert header["__metadata__"]["format"].startswith("bdgf-diffusion-checkpoint")
+    bdgf = json.loads(header["__metadata__"]["bdgf"])
+    assert bdgf["kind"] == "checkpoint" and bdgf["state"]["stage"] == "pretrain"
+    with pytest.raises(EngineError, match="not a train checkpoint"):
+        load_checkpoint(ck, "train")
     assert any(k.startswith("optim.") for k in tensors)
     resumed = pretrain(s2_stack, cfg, stats, checkpoint_path=ck, resume=True, window=window)
     assert resumed.iteration == 6 and [i for i, _ in resumed.history] == list(range(1, 7))
@@ -423,7 +435,7 @@ def test_pretrain_resume_equals_uninterrupted(s2_stack, tmp_path):
     for (k, a), b in zip(full.unet.state_dict().items(), resumed.unet.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
     # the final checkpoint is the finished run
-    assert load_checkpoint(ck)[1]["iteration"] == 6
+    assert load_checkpoint(ck, "pretrain")[1]["iteration"] == 6
     with pytest.raises(EngineError):
         pretrain(s2_stack, cfg, stats, checkpoint_path=str(tmp_path / "none.safetensors"), resume=True)
 
@@ -440,11 +452,15 @@ def test_spectral_plus_sar_pretrain_and_features(ben_pair_87_48, tmp_path):
         # SAR input is linear intensity scaled by its p98: non-negative, order 1
         x = res.layout.assemble(stack.read(10, 10, 32, 32), stats)
         assert x[:2].min() >= 0 and 0.05 < float(np.median(x[:2])) < 1.5
-        from engine.artifact import load_model, save_model   # model-file round trip (safetensors + JSON)
+        from engine.io.artifact import load_model, save_model   # model-file round trip (safetensors + JSON)
 
-        save_model(tmp_path / "pre.safetensors", res.tensors(), res.metadata())
+        from engine.api import model_metadata
+
+        meta = model_metadata("pretrain", "fast", stack, stats, None, 0)
+        meta.diffusion = res.diffusion_info()
+        save_model(tmp_path / "pre.safetensors", res.tensors(), meta)
         fx = FeatureExtractor.from_tensors(*load_model(tmp_path / "pre.safetensors"))
-        f = fx.window_features(stack, 40, 40, 30, 30)
+        f = window_features(fx, stack, 40, 40, 30, 30)
         assert f.shape == (fx.channels, 30, 30) and bool(torch.isfinite(f).all())
-        g = FeatureExtractor.from_pretrain(res).window_features(stack, 40, 40, 30, 30)
+        g = window_features(FeatureExtractor.from_pretrain(res), stack, 40, 40, 30, 30)
         torch.testing.assert_close(f, g, rtol=1e-6, atol=1e-6)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.header import read_metadata
+from engine.io.schema import read_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 DELMARVA = ROOT / "resources" / "sample_data" / "delmarva_s2"
@@ -36,7 +36,7 @@ def test_torchrun_pretrain_and_train(tmp_path):
     assert values[-1] == 100.0 and values == sorted(set(values))
     assert any("2 processes" in e.get("message", "") for e in events if e["event"] == "log")
     meta = read_metadata(pre)
-    assert meta["world_size"] == 2 and meta["pretrain_iterations"] == 3
+    assert meta.world_size == 2 and meta.diffusion.iterations == 3
     model = tmp_path / "model.safetensors"
     events = torchrun("train", "--spectral", *BANDS, "--training", str(DELMARVA / "training_polygons.gpkg"),
                       "--class-field", "class_id", "--pretrained", str(pre), "--output", str(model),
@@ -44,6 +44,6 @@ def test_torchrun_pretrain_and_train(tmp_path):
     done = [e for e in events if e["event"] == "done"]
     assert len(done) == 1 and done[0]["outputs"]["output"] == str(model)
     meta = read_metadata(model)
-    assert meta["kind"] == "classifier" and meta["world_size"] == 2
-    assert {c["name"] for c in meta["classes"]} == {"Water", "Cropland / grassland"}
+    assert meta.kind == "classifier" and meta.world_size == 2
+    assert {c.name for c in meta.classes} == {"Water", "Cropland / grassland"}
     assert not list(tmp_path.glob("*.checkpoint.safetensors"))

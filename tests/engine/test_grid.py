@@ -8,9 +8,9 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
-from engine.grid import (BandStats, Modality, RasterStack, ReferenceGrid, compute_statistics, crs_equal,
-                         db_to_linear, default_grid, extract_patches, iter_tiles, linear_to_db, stats_from_list,
-                         stats_to_list)
+from engine.data.grid import (BandStats, Modality, RasterStack, ReferenceGrid, compute_statistics, crs_equal,
+                              db_to_linear, default_grid, linear_to_db, stats_from_list, stats_to_list)
+from engine.data.windows import Window, extract_patches, iter_windows
 from tests.engine.conftest import write_raster
 
 
@@ -95,8 +95,8 @@ def test_read_across_the_border_zero_fills_and_marks_invalid(delmarva_bands):
         assert not far.valid.any() and (far.arrays[0] == 0).all()
         # a big window equals the stitched tiles
         big = st.read(100, 100, 96, 96).arrays[0]
-        for t in iter_tiles(768, 768, 32, window=(100, 100, 96, 96)):
-            part = st.read(*t.core_window).arrays[0]
+        for t in iter_windows(768, 768, 32, window=(100, 100, 96, 96)):
+            part = st.read(*t).arrays[0]
             np.testing.assert_array_equal(part, big[:, t.row_off - 100:t.row_off - 100 + t.height,
                                                     t.col_off - 100:t.col_off - 100 + t.width])
 
@@ -262,20 +262,17 @@ def test_statistics_window_and_small_grid(tmp_path):
 
 # -- tiles and patches ------------------------------------------------------------------------------------------
 
-def test_iter_tiles_cover_exactly_once():
+def test_iter_windows_cover_exactly_once():
     cover = np.zeros((50, 70), int)
-    tiles = list(iter_tiles(50, 70, 16, halo=4))
+    tiles = list(iter_windows(50, 70, 16))
     for t in tiles:
         cover[t.row_off:t.row_off + t.height, t.col_off:t.col_off + t.width] += 1
-        r, c, h, w = t.read_window
-        assert (r, c, h, w) == (t.row_off - 4, t.col_off - 4, t.height + 8, t.width + 8)
-        assert t.core_slices == (slice(4, 4 + t.height), slice(4, 4 + t.width))
+        assert tuple(t.grown(4)) == (t.row_off - 4, t.col_off - 4, t.height + 8, t.width + 8)
     assert (cover == 1).all() and len(tiles) == 4 * 5
-    sub = list(iter_tiles(50, 70, 10, window=(5, 7, 20, 25)))
-    assert sub[0].core_window == (5, 7, 10, 10) and sub[-1].core_window == (15, 27, 10, 5)
-    aligned = list(iter_tiles(50, 70, 16, align_end=True))
-    assert all(t.height == 16 and t.width == 16 for t in aligned)
-    assert aligned[-1].core_window == (34, 54, 16, 16)
+    sub = list(iter_windows(50, 70, 10, window=(5, 7, 20, 25)))
+    assert tuple(sub[0]) == (5, 7, 10, 10) and sub[-1] == Window(15, 27, 10, 5)
+    with pytest.raises(ValueError):
+        next(iter_windows(50, 70, 0))
 
 
 def test_extract_patches_zero_padding_matches_np_pad():

@@ -9,8 +9,8 @@ import numpy as np
 import rasterio.features
 from rasterio.warp import transform_geom
 
-from engine.grid import Modality, RasterStack, ReferenceGrid
-from engine.labels import drop_invalid, read_polygons, read_qml_style, split_by_polygon
+from engine.data.grid import Modality, RasterStack, ReferenceGrid
+from engine.data.labels import drop_invalid, read_polygons, read_qml_style, split_by_polygon
 from tests.engine.conftest import box, write_raster, write_vector
 
 

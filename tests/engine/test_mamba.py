@@ -1,12 +1,12 @@
-"""Tests of engine.mamba: mamba_ssm parameter parity, scan correctness (fp64), gradcheck, CUDA path."""
+"""Tests of engine.models.mamba: mamba_ssm parameter parity, scan correctness (fp64), gradcheck, CUDA path."""
 
 import logging
 
 import pytest
 import torch
 
-from engine import mamba as mamba_mod
-from engine.mamba import Mamba, selective_scan, selective_scan_reference_loop
+from engine.models import mamba as mamba_mod
+from engine.models.mamba import Mamba, selective_scan, selective_scan_reference_loop
 
 # Golden state_dict of mamba_ssm.Mamba(d_model, d_state=16, d_conv=4, expand=2) (mamba.md table, spec §7.1):
 # d_inner = 2·d_model, dt_rank = ceil(d_model/16). Order as mamba_ssm emits it.
@@ -118,7 +118,7 @@ def test_cuda_path_matches_torch_backend(caplog):
     torch.manual_seed(0)
     m = Mamba(81).cuda()
     x = torch.randn(4, 30, 81, device="cuda", requires_grad=True)
-    with caplog.at_level(logging.INFO, logger="engine.mamba"):
+    with caplog.at_level(logging.INFO, logger="engine.models.mamba"):
         y = m(x)                          # mamba_ssm kernel if importable, else logged fallback
     m_t = Mamba(81, backend="torch").cuda()
     m_t.load_state_dict(m.state_dict(), strict=True)

@@ -156,7 +156,7 @@ def test_sigterm_during_classify_leaves_no_output(workflow, tmp_path):
 
 def test_tiled_classification_equals_untiled(workflow, tmp_path):
     from engine import api
-    from engine.grid import Modality
+    from engine.data.grid import Modality
 
     model = str(workflow["dir"] / "model.safetensors")
     extent = {"bounds": (444000.0, 4170600.0, 444640.0, 4171240.0), "crs": None}   # 64 x 64 px

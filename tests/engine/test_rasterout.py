@@ -10,7 +10,7 @@ from rasterio.transform import from_origin
 
 from engine.errors import Cancelled, OutputExistsError
 from engine.progress import CancelToken, Reporter
-from engine.rasterout import ClassificationWriter, qml_text, read_class_entries, write_qml
+from engine.io.rasters import ClassificationWriter, qml_text, read_class_entries, write_qml
 
 CLASSES = [{"value": 3, "name": "Water", "color": "#0000FF"}, {"value": 1, "name": "Forest <old>", "color": "#00ff00"},
            {"value": 7, "name": "Urban", "color": "#ff0000"}]

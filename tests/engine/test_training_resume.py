@@ -8,8 +8,8 @@ import pytest
 
 from engine import api
 from engine.errors import Cancelled
-from engine.grid import Modality
-from engine.header import read_metadata
+from engine.data.grid import Modality
+from engine.io.schema import read_metadata
 from engine.progress import Reporter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +51,6 @@ def test_cancelled_training_resumes_from_its_checkpoint(tmp_path):
     api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(out), reporter=second,
               resume=True, **kwargs)
     assert second.epochs == [3, 4]                        # continues where it stopped, not from epoch 1
-    history = read_metadata(out)["report"]["history"]
+    history = read_metadata(out).report["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     assert not ckpt.exists()                              # removed once the model is written

@@ -26,11 +26,11 @@ def _project_layer(path):
 
 
 def test_train(trained_model):
-    from bdgf.engine.header import read_metadata
+    from bdgf.engine.contract import read_metadata
 
     meta = read_metadata(trained_model["path"])
-    assert meta["kind"] == "classifier"
-    classes = {c["value"]: (c["name"], c["color"]) for c in meta["classes"]}
+    assert meta.kind == "classifier"
+    classes = {c.value: (c.name, c.color) for c in meta.classes}
     assert classes == EXPECTED  # names and colours from the layer's categorized style
     assert os.path.getsize(trained_model["report"]) > 500
     assert os.path.isfile(trained_model["path"] + ".log")  # per-run log next to the output

@@ -3,7 +3,7 @@
 import numpy as np
 from rasterio.transform import from_origin
 
-from engine.rasterout import ClassificationWriter, qml_path
+from engine.io.rasters import ClassificationWriter, qml_path
 
 CLASSES = [{"value": 1, "name": "Forest", "color": "#00ff00"}, {"value": 4, "name": "Eau & lac", "color": "#0000ff"}]
 

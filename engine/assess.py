@@ -116,10 +116,10 @@ def assess(classification_path: str, reference_path: str, class_field: str, laye
     import rasterio
     from rasterio.windows import Window
 
-    from .grid import ReferenceGrid
-    from .labels import read_polygons
+    from .data.grid import ReferenceGrid
+    from .data.labels import read_polygons
     from .metrics import accuracy_metrics, area_adjusted
-    from .rasterout import read_class_entries
+    from .io.rasters import read_class_entries
 
     rep = ensure(reporter)
     warnings: list[str] = []
@@ -280,7 +280,7 @@ def assess_to_files(classification: str, reference: str, class_field: str, *, la
         EngineError, Cancelled: as :func:`assess`.
     """
     from .files import check_output
-    from .report import write_csv_table, write_html_report, write_json_report
+    from .io.reports import write_csv_table, write_html_report, write_json_report
 
     for p in (report, table, json_path):
         if p:

@@ -1,10 +1,9 @@
 """Whole-scene classification, tile by tile with a halo (bounded memory).
 
-For every core tile of the grid (or of an extent), one window of ``tile + 2 (P // 2 + halo)`` pixels is read
-through the geodata layer, the diffusion features are computed for ``tile + 2 (P // 2)`` pixels only
-(``diffusion.FeatureExtractor``, exact under tiling), every valid pixel's ``P x P`` patch is gathered with
-``unfold`` views (no copy of the tile per pixel) and classified in batches, and the tile is written by
-``rasterout.ClassificationWriter``.
+For every tile of the grid (or of an extent), the tile grown by the patch margin ``P // 2`` goes through
+:func:`engine.data.windows.read_window` (one read with the diffusion halo; features exact under tiling), the
+``P x P`` patches of its valid pixels are cut batch by batch (:meth:`WindowInputs.patches`) and classified, and
+the tile is written by ``io.rasters.ClassificationWriter``.
 
 Peak memory is set by the tile and batch sizes, never by the scene: the U-Net encoder's activations for one
 ``(tile + 2m)^2 x S`` window (``m = P//2 + halo``; a few 16·width-channel volumes) and the group network's
@@ -21,9 +20,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .grid import iter_tiles
+from .data.windows import Window, iter_windows
+from .errors import EngineError
+from .models.classifier import TrainedModel
 from .progress import Reporter, ensure
-from .training import TrainedModel
 
 
 def polygon_mask_geometries(path: str, grid: Any, layer: str | None = None) -> list[dict]:
@@ -34,8 +34,6 @@ def polygon_mask_geometries(path: str, grid: Any, layer: str | None = None) -> l
     """
     import fiona
     from rasterio.warp import transform_geom
-
-    from .errors import EngineError
 
     try:
         with fiona.open(path, layer=layer) as src:
@@ -53,14 +51,13 @@ def polygon_mask_geometries(path: str, grid: Any, layer: str | None = None) -> l
 
 
 @torch.no_grad()
-def classify_window(model: TrainedModel, stack: Any, row_off: int, col_off: int, height: int, width: int,
-                    batch_size: int = 1024, inside: np.ndarray | None = None, on_batch: Any = None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def classify_window(model: TrainedModel, stack: Any, window: Window, batch_size: int = 1024,
+                    inside: np.ndarray | None = None, on_batch: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Classify every valid pixel of one window of the reference grid.
 
     Args:
-        model: :class:`training.TrainedModel` (eval mode). stack: ``grid.RasterStack`` on the model's grid.
-        row_off, col_off, height, width: the window (pixels).
+        model: :class:`TrainedModel` (eval mode). stack: ``data.grid.RasterStack`` on the model's grid.
+        window: :class:`Window` of the grid.
         batch_size: patches per network call. inside: optional bool ``(h, w)`` extra mask (mask polygons).
         on_batch: called with the number of pixels after every batch (progress; may raise ``Cancelled``).
     Returns:
@@ -70,8 +67,9 @@ def classify_window(model: TrainedModel, stack: Any, row_off: int, col_off: int,
     m = model.margin
     P = model.patch_size
     K = len(model.classes)
-    xs, xa, fd, valid = model.window_inputs(stack, row_off - m, col_off - m, height + 2 * m, width + 2 * m)
-    core_valid = valid[m:m + height, m:m + width]
+    height, width = window.height, window.width
+    inputs = model.window_inputs(stack, window.grown(m))
+    core_valid = inputs.valid[m:m + height, m:m + width]
     if inside is not None:
         core_valid = core_valid & inside
     cls = np.full((height, width), -1, np.int64)
@@ -80,17 +78,10 @@ def classify_window(model: TrainedModel, stack: Any, row_off: int, col_off: int,
     rr, cc = np.nonzero(core_valid)
     if len(rr) == 0:
         return cls, conf, probs
-    # (C, h, w, P, P) views: patch of core pixel (r, c) is [:, r, c] (the window starts m pixels earlier)
-    views = [t.unfold(1, P, 1).unfold(2, P, 1) if t is not None else None for t in (xs, xa, fd)]
-    dev = model.device
-    rr_t = torch.as_tensor(rr, device=dev)
-    cc_t = torch.as_tensor(cc, device=dev)
     out = []
     for i in range(0, len(rr), batch_size):
-        r, c = rr_t[i:i + batch_size], cc_t[i:i + batch_size]
-        spec = views[0][:, r, c].permute(1, 0, 2, 3)
-        aux = views[1][:, r, c].permute(1, 0, 2, 3) if views[1] is not None else None
-        dif = views[2][:, r, c].permute(1, 0, 2, 3)
+        r, c = rr[i:i + batch_size], cc[i:i + batch_size]
+        spec, aux, dif = inputs.patches(r + m, c + m, P)       # the grown window starts m pixels earlier
         out.append(torch.softmax(model.net(spec, aux, dif).logits.float(), dim=1).cpu())
         if on_batch is not None:
             on_batch(len(r))
@@ -116,8 +107,8 @@ def classify_scene(model: TrainedModel, stack: Any, writer: Any, window: Sequenc
 
     rep = ensure(reporter)
     r0, c0, H, W = (0, 0, stack.grid.height, stack.grid.width) if window is None else [int(v) for v in window]
-    values = np.array([int(c["value"]) for c in model.classes], np.int64)
-    tiles = list(iter_tiles(H, W, tile, 0, (r0, c0, H, W)))
+    values = np.array([int(c.value) for c in model.classes], np.int64)
+    tiles = list(iter_windows(H, W, tile, (r0, c0, H, W)))
     counts = np.zeros(len(values), np.int64)
     task = rep.task("classify", H * W, unit="px")
     try:
@@ -133,8 +124,7 @@ def classify_scene(model: TrainedModel, stack: Any, writer: Any, window: Sequenc
                 task.update(n)
 
             rep.check_cancelled()
-            cls, conf, probs = classify_window(model, stack, t.row_off, t.col_off, t.height, t.width,
-                                               batch_size, inside, on_batch)
+            cls, conf, probs = classify_window(model, stack, t, batch_size, inside, on_batch)
             ok = cls >= 0
             out = np.zeros(cls.shape, np.int64)
             out[ok] = values[cls[ok]]

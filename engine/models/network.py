@@ -733,11 +733,6 @@ class GroupNetwork(nn.Module):
         """Training loss (paper Eq. 29) with the configured mutual-learning options."""
         return self.loss_fn(out, target)
 
-    @torch.no_grad()
-    def predict_proba(self, x_spec, x_aux=None, f_dif=None) -> torch.Tensor:
-        """Class probabilities softmax(z_total), (B, K), without gradients. Call ``eval()`` first (BatchNorm)."""
-        return torch.softmax(self.forward(x_spec, x_aux, f_dif).logits.float(), dim=-1)
-
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameter counts per part (spec §4.6): cnn / transformer (incl. the diffusion token map) /
         mamba / heads / loss / total."""

@@ -9,14 +9,14 @@ Arrays are float32 ``(bands, rows, cols)``; row/column offsets are on the refere
 returned in dB whatever the file's kind (``sar_linear`` is converted with ``10·log10(max(x, 1e-10))``).
 A window that reaches outside the grid is zero-filled there and marked invalid.
 
-This module does not import torch (``extract_patches`` and ``db_to_linear`` accept torch tensors by duck typing).
+This module does not import torch (``db_to_linear`` accepts torch tensors by duck typing).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -30,15 +30,16 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from .errors import EngineError
+from ..contract import MODALITY_KINDS as KINDS
+from ..contract import SAR_KINDS
+from ..errors import EngineError
+from ..io.schema import BandStatistics
 
-KINDS = ("spectral", "sar_db", "sar_linear", "elevation")
-SAR_KINDS = ("sar_db", "sar_linear")
 
 __all__ = [
-    "KINDS", "Modality", "ReferenceGrid", "RasterStack", "StackWindow", "Tile", "BandStats",
-    "iter_tiles", "compute_statistics", "stats_to_list", "stats_from_list", "db_to_linear", "linear_to_db",
-    "extract_patches", "crs_equal", "default_grid", "make_log",
+    "KINDS", "Modality", "ReferenceGrid", "RasterStack", "StackWindow", "BandStats",
+    "compute_statistics", "stats_to_list", "stats_from_list", "db_to_linear", "linear_to_db",
+    "crs_equal", "default_grid", "make_log",
 ]
 
 
@@ -83,7 +84,7 @@ def crs_equal(a: Any, b: Any) -> bool:
         return False
 
 
-def _crs_name(crs: CRS) -> str:
+def crs_name(crs: CRS) -> str:
     try:
         epsg = crs.to_epsg()
     except Exception:  # pragma: no cover
@@ -96,7 +97,7 @@ def _crs_name(crs: CRS) -> str:
         return crs.to_string()[:60]
 
 
-def _as_window(window: Any) -> tuple[int, int, int, int]:
+def as_window(window: Any) -> tuple[int, int, int, int]:
     """(row_off, col_off, height, width) from a rasterio Window or a 4-tuple in that order."""
     if window is None:
         raise ValueError("window is None")
@@ -180,13 +181,13 @@ class ReferenceGrid:
             if r1 <= r0 or c1 <= c0:
                 raise EngineError(
                     f"Extent {tuple(round(v, 3) for v in bounds)} does not overlap the reference grid "
-                    f"{tuple(round(v, 3) for v in self.bounds)} ({_crs_name(self.crs)})",
+                    f"{tuple(round(v, 3) for v in self.bounds)} ({crs_name(self.crs)})",
                     "Check the extent and its CRS.")
         return Window(c0, r0, c1 - c0, r1 - r0)
 
     def crop(self, window: Any) -> "ReferenceGrid":
         """Sub-grid for a window (Window or (row_off, col_off, height, width)); same CRS and resolution."""
-        r, c, h, w = _as_window(window)
+        r, c, h, w = as_window(window)
         return ReferenceGrid(self.crs, self.window_transform(r, c), w, h)
 
     def same_as(self, other: "ReferenceGrid", tol: float = 1e-6) -> bool:
@@ -232,7 +233,7 @@ class ReferenceGrid:
         return cls(CRS.from_user_input(crs), Affine(xres, 0.0, xmin, 0.0, -yres, ymax), width, height)
 
     def __repr__(self) -> str:
-        return (f"ReferenceGrid({_crs_name(self.crs)}, res={self.res}, {self.width}x{self.height}, "
+        return (f"ReferenceGrid({crs_name(self.crs)}, res={self.res}, {self.width}x{self.height}, "
                 f"origin=({self.transform.c}, {self.transform.f}))")
 
 
@@ -372,10 +373,6 @@ class StackWindow:
     row_off: int = 0
     col_off: int = 0
 
-    def stacked(self) -> np.ndarray:
-        """All modalities concatenated band-wise: float32 ``(sum C_m, h, w)`` (a copy)."""
-        return np.concatenate(self.arrays, axis=0)
-
 
 @dataclass
 class _Source:
@@ -433,7 +430,7 @@ class RasterStack:
         except BaseException:
             self.close()
             raise
-        self._log("info", f"Reference grid: {_crs_name(self.grid.crs)}, {self.grid.width} x {self.grid.height} px "
+        self._log("info", f"Reference grid: {crs_name(self.grid.crs)}, {self.grid.width} x {self.grid.height} px "
                           f"at {self.grid.res[0]:g} x {self.grid.res[1]:g} m")
 
     @property
@@ -477,15 +474,15 @@ class RasterStack:
         try:
             sb = ds.bounds if same_crs else transform_bounds(ds.crs, g.crs, *ds.bounds, densify_pts=21)
         except Exception as exc:
-            raise EngineError(f"Cannot transform the extent of {path} from {_crs_name(ds.crs)} to "
-                              f"{_crs_name(g.crs)}: {exc}", "Check the raster's CRS.") from exc
+            raise EngineError(f"Cannot transform the extent of {path} from {crs_name(ds.crs)} to "
+                              f"{crs_name(g.crs)}: {exc}", "Check the raster's CRS.") from exc
         gb = g.bounds
         ix = min(sb[2], gb.right) - max(sb[0], gb.left)
         iy = min(sb[3], gb.top) - max(sb[1], gb.bottom)
         if ix <= 0 or iy <= 0:
             raise EngineError(
-                f"Raster {path} ({_crs_name(ds.crs)}, extent {tuple(round(v, 2) for v in ds.bounds)}) does not "
-                f"overlap the reference grid (extent {tuple(round(v, 2) for v in gb)} in {_crs_name(g.crs)})",
+                f"Raster {path} ({crs_name(ds.crs)}, extent {tuple(round(v, 2) for v in ds.bounds)}) does not "
+                f"overlap the reference grid (extent {tuple(round(v, 2) for v in gb)} in {crs_name(g.crs)})",
                 "Use rasters that cover the same area (and check their CRS).")
         cover = ix * iy / ((gb.right - gb.left) * (gb.top - gb.bottom))
         if cover < 0.999:
@@ -511,7 +508,7 @@ class RasterStack:
         src_nodata = ds.nodata if ds.nodata is not None else m.nodata
         msg = f"{m.name}: {name} {sxr:g} x {syr:g} m -> {gxr:g} x {gyr:g} m, {what}"
         if not same_crs:
-            msg += f", reprojected from {_crs_name(ds.crs)} to {_crs_name(g.crs)}"
+            msg += f", reprojected from {crs_name(ds.crs)} to {crs_name(g.crs)}"
         elif not aligned and not m.categorical and abs(sxr - gxr) <= 1e-6 * gxr and abs(syr - gyr) <= 1e-6 * gyr:
             msg += " (pixel grid shifted)"
         if ds.nodata is None and m.nodata is not None:
@@ -606,130 +603,11 @@ def _is_int(x: float, tol: float = 1e-6) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# tiles and patches
-# ---------------------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Tile:
-    """A tile: core window (written) and read window (core + halo on every side, may cross the grid border).
-
-    ``core_slices`` selects the core inside an array read for the read window.
-    """
-
-    row_off: int
-    col_off: int
-    height: int
-    width: int
-    halo: int = 0
-
-    @property
-    def read_window(self) -> tuple[int, int, int, int]:
-        """(row_off, col_off, height, width) of the core expanded by ``halo`` on each side."""
-        h = self.halo
-        return (self.row_off - h, self.col_off - h, self.height + 2 * h, self.width + 2 * h)
-
-    @property
-    def core_slices(self) -> tuple[slice, slice]:
-        h = self.halo
-        return (slice(h, h + self.height), slice(h, h + self.width))
-
-    @property
-    def core_window(self) -> tuple[int, int, int, int]:
-        return (self.row_off, self.col_off, self.height, self.width)
-
-
-def iter_tiles(height: int, width: int, tile: int | tuple[int, int], halo: int = 0, window: Any = None,
-               align_end: bool = False) -> Iterator[Tile]:
-    """Tiles covering a ``height x width`` grid (or a ``window`` of it), row-major.
-
-    Args:
-        height, width: grid size in pixels.
-        tile: core tile size (int or (rows, cols)).
-        halo: extra pixels read on each side (the read window may cross the grid border; reads zero-pad).
-        window: restrict to (row_off, col_off, height, width) or a rasterio Window of the grid.
-        align_end: shift the last row/column of tiles back so they end exactly at the border and keep the full
-            tile size (overlapping their neighbours; spec §1.6 "light split"); default: truncate them.
-    Yields:
-        :class:`Tile` with core offsets on the grid.
-    """
-    th, tw = (tile, tile) if np.isscalar(tile) else tile
-    th, tw = int(th), int(tw)
-    if th <= 0 or tw <= 0 or halo < 0:
-        raise ValueError("tile must be positive and halo non-negative")
-    r0, c0, h, w = (0, 0, int(height), int(width)) if window is None else _as_window(window)
-    for i in range(0, h, th):
-        rh = min(th, h - i)
-        ri = i
-        if align_end and rh < th and h >= th:
-            ri, rh = h - th, th
-        for j in range(0, w, tw):
-            cw = min(tw, w - j)
-            cj = j
-            if align_end and cw < tw and w >= tw:
-                cj, cw = w - tw, tw
-            yield Tile(r0 + ri, c0 + cj, rh, cw, int(halo))
-
-
-def extract_patches(array: Any, rows: Any, cols: Any, size: int) -> Any:
-    """Square patches centred on pixels, zero-padded beyond the array (spec §1.4).
-
-    Args:
-        array: ``(C, H, W)`` numpy array (or torch tensor: indices are moved to its device).
-        rows, cols: ``(N,)`` integer centre positions in the array.
-        size: patch side P (odd in practice; the centre is at index ``size // 2``).
-    Returns:
-        ``(N, C, P, P)`` of the array's dtype; pixels beyond the array are 0. Vectorised gather, no padded copy.
-    """
-    size = int(size)
-    half = size // 2
-    off = np.arange(size) - half
-    rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-    cols = np.asarray(cols, dtype=np.int64).reshape(-1)
-    H, W = int(array.shape[-2]), int(array.shape[-1])
-    rr = rows[:, None] + off[None, :]                       # (N, P)
-    cc = cols[:, None] + off[None, :]
-    inside = ((rr >= 0) & (rr < H))[:, :, None] & ((cc >= 0) & (cc < W))[:, None, :]   # (N, P, P)
-    ri = np.clip(rr, 0, H - 1)[:, :, None]
-    ci = np.clip(cc, 0, W - 1)[:, None, :]
-    if isinstance(array, np.ndarray):
-        out = array[:, ri, ci]                               # (C, N, P, P)
-        out = np.moveaxis(out, 0, 1)
-        if not inside.all():
-            out = out * inside[:, None].astype(array.dtype) if array.dtype != bool else out & inside[:, None]
-        return np.ascontiguousarray(out)
-    import torch  # lazy: only when given a tensor
-
-    dev = array.device
-    out = array[:, torch.as_tensor(ri, device=dev), torch.as_tensor(ci, device=dev)].permute(1, 0, 2, 3)
-    if not inside.all():
-        out = out * torch.as_tensor(inside[:, None], device=dev).to(out.dtype)
-    return out.contiguous()
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # statistics
 # ---------------------------------------------------------------------------------------------------------------
 
-@dataclass
-class BandStats:
-    """Per-band statistics in the analysis domain (reflectance/DN, SAR in dB, elevation in metres).
-
-    Computed from a bounded random sample of valid pixels (so ``min``/``max`` are sample extremes).
-    """
-
-    p2: float
-    p98: float
-    mean: float
-    std: float
-    min: float
-    max: float
-
-    def to_dict(self) -> dict:
-        return {k: float(v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BandStats":
-        return cls(**{k: float(d[k]) for k in ("p2", "p98", "mean", "std", "min", "max")})
+#: Per-band statistics in the analysis domain: the model-file schema's :class:`BandStatistics`.
+BandStats = BandStatistics
 
 
 def stats_to_list(stats: Sequence[Sequence[BandStats]]) -> list:
@@ -765,7 +643,7 @@ def compute_statistics(stack: RasterStack, sample_pixels: int = 100_000, seed: i
         EngineError: no valid pixel (every pixel nodata / non-finite in some band).
     """
     rng = np.random.default_rng(seed)
-    r0, c0, H, W = (0, 0, stack.grid.height, stack.grid.width) if window is None else _as_window(window)
+    r0, c0, H, W = (0, 0, stack.grid.height, stack.grid.width) if window is None else as_window(window)
     block = max(1, min(int(block), H, W))
     nby, nbx = math.ceil(H / block), math.ceil(W / block)
     # random blocks, read in raster order: unbiased, and neighbouring reads hit the same (cached) VRT blocks

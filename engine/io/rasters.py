@@ -23,9 +23,9 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from .errors import EngineError
-from .files import AtomicOutput, write_text
-from .progress import Reporter, ensure
+from ..errors import EngineError
+from ..files import AtomicOutput, write_text
+from ..progress import Reporter, ensure
 
 #: nodata of the confidence and probability rasters (class rasters use 0).
 FLOAT_NODATA = float("nan")
@@ -248,7 +248,7 @@ class ClassificationWriter:
         if len(set(paths)) != len(paths):
             raise EngineError(f"The same file is given for two outputs: {paths}", "give each output its own name")
         # check every target before creating anything
-        from .files import check_output
+        from ..files import check_output
 
         for p in paths:
             check_output(p, overwrite)

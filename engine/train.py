@@ -1,14 +1,10 @@
-"""Supervised stage: classifier inputs, patch gathering, group-network training, random-forest baseline.
+"""Stage S: patch gathering, group-network training (mutual learning), random-forest baseline.
 
-Data flow (spec §1.3-§1.4, §5.1): labelled pixels (``labels.read_polygons``) are split by polygon, capped per
-class, grouped by grid tile, and for each tile the stack window (plus the patch margin and the diffusion halo)
-is read once; the spectral / auxiliary inputs are normalised (:class:`ClassifierInputs`), the diffusion
-features are computed for that window only (``diffusion.FeatureExtractor``) and the ``P x P`` patches around the
-labelled pixels are kept. No full-scene array (image or feature map) is ever built: memory is bounded by one
-tile plus the gathered patches.
-
-The trained model (:class:`TrainedModel`) bundles the U-Net, the group network, the input normalisation, the
-diffusion-feature scaling and the classes, and is what ``artifact.save_model`` writes.
+Data flow (spec §1.3-§1.4, §5.1): labelled pixels (``data.labels.read_polygons``) are split by polygon, capped
+per class, grouped by grid cell, and for each cell the window around its pixels (plus the patch margin) goes
+through :func:`engine.data.windows.read_window` (one read with the diffusion halo, normalised inputs, diffusion
+features of that window only) and the ``P x P`` patches around the labelled pixels are kept. No full-scene
+array (image or feature map) is ever built: memory is bounded by one window plus the gathered patches.
 """
 
 from __future__ import annotations
@@ -22,11 +18,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .diffusion import FeatureExtractor, _optimizer_load, _optimizer_tensors
+from .data.inputs import ClassifierInputs
+from .data.windows import Window, WindowInputs, read_window
 from .errors import Cancelled, EngineError
-from .grid import StackWindow, extract_patches
+from .io.artifact import load_checkpoint, load_optimizer, save_checkpoint
 from .metrics import accuracy_metrics, confusion_matrix
-from .network import GroupNetwork, NetworkConfig
+from .models.classifier import TrainedModel
+from .models.diffusion import FeatureExtractor
+from .models.network import GroupNetwork
 from .progress import Reporter, ensure
 
 
@@ -86,200 +85,6 @@ class TrainingConfig:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Inputs of the group network (spec §1.3)
-# ------------------------------------------------------------------------------------------------------------
-class ClassifierInputs:
-    """Normalises stack windows into the group network's spectral and auxiliary inputs (spec §1.3).
-
-    Spectral bands: per-band z-score (sample mean / std of ``grid.compute_statistics``); with more bands than
-    ``pca_components``, PCA (whitened, fitted on a sample of z-scored valid pixels) to that many components.
-    Auxiliary bands (SAR in dB, elevation in metres): per-band z-score. Invalid pixels (nodata, outside the
-    grid) are 0 after normalisation, which is the zero padding of spec §1.4.
-
-    Args:
-        band_counts: bands per modality (spectral first).
-        stats: ``stats[m][b]`` with ``mean`` / ``std`` (BandStats or dicts).
-        pca_components, pca_mean, pca_scale: optional PCA basis ``(n_comp, C_spec)``, ``(C_spec,)``,
-            ``(n_comp,)`` (1 / sqrt(explained variance)).
-    """
-
-    def __init__(self, band_counts: Sequence[int], stats: Sequence[Sequence[Any]],
-                 pca_components: np.ndarray | None = None, pca_mean: np.ndarray | None = None,
-                 pca_scale: np.ndarray | None = None):
-        self.band_counts = [int(c) for c in band_counts]
-        get = (lambda s, n: float(s[n]) if isinstance(s, dict) else float(getattr(s, n)))
-        self.mean = [np.array([get(s, "mean") for s in mod], np.float32) for mod in stats]
-        self.std = [np.array([max(get(s, "std"), 1e-6) for s in mod], np.float32) for mod in stats]
-        self.pca_components = pca_components
-        self.pca_mean = pca_mean
-        self.pca_scale = pca_scale
-
-    @property
-    def n_spectral(self) -> int:
-        """C_spec given to the network (PCA components when PCA is on)."""
-        return int(self.pca_components.shape[0]) if self.pca_components is not None else self.band_counts[0]
-
-    @property
-    def n_auxiliary(self) -> int:
-        """C_aux: all auxiliary bands concatenated (0 without auxiliary modality)."""
-        return int(sum(self.band_counts[1:]))
-
-    def fit_pca(self, stack: Any, n_components: int, seed: int = 0, sample_pixels: int = 50_000,
-                window: Any = None) -> None:
-        """Fit a whitened PCA on z-scored spectral pixels sampled from valid blocks (scikit-learn)."""
-        from sklearn.decomposition import PCA
-
-        rng = np.random.default_rng(seed)
-        H, W = stack.grid.height, stack.grid.width
-        r0, c0, h, w = (0, 0, H, W) if window is None else window
-        block, got, samples = 64, 0, []
-        for _ in range(400):
-            r = r0 + int(rng.integers(0, max(h - block, 0) + 1))
-            c = c0 + int(rng.integers(0, max(w - block, 0) + 1))
-            win = stack.read(r, c, min(block, h), min(block, w))
-            z = (win.arrays[0] - self.mean[0][:, None, None]) / self.std[0][:, None, None]
-            px = z[:, win.valid].T
-            samples.append(px)
-            got += len(px)
-            if got >= sample_pixels:
-                break
-        data = np.concatenate(samples)[:sample_pixels]
-        n = min(int(n_components), data.shape[1], len(data))
-        pca = PCA(n_components=n, whiten=True, random_state=seed).fit(data)
-        self.pca_components = pca.components_.astype(np.float32)
-        self.pca_mean = pca.mean_.astype(np.float32)
-        self.pca_scale = (1.0 / np.sqrt(np.maximum(pca.explained_variance_, 1e-12))).astype(np.float32)
-
-    def transform(self, window: StackWindow) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(x_spec (C_spec, h, w), x_aux (C_aux, h, w) | None)`` float32, 0 where invalid."""
-        valid = window.valid
-        spec = (window.arrays[0] - self.mean[0][:, None, None]) / self.std[0][:, None, None]
-        if self.pca_components is not None:
-            c, h, w = spec.shape
-            flat = spec.reshape(c, -1).T - self.pca_mean
-            spec = ((flat @ self.pca_components.T) * self.pca_scale).T.reshape(-1, h, w)
-        spec = np.where(valid, spec, 0.0).astype(np.float32)
-        aux = None
-        if len(window.arrays) > 1:
-            parts = [(a - m[:, None, None]) / s[:, None, None]
-                     for a, m, s in zip(window.arrays[1:], self.mean[1:], self.std[1:])]
-            aux = np.where(valid, np.concatenate(parts), 0.0).astype(np.float32)
-        return spec, aux
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        out = {}
-        if self.pca_components is not None:
-            out = {"pca.components": torch.from_numpy(self.pca_components),
-                   "pca.mean": torch.from_numpy(self.pca_mean), "pca.scale": torch.from_numpy(self.pca_scale)}
-        return out
-
-    @classmethod
-    def from_tensors(cls, band_counts: Sequence[int], stats: Any, tensors: dict[str, torch.Tensor]) -> "ClassifierInputs":
-        if "pca.components" in tensors:
-            return cls(band_counts, stats, tensors["pca.components"].numpy(), tensors["pca.mean"].numpy(),
-                       tensors["pca.scale"].numpy())
-        return cls(band_counts, stats)
-
-
-def read_window_inputs(stack: Any, extractor: FeatureExtractor, inputs: ClassifierInputs, row_off: int,
-                       col_off: int, height: int, width: int
-                       ) -> tuple[np.ndarray, np.ndarray | None, torch.Tensor, np.ndarray]:
-    """Every network input of a grid window from one read of the window plus the diffusion halo.
-
-    Returns:
-        ``x_spec (C_spec, h, w)`` and ``x_aux (C_aux, h, w) | None`` float32 numpy arrays (normalised, 0 where
-        invalid; :class:`ClassifierInputs`), the raw (unscaled) diffusion features ``(C_dif, h, w)`` float32 on
-        the extractor's device (spec §2.4), and ``valid`` bool ``(h, w)``.
-    """
-    hal = extractor.halo
-    big = stack.read(row_off - hal, col_off - hal, height + 2 * hal, width + 2 * hal)
-    f = extractor.features_for_array(extractor.layout.assemble(big, extractor.stats), row_off, col_off)
-    inner = StackWindow([a[:, hal:hal + height, hal:hal + width] for a in big.arrays],
-                        big.valid[hal:hal + height, hal:hal + width], row_off, col_off)
-    spec, aux = inputs.transform(inner)
-    return spec, aux, f, inner.valid
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Trained model: everything needed to classify (spec §4, issue "model file")
-# ------------------------------------------------------------------------------------------------------------
-class TrainedModel:
-    """U-Net feature extractor + group network + input normalisation + classes.
-
-    Attributes:
-        extractor: ``diffusion.FeatureExtractor`` (C_dif channels, halo pixels).
-        inputs: :class:`ClassifierInputs`. net: ``network.GroupNetwork`` (eval mode after training).
-        feat_min, feat_max: ``(C_dif,)`` float32 per-channel min / max of the diffusion features over the
-            training windows: features are scaled to [0, 1] with them (spec §1.3 ``max_min``).
-        classes: list of ``labels.ClassInfo``-like dicts ``{"value", "name", "color", "label"}``; network class
-            index ``k`` is ``classes[k]``.
-        patch_size: P.
-    """
-
-    def __init__(self, extractor: FeatureExtractor, inputs: ClassifierInputs, net: GroupNetwork,
-                 feat_min: torch.Tensor, feat_max: torch.Tensor, classes: list[dict], patch_size: int):
-        self.extractor = extractor
-        self.inputs = inputs
-        self.net = net
-        self.feat_min = feat_min.float()
-        self.feat_max = feat_max.float()
-        self.classes = classes
-        self.patch_size = int(patch_size)
-
-    @property
-    def device(self) -> torch.device:
-        return self.extractor.device
-
-    @property
-    def margin(self) -> int:
-        """Patch margin P // 2 (pixels)."""
-        return self.patch_size // 2
-
-    def scale_features(self, f: torch.Tensor, valid: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """``(C_dif, h, w)`` raw features -> [0, 1]-scaled, 0 where ``valid`` is False."""
-        lo = self.feat_min.to(f.device)[:, None, None]
-        span = (self.feat_max.to(f.device) - self.feat_min.to(f.device)).clamp_min(1e-6)[:, None, None]
-        v = torch.as_tensor(valid, device=f.device)
-        return ((f - lo) / span) * v.to(f.dtype)
-
-    def window_inputs(self, stack: Any, row_off: int, col_off: int, height: int, width: int
-                      ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, np.ndarray]:
-        """All network inputs of a window (one read of window + diffusion halo).
-
-        Returns:
-            ``x_spec (C_spec, h, w)``, ``x_aux (C_aux, h, w) | None``, ``f_dif (C_dif, h, w)`` float32 tensors on
-            the model's device (0 where invalid), and ``valid`` bool ``(h, w)``.
-        """
-        spec, aux, f, valid = read_window_inputs(stack, self.extractor, self.inputs, row_off, col_off, height, width)
-        dev = self.device
-        f = self.scale_features(f, valid)
-        return (torch.from_numpy(spec).to(dev), None if aux is None else torch.from_numpy(aux).to(dev), f, valid)
-
-    # -- model file ------------------------------------------------------------------------------------------
-    def tensors(self) -> dict[str, torch.Tensor]:
-        out = {f"unet.{k}": v.detach().cpu().contiguous() for k, v in self.extractor.unet.state_dict().items()}
-        out.update({f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()})
-        out.update(self.inputs.tensors())
-        out["features.min"] = self.feat_min.cpu().contiguous()
-        out["features.max"] = self.feat_max.cpu().contiguous()
-        return out
-
-    @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor], metadata: dict, device: Any = "cpu") -> "TrainedModel":
-        """Rebuild from a model file's tensors and metadata (see :meth:`tensors` and ``api.train``)."""
-        extractor = FeatureExtractor.from_tensors(tensors, metadata, device)
-        band_counts = [m["band_count"] for m in metadata["modalities"]]
-        inputs = ClassifierInputs.from_tensors(band_counts, metadata["statistics"], tensors)
-        ncfg = NetworkConfig.from_dict(metadata["network_config"])
-        net = GroupNetwork(inputs.n_spectral, inputs.n_auxiliary, extractor.channels, len(metadata["classes"]), ncfg)
-        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        net.to(extractor.device).eval()
-        extractor.unet.eval()
-        return cls(extractor, inputs, net, tensors["features.min"], tensors["features.max"],
-                   metadata["classes"], metadata["training_config"]["patch_size"])
-
-
-# ------------------------------------------------------------------------------------------------------------
 # Patch gathering (spec §1.4): tile by tile, features only for the windows that hold labelled pixels
 # ------------------------------------------------------------------------------------------------------------
 @dataclass
@@ -328,7 +133,7 @@ def gather_patches(stack: Any, rows: np.ndarray, cols: np.ndarray, y: np.ndarray
             r, c = rows[idx], cols[idx]
             r0, c0 = int(r.min()) - m, int(c.min()) - m
             h, w = int(r.max()) - r0 + m + 1, int(c.max()) - c0 + m + 1
-            spec, aux, f, valid_np = read_window_inputs(stack, extractor, inputs, r0, c0, h, w)
+            spec, aux, f, valid_np = read_window(stack, extractor, inputs, Window(r0, c0, h, w))
             f = f.cpu()                                                   # (Cd, h, w)
             valid = torch.from_numpy(valid_np)
             if valid.any():
@@ -336,16 +141,15 @@ def gather_patches(stack: Any, rows: np.ndarray, cols: np.ndarray, y: np.ndarray
                 fmin = torch.minimum(fmin, fv.min(dim=1).values)
                 fmax = torch.maximum(fmax, fv.max(dim=1).values)
             f = f * valid.to(f.dtype)
-            lr, lc = r - r0, c - c0
-            ps = extract_patches(spec, lr, lc, P)
+            ps, pa, pf = WindowInputs(spec, aux, f.numpy(), valid_np).patches(r - r0, c - c0, P)
             if spec_out is None:
                 spec_out = np.zeros((n,) + ps.shape[1:], np.float32)
                 if aux is not None:
                     aux_out = np.zeros((n, aux.shape[0], P, P), np.float32)
             spec_out[idx] = ps
             if aux is not None:
-                aux_out[idx] = extract_patches(aux, lr, lc, P)
-            dif_out[idx] = extract_patches(f.numpy(), lr, lc, P).astype(np.float16)
+                aux_out[idx] = pa
+            dif_out[idx] = pf.astype(np.float16)
             task.update(1)
     finally:
         task.close()
@@ -371,7 +175,9 @@ def cap_per_class(y: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarr
 # ------------------------------------------------------------------------------------------------------------
 # Training loop (spec §5.1)
 # ------------------------------------------------------------------------------------------------------------
-def _to_tensors(ps: PatchSet, model: TrainedModel) -> dict[str, torch.Tensor]:
+def patch_tensors(ps: PatchSet, model: TrainedModel) -> dict[str, torch.Tensor]:
+    """A patch set as training tensors: spectral / auxiliary as they are, diffusion features scaled to [0, 1]
+    with the model's per-channel min / max (float16), class indices ``y``."""
     lo, hi = model.feat_min[:, None, None], model.feat_max[:, None, None]
     span = (hi - lo).clamp_min(1e-6)
     dif = torch.from_numpy(ps.dif)
@@ -443,14 +249,17 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
     epoch0 = 0
     best = (float("inf"), None)
     if resume and checkpoint_path:
-        epoch0, history = _load_train_checkpoint(checkpoint_path, net, opt, sched, gen, device)
+        epoch0, history = _resume(checkpoint_path, net, opt, sched, gen, device)
         rep.info(f"Resuming supervised training after epoch {epoch0}")
     task = rep.task("train", config.epochs * n_batches, unit="batch")
     task.n = min(epoch0 * n_batches, task.total)
 
     def save(epoch: int) -> None:
         if checkpoint_path and dinfo.is_main:
-            _save_train_checkpoint(checkpoint_path, net, opt, sched, gen, epoch, history)
+            tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
+            tensors["rng.torch"] = gen.get_state().clone()
+            save_checkpoint(checkpoint_path, "train", tensors, opt,
+                            {"epoch": epoch, "history": history, "scheduler": sched.state_dict()})
 
     epoch = epoch0
     try:
@@ -508,41 +317,14 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
     return history
 
 
-def _save_train_checkpoint(path, net, opt, sched, gen, epoch, history) -> None:
-    import json
-
-    from safetensors.torch import save_file
-
-    from .files import atomic_output
-
-    tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    otens, ometa = _optimizer_tensors(opt)
-    tensors.update(otens)
-    tensors["rng.torch"] = gen.get_state().clone()
-    md = {"format": "bdgf-train-checkpoint/1", "epoch": json.dumps(epoch), "history": json.dumps(history),
-          "optimizer": json.dumps(ometa), "scheduler": json.dumps(sched.state_dict())}
-    with atomic_output(path, overwrite=True) as tmp:
-        save_file(tensors, tmp, metadata=md)
-
-
-def _load_train_checkpoint(path, net, opt, sched, gen, device) -> tuple[int, list]:
-    import json
-    import os
-
-    from safetensors import safe_open
-
-    if not os.path.exists(path):
-        raise EngineError(f"No training checkpoint to resume from: {path}", "Run without resume.")
-    with safe_open(path, framework="pt", device="cpu") as f:
-        md = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if md.get("format") != "bdgf-train-checkpoint/1":
-        raise EngineError(f"{path} is not a BDGF training checkpoint", "Run without resume.")
+def _resume(path, net, opt, sched, gen, device) -> tuple[int, list]:
+    """Load a training checkpoint into the network, optimiser, scheduler and generator: ``(epoch, history)``."""
+    tensors, state = load_checkpoint(path, "train")
     net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-    _optimizer_load(opt, tensors, json.loads(md["optimizer"]), device)
-    sched.load_state_dict(json.loads(md["scheduler"]))
+    load_optimizer(opt, tensors, state["optimizer"], device)
+    sched.load_state_dict(state["scheduler"])
     gen.set_state(tensors["rng.torch"])
-    return int(json.loads(md["epoch"])), json.loads(md["history"])
+    return int(state["epoch"]), state["history"]
 
 
 # ------------------------------------------------------------------------------------------------------------

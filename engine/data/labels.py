@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EngineError
-from .grid import ReferenceGrid, _as_window, _crs_name, crs_equal, make_log
+from ..errors import EngineError
+from .grid import ReferenceGrid, as_window, crs_equal, crs_name, make_log
 
 __all__ = ["ClassInfo", "LabelledPixels", "read_polygons", "split_by_polygon", "drop_invalid", "read_qml_style",
            "DEFAULT_PALETTE"]
@@ -267,7 +267,7 @@ def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str |
     if window is None:
         d_r0, d_c0, d_h, d_w = 0, 0, grid.height, grid.width
     else:
-        d_r0, d_c0, d_h, d_w = _as_window(window)
+        d_r0, d_c0, d_h, d_w = as_window(window)
         d_r0, d_c0 = max(d_r0, 0), max(d_c0, 0)
         d_h, d_w = min(d_h, grid.height - d_r0), min(d_w, grid.width - d_c0)
     inv = ~grid.transform
@@ -291,7 +291,7 @@ def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str |
         is_float = ftype.split(":")[0] in ("float", "double", "real")
         src_crs = src.crs
         if not src_crs:
-            emit("warning", f"{os.path.basename(path)} has no CRS; assuming the grid CRS {_crs_name(grid.crs)}")
+            emit("warning", f"{os.path.basename(path)} has no CRS; assuming the grid CRS {crs_name(grid.crs)}")
             same_crs = True
         else:
             same_crs = crs_equal(src_crs, grid.crs)
@@ -376,7 +376,7 @@ def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str |
             gb = grid.bounds
             raise EngineError(
                 f"No polygon of {path} (layer {layer!r}) overlaps the reference grid "
-                f"(extent {tuple(round(v, 2) for v in gb)} in {_crs_name(grid.crs)})",
+                f"(extent {tuple(round(v, 2) for v in gb)} in {crs_name(grid.crs)})",
                 "Check that the polygons and the rasters cover the same area and that the layer's CRS is right.")
         raise EngineError(f"No pixel of the reference grid is labelled by the polygons of {path}",
                           "The polygons may be smaller than a pixel; try all-touched rasterization or larger polygons.")

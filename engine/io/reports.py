@@ -33,7 +33,7 @@ import math
 import os
 from typing import Any, Iterable
 
-from .files import write_text
+from ..files import write_text
 
 
 # -- helpers -----------------------------------------------------------------------------------------

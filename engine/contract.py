@@ -1,0 +1,126 @@
+"""The engine/plugin contract: everything both sides must agree on (stdlib only, never imports torch).
+
+The QGIS plugin imports this module and nothing else from the engine. It declares:
+
+- the names the command line accepts: :data:`PROFILES`, :data:`DEVICES`, :data:`MODALITY_KINDS`,
+  :data:`AUXILIARY_KINDS`;
+- the process exit codes (:data:`EXIT_OK` ... :data:`EXIT_OUTPUT_EXISTS`);
+- the files the engine writes next to an output: :func:`checkpoint_path` (kept for ``--resume``),
+  :func:`temporary_name` / :func:`temporary_glob` (renamed on success, left behind only by a killed engine);
+- the JSON-lines progress protocol of ``--json-progress``: :data:`EVENTS` and one constructor per event;
+- model-file reading and validation from the safetensors header (:func:`read_metadata`, :class:`ModelMetadata`,
+  :class:`Category`, :class:`Band`), and :class:`EngineError`, what every engine failure the user can fix raises.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from typing import Any
+
+from . import __version__ as ENGINE_VERSION
+from .errors import (EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OK, EXIT_OUTPUT_EXISTS, EXIT_UNEXPECTED, Cancelled,
+                     EngineError, OutputExistsError)
+from .io.schema import (FILE_KINDS, FORMAT_VERSION, Band, BandStatistics, Category, GridInfo, ModalityInfo,
+                        ModelMetadata, read_metadata, verify_tensors)
+
+__all__ = [
+    "ENGINE_VERSION", "PROFILES", "DEVICES", "MODALITY_KINDS", "AUXILIARY_KINDS", "SAR_KINDS", "FILE_KINDS",
+    "FORMAT_VERSION", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_OUTPUT_EXISTS",
+    "EngineError", "OutputExistsError", "Cancelled", "checkpoint_path", "checkpoint_paths", "temporary_name",
+    "temporary_glob", "EVENTS", "progress_event", "log_event", "metric_event", "done_event", "error_event",
+    "read_metadata", "read_metadata_dict", "verify_tensors", "ModelMetadata", "ModalityInfo", "Band", "BandStatistics", "Category",
+    "GridInfo",
+]
+
+#: Named sets of stage configurations (``engine/config.py``; docs/profiles.md).
+PROFILES = ("fast", "paper")
+#: ``--device`` values: ``auto`` takes a CUDA GPU when the engine's torch sees one.
+DEVICES = ("auto", "cuda", "cpu")
+#: Modality kinds: spectral reflectance / DN, SAR backscatter in dB or linear power, elevation in metres.
+MODALITY_KINDS = ("spectral", "sar_db", "sar_linear", "elevation")
+#: Kinds of ``--aux KIND FILE...``.
+AUXILIARY_KINDS = MODALITY_KINDS[1:]
+SAR_KINDS = ("sar_db", "sar_linear")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# files written next to an output
+# ----------------------------------------------------------------------------------------------------------------
+def checkpoint_path(output: str, stage: str = "") -> str:
+    """The checkpoint a run writes for ``output``: ``OUTPUT.checkpoint.safetensors``.
+
+    ``stage="pretrain"`` inside ``train`` (pretraining first, when no pretrained model is given) adds ``.pre``.
+    """
+    path = f"{output}.checkpoint.safetensors"
+    return path + ".pre" if stage == "pretrain" else path
+
+
+def checkpoint_paths(output: str) -> list[str]:
+    """Every checkpoint a run for ``output`` may leave (for cleaning up after a cancelled run)."""
+    return [checkpoint_path(output), checkpoint_path(output, "pretrain")]
+
+
+def temporary_name(path: str, pid: int | None = None) -> str:
+    """The temporary name an output is written under before the rename: ``<dir>/.<stem>.partial-<pid><ext>``."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(name)
+    return os.path.join(folder, f".{stem}.partial-{os.getpid() if pid is None else pid}{ext}")
+
+
+def temporary_glob(path: str, pid: int) -> list[str]:
+    """Temporaries of ``path`` (and their GDAL sidecars) left by the engine process ``pid``."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(name)
+    return glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(stem)}.partial-{pid}{ext}*"))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# JSON-lines progress protocol (``--json-progress``): one object per line on stdout, nothing else
+# ----------------------------------------------------------------------------------------------------------------
+#: Event names and their fields (besides ``event``).
+EVENTS = {
+    "progress": ("stage", "value", "eta_s"),     # value 0..100; extra fields (loss, epoch...) may follow
+    "log": ("level", "message"),                  # level "info" | "warning"
+    "metric": ("name", "value"),                  # extra fields (aa, kappa, val_oa...) may follow
+    "done": ("outputs",),                         # option name -> file written, plus "metrics"
+    "error": ("message", "hint"),
+}
+
+
+def progress_event(stage: str, value: float, eta_s: float | None = None, **extra: Any) -> dict:
+    """``{"event": "progress", "stage", "value" (0-100, 2 decimals), "eta_s" (seconds), ...}``."""
+    ev = {"event": "progress", "stage": stage, "value": round(float(value), 2),
+          "eta_s": None if eta_s is None else round(float(eta_s), 1)}
+    ev.update(extra)
+    return ev
+
+
+def log_event(level: str, message: str) -> dict:
+    return {"event": "log", "level": level, "message": message}
+
+
+def metric_event(name: str, value: Any, **extra: Any) -> dict:
+    ev = {"event": "metric", "name": name, "value": value}
+    ev.update(extra)
+    return ev
+
+
+def done_event(outputs: dict[str, Any]) -> dict:
+    return {"event": "done", "outputs": outputs}
+
+
+def error_event(message: str, hint: str = "") -> dict:
+    return {"event": "error", "message": message, "hint": hint}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# model files
+# ----------------------------------------------------------------------------------------------------------------
+def read_metadata_dict(path: str) -> dict:
+    """A model file's validated metadata as its format-2 JSON dict (what ``python -m engine info`` prints).
+
+    Raises:
+        EngineError: missing, damaged, foreign or newer-format file (see :func:`read_metadata`).
+    """
+    return read_metadata(path).to_dict()

@@ -1,0 +1,1 @@
+"""Input data: reference grid and windowed reading, training polygons, windows and patches, normalisation."""

@@ -1,0 +1,1 @@
+"""Files: model-file schema (torch-free), model / checkpoint artifacts, classification rasters, reports."""
