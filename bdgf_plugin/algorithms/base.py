@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import html
 import os
+import tempfile
 
 from qgis.core import (
     QgsCoordinateTransform,
     QgsFeatureRequest,
+    QgsMapLayer,
     QgsProcessingFeatureSourceDefinition,
     QgsProcessingUtils,
     QgsVectorLayer,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingOutputLayerDefinition,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
@@ -29,6 +33,8 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
+    QgsProperty,
+    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -43,6 +49,44 @@ ICON_PATH = os.path.join(PLUGIN_DIR, "resources", "icons", "bdgf.svg")
 AUXILIARY_KINDS = list(contract.AUXILIARY_KINDS)
 DEVICES = list(contract.DEVICES)
 PROFILES = list(contract.PROFILES)
+
+
+#: Parameter types whose values are files the run reads (checked to exist, never an output).
+INPUT_TYPES = ("multilayer", "raster", "source", "vector", "file", "layer")
+
+
+def _static_value(value):
+    """The plain value behind a feature-source definition or a static QgsProperty (None for expressions)."""
+    if isinstance(value, QgsProcessingFeatureSourceDefinition):
+        value = value.source
+    if isinstance(value, QgsProperty):
+        return value.staticValue() if value.propertyType() == QgsProperty.StaticProperty else None
+    return value
+
+
+def same_file_key(path: str) -> str:
+    """A key equal for two spellings of the same file (symlinks, relative paths, case on Windows)."""
+    return os.path.normcase(os.path.realpath(path))
+
+
+def folder_problem(folder: str) -> str:
+    """Why files cannot be created in ``folder`` (or in its nearest existing parent, where a missing folder
+    would be created), or "" when they can. Tries a real file: permission bits do not tell for root, ACLs or
+    read-only mounts."""
+    probe = os.path.abspath(folder)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        return QCoreApplication.translate("BdgfAlgorithm", "{path} is a file, not a folder").format(path=probe)
+    try:
+        with tempfile.TemporaryFile(dir=probe, prefix=".bdgf-write-test-"):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""
 
 
 class BdgfAlgorithm(QgsProcessingAlgorithm):
@@ -72,6 +116,8 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
     OUTPUT_CONFIDENCE = "OUTPUT_CONFIDENCE"
     OUTPUT_REPORT = "OUTPUT_REPORT"
     OUTPUT_TABLE = "OUTPUT_TABLE"
+    RESUME = "RESUME"
+    BAND_ORDER = "BAND_ORDER"
 
     _name = ""
     _group = "classification"
@@ -257,6 +303,106 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
             return False, str(exc)
         return True, ""
 
+    # ----------------------------------------------------------------- pre-flight: files in, files out
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        """Missing input files first (QGIS's own check would only say 'Incorrect parameter value for X'),
+        then QGIS's checks, then the outputs: never an input of the run, distinct, in a writable folder."""
+        ok, msg = self.check_input_files(parameters, context)
+        if not ok:
+            return ok, msg
+        ok, msg = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, msg
+        return self.check_output_files(parameters, context)
+
+    def _input_values(self, parameters, definition) -> list:
+        """The values given to an input parameter (layers, ids, names or paths), as a list."""
+        value = _static_value(parameters.get(definition.name()))
+        if value is None or value == "":
+            return []
+        return [_static_value(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+
+    def _input_definitions(self):
+        return [d for d in self.parameterDefinitions() if not d.isDestination() and d.type() in INPUT_TYPES]
+
+    def check_input_files(self, parameters, context) -> tuple[bool, str]:
+        """Every input given as a path must exist and open; the message names the parameter and the file."""
+        for definition in self._input_definitions():
+            for value in self._input_values(parameters, definition):
+                if not isinstance(value, str) or not value:
+                    continue
+                path = value.split("|")[0]
+                if definition.type() != "file" and QgsProcessingUtils.mapLayerFromString(value, context) is not None:
+                    continue
+                if not os.path.exists(path):
+                    return False, self.tr("{param}: the file {path} does not exist. Check the path (was the file "
+                                          "moved or renamed?).").format(param=definition.description(), path=path)
+                if definition.type() != "file":
+                    return False, self.tr("{param}: {path} exists but cannot be opened as a layer. Check that it "
+                                          "is a raster or vector file GDAL/OGR can read.").format(
+                        param=definition.description(), path=path)
+        return True, ""
+
+    def input_paths(self, parameters, context) -> dict[str, str]:
+        """{real path: parameter description} of the files this run reads."""
+        found = {}
+        for definition in self._input_definitions():
+            for value in self._input_values(parameters, definition):
+                path = None
+                if definition.type() == "file":
+                    path = value if isinstance(value, str) else None
+                else:
+                    layer = value if isinstance(value, QgsMapLayer) else (
+                        QgsProcessingUtils.mapLayerFromString(value, context) if isinstance(value, str) else None)
+                    if layer is not None:
+                        path = layer.source().split("|")[0]
+                if path and os.path.exists(path):
+                    found[same_file_key(path)] = definition.description()
+        return found
+
+    def output_paths(self, parameters, context) -> list[tuple[str, object]]:
+        """[(absolute path, destination definition)] of the file outputs asked for (temporary ones left out)."""
+        out = []
+        for definition in self.destinationParameterDefinitions():
+            value = parameters.get(definition.name())
+            if isinstance(value, QgsProcessingOutputLayerDefinition):
+                value = value.sink
+            value = _static_value(value)
+            if not isinstance(value, str) or not value or value == QgsProcessing.TEMPORARY_OUTPUT:
+                continue
+            if "://" in value or value.split(":")[0] in ("memory", "ogr", "postgres", "postgis", "spatialite"):
+                continue
+            path = self.parameterAsFileOutput(parameters, definition.name(), context)
+            if path:
+                out.append((os.path.abspath(path), definition))
+        return out
+
+    def check_output_files(self, parameters, context) -> tuple[bool, str]:
+        """Outputs: none is an input of the run, no two share a file, each folder can be written."""
+        inputs = self.input_paths(parameters, context)
+        seen: dict[str, str] = {}
+        for path, definition in self.output_paths(parameters, context):
+            key, title = same_file_key(path), definition.description()
+            if key in inputs:
+                return False, self.tr("The output '{output}' ({path}) is also the input '{input}': the run would "
+                                      "replace its own input. Choose another file name for the output.").format(
+                    output=title, path=path, input=inputs[key])
+            if key in seen:
+                return False, self.tr("The outputs '{a}' and '{b}' are the same file {path}: give each output its "
+                                      "own file name.").format(a=seen[key], b=title, path=path)
+            seen[key] = title
+            is_folder = definition.type() == "folderDestination"
+            if os.path.isdir(path) and not is_folder:
+                return False, self.tr("The output '{output}' ({path}) is a folder: give a file name.").format(
+                    output=title, path=path)
+            folder = path if is_folder else os.path.dirname(path)
+            problem = folder_problem(folder)
+            if problem:
+                return False, self.tr("The folder {folder} of the output '{output}' cannot be written ({problem}). "
+                                      "Choose a folder you can write to.").format(
+                    folder=folder, output=title, problem=problem)
+        return True, ""
+
     def input_layer(self, parameters, key, context):
         """The map layer behind a feature-source parameter (also for 'selected features only' definitions)."""
         value = parameters.get(key)
@@ -279,11 +425,53 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
                 "from.").format(name=layer.name() if layer is not None else key))
         return field, styles
 
-    def check_polygons(self, parameters, key, context, rasters) -> tuple[bool, str]:
-        """Class field exists; polygons overlap the rasters (and the extent); at least two classes there."""
+    def check_polygon_source(self, source, key) -> tuple[bool, str]:
+        """A geometry type the parameter accepts (polygons; points too where it lists them) and at least one
+        feature (or one selected feature)."""
+        definition = self.parameterDefinition(key)
+        title = definition.description() if definition is not None else key
+        name = source.sourceName() or title
+        accepted = set(definition.dataTypes()) if hasattr(definition, "dataTypes") else set()
+        wanted = {QgsWkbTypes.PolygonGeometry: QgsProcessing.TypeVectorPolygon,
+                  QgsWkbTypes.PointGeometry: QgsProcessing.TypeVectorPoint,
+                  QgsWkbTypes.LineGeometry: QgsProcessing.TypeVectorLine}
+        geometry = QgsWkbTypes.geometryType(source.wkbType())
+        if (geometry in wanted and accepted and QgsProcessing.TypeVectorAnyGeometry not in accepted
+                and wanted[geometry] not in accepted):
+            kind = {QgsWkbTypes.PointGeometry: self.tr("point"), QgsWkbTypes.LineGeometry: self.tr("line"),
+                    QgsWkbTypes.PolygonGeometry: self.tr("polygon")}[geometry]
+            needs = self.tr("polygons or points") if QgsProcessing.TypeVectorPoint in accepted else self.tr("polygons")
+            return False, self.tr("'{name}' is a {kind} layer, but '{param}' needs {needs}. Digitize polygons around "
+                                  "the areas to label, or buffer the {kind}s first (Vector > Geoprocessing Tools > "
+                                  "Buffer).").format(name=name, kind=kind, param=title, needs=needs)
+        request = QgsFeatureRequest().setLimit(1).setNoAttributes()
+        if next(iter(source.getFeatures(request)), None) is None:
+            return False, self.tr("The layer '{name}' given as '{param}' is empty (no features, or no selected "
+                                  "features with 'Selected features only').").format(name=name, param=title)
+        return True, ""
+
+    def check_class_codes(self, source, field, idx, values) -> tuple[bool, str]:
+        """Numeric class values must be whole numbers 1..65535: 0 is the classified map's nodata value."""
+        if not source.fields().at(idx).isNumeric():
+            return True, ""
+        bad = sorted({v for v in values if not (float(v).is_integer() and 1 <= float(v) <= 65535)})
+        if not bad:
+            return True, ""
+        return False, self.tr("Class value(s) {values} in the field '{field}' cannot be used: class values must be "
+                              "whole numbers from 1 to 65535, because 0 is the nodata value of the classified map. "
+                              "Recode them (for example with the Field Calculator) or use a text class "
+                              "field.").format(values=", ".join(str(int(v)) if float(v).is_integer() else str(v) for v in bad),
+                                               field=field)
+
+    def check_polygons(self, parameters, key, context, rasters, class_codes=False) -> tuple[bool, str]:
+        """Polygons, not empty; class field exists; polygons overlap the rasters (and the extent); at least two
+        classes there; with ``class_codes``, numeric classes are 1..65535."""
         source = self.parameterAsSource(parameters, key, context)
         if source is None:
             return False, self.tr("The polygon layer is not valid.")
+        ok, msg = self.check_polygon_source(source, key)
+        if not ok:
+            return ok, msg
         try:
             field, _ = self.resolve_class_field(parameters, key, context)
         except QgsProcessingException as exc:
@@ -325,6 +513,8 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
             return False, self.tr(
                 "The class field '{field}' has {n} class(es) in the (selected) polygons inside the rasters and "
                 "extent: at least two classes are needed.").format(field=field, n=len(values))
+        if class_codes:
+            return self.check_class_codes(source, field, idx, values)
         return True, ""
 
     # ----------------------------------------------------------------- running
@@ -341,12 +531,73 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def checkpoints(output: str) -> list[str]:
-        """The engine's pretraining checkpoints (kept by the engine on cancel for --resume, which the plugin
-        does not offer): removed when a run is cancelled or fails."""
+        """The engine's checkpoints of an interrupted run: ``<output>.checkpoint.safetensors`` and, for a train
+        that pretrains first, its pretraining checkpoint (``... .pre``). Kept when a run is cancelled or fails,
+        so RESUME can continue it; the engine removes them after a successful run."""
         return contract.checkpoint_paths(output)
 
+    def add_resume(self):
+        self.add(QgsProcessingParameterBoolean(
+            self.RESUME, self.tr("Resume an interrupted run from its checkpoint"), defaultValue=False), advanced=True)
+
+    def resume_args(self, parameters, context) -> list[str]:
+        if self.parameterDefinition(self.RESUME) is None or not self.parameterAsBoolean(parameters, self.RESUME,
+                                                                                        context):
+            return []
+        return ["--resume"]
+
+    def check_resume(self, parameters, context, output_key) -> tuple[bool, str]:
+        """RESUME needs the checkpoint that an interrupted run with the same output file left."""
+        if not self.resume_args(parameters, context):
+            return True, ""
+        output = dict((d.name(), p) for p, d in self.output_paths(parameters, context)).get(output_key)
+        if output and any(os.path.isfile(p) for p in self.checkpoints(output)):
+            return True, ""
+        return False, self.tr("'Resume' is ticked but there is no checkpoint of an interrupted run for the output "
+                              "{output} ({checkpoint}). Give the same output file as the interrupted run, or untick "
+                              "'Resume' to start from the beginning.").format(
+            output=output or self.tr("(temporary file)"), checkpoint=self.checkpoints(output or "OUTPUT")[0])
+
+    def kept_note(self, keep) -> str:
+        kept = [p for p in keep if p and os.path.isfile(p)]
+        if not kept:
+            return ""
+        return self.tr("The checkpoint {files} was kept: run again with 'Resume' ticked (same inputs and output) to "
+                       "continue from it.").format(files=", ".join(kept))
+
     def run_engine(self, command, args, feedback, parameters, context, main_output, stages=None,
-                   outputs_to_clean=()):
-        args = list(args) + ["--overwrite"]
-        return runner.run_engine(command, args, feedback, stages=stages, log_path=self.log_path(main_output),
-                                 cleanup_on_cancel=list(outputs_to_clean))
+                   outputs_to_clean=(), keep=()):
+        """Run the engine with the QGIS overwrite convention and one-line cancel / failure messages.
+
+        An existing output is replaced only when the run succeeds (the dialog asked before; pre-flight refused
+        an output that is an input of the run): ``--overwrite`` is passed only then, and the log says which
+        files. Cancel or failure: partial outputs removed (existing ones left as they were), the ``keep`` files
+        (checkpoints) kept and named in the message.
+        """
+        outputs = [p for p in outputs_to_clean if p]
+        existing = [p for p in outputs if os.path.isfile(p)]
+        args = list(args)
+        if existing:
+            args.append("--overwrite")
+            for path in existing:
+                feedback.pushWarning(self.tr("{path} exists: it is replaced when the run succeeds (left as it is if "
+                                             "the run fails or is cancelled).").format(path=path))
+        for path in outputs:
+            try:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            except OSError as exc:
+                raise QgsProcessingException(self.tr("Cannot create the folder of {path}: {error}").format(
+                    path=path, error=exc.strerror or exc))
+        try:
+            return runner.run_engine(command, args, feedback, stages=stages, log_path=self.log_path(main_output),
+                                     cleanup_on_cancel=outputs)
+        except runner.EngineCancelled:
+            # a plain QgsProcessingException: QGIS shows its text as is (a subclass is shown as a traceback)
+            message = self.tr("Cancelled by the user; no output written.")
+            note = self.kept_note(keep)
+            raise QgsProcessingException(message + (" " + note if note else "")) from None
+        except QgsProcessingException as exc:
+            note = self.kept_note(keep)
+            if not note:
+                raise
+            raise QgsProcessingException(str(exc) + "\n" + note) from None

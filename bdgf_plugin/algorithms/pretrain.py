@@ -36,7 +36,11 @@ class PretrainAlgorithm(BdgfAlgorithm):
                                    "published settings (needs a GPU).")),
             (self.ITERATIONS, self.tr("Number of pretraining iterations (empty: the profile's default).")),
             (self.SEED, self.tr("Random seed, for reproducible runs.")),
-            (self.OUTPUT_MODEL, self.tr("Pretrained diffusion weights (.safetensors) with their metadata.")),
+            (self.RESUME, self.tr("Continue a pretraining that was cancelled or failed, from the checkpoint "
+                                  "<output>.checkpoint.safetensors it left next to the output. Give the same inputs "
+                                  "and output file as the interrupted run.")),
+            (self.OUTPUT_MODEL, self.tr("Pretrained diffusion weights (.safetensors) with their metadata. An "
+                                        "existing file is replaced only when pretraining succeeds.")),
         ]
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -46,6 +50,7 @@ class PretrainAlgorithm(BdgfAlgorithm):
         self.add_profile()
         self.add_int(self.ITERATIONS, self.tr("Pretraining iterations"))
         self.add_int(self.SEED, self.tr("Random seed"), minimum=0, default=0)
+        self.add_resume()
         self.add(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Pretrained model"), self.tr("Safetensors model (*.safetensors)")))
         self._apply_help()
@@ -54,9 +59,11 @@ class PretrainAlgorithm(BdgfAlgorithm):
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, msg
-        ok, msg = self.check_rasters(parameters, context)
-        if not ok:
-            return ok, msg
+        for check in (lambda: self.check_rasters(parameters, context),
+                      lambda: self.check_resume(parameters, context, self.OUTPUT_MODEL)):
+            ok, msg = check()
+            if not ok:
+                return ok, msg
         return self.check_engine()
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -68,7 +75,8 @@ class PretrainAlgorithm(BdgfAlgorithm):
         output = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
         args = (self.prepared["inputs"] + ["--output", output] + self.profile_args(parameters, context)
                 + self.int_args(parameters, context, [(self.ITERATIONS, "--iterations"), (self.SEED, "--seed")])
-                + self.extent_args(parameters, context) + self.device_args(parameters, context))
+                + self.extent_args(parameters, context) + self.device_args(parameters, context)
+                + self.resume_args(parameters, context))
         outputs = self.run_engine("pretrain", args, feedback, parameters, context, output, stages=[("pretrain", 1)],
-                                  outputs_to_clean=[output] + self.checkpoints(output))
+                                  outputs_to_clean=[output], keep=self.checkpoints(output))
         return {self.OUTPUT_MODEL: outputs.get("output", output)}

@@ -54,7 +54,11 @@ class TrainAlgorithm(BdgfAlgorithm):
             (self.SEED, self.tr("Random seed, for reproducible runs.")),
             (self.VALIDATION_FRACTION, self.tr("Fraction of the polygons of each class held out for "
                                                "validation.")),
-            (self.OUTPUT_MODEL, self.tr("The trained model (.safetensors).")),
+            (self.RESUME, self.tr("Continue a training that was cancelled or failed, from the checkpoint "
+                                  "<output>.checkpoint.safetensors it left next to the output. Give the same inputs "
+                                  "and output file as the interrupted run.")),
+            (self.OUTPUT_MODEL, self.tr("The trained model (.safetensors). An existing file is replaced only when "
+                                        "training succeeds; it can never be one of the inputs.")),
             (self.OUTPUT_REPORT, self.tr("HTML report: classes, pixel counts, validation accuracy.")),
         ]
 
@@ -75,6 +79,7 @@ class TrainAlgorithm(BdgfAlgorithm):
                                           QgsProcessingParameterNumber.Double, defaultValue=0.3,
                                           minValue=0.0, maxValue=0.9)
         self.add(vf, advanced=True)
+        self.add_resume()
         self.add(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), self.tr("Safetensors model (*.safetensors)")))
         self.add(QgsProcessingParameterFileDestination(
@@ -88,8 +93,9 @@ class TrainAlgorithm(BdgfAlgorithm):
             return ok, msg
         for check in (lambda: self.check_rasters(parameters, context),
                       lambda: self.check_polygons(parameters, self.TRAINING, context,
-                                                  self.spectral_layers(parameters, context)),
-                      lambda: self.check_pretrained(parameters, context), self.check_engine):
+                                                  self.spectral_layers(parameters, context), class_codes=True),
+                      lambda: self.check_pretrained(parameters, context),
+                      lambda: self.check_resume(parameters, context, self.OUTPUT_MODEL), self.check_engine):
             ok, msg = check()
             if not ok:
                 return ok, msg
@@ -139,11 +145,12 @@ class TrainAlgorithm(BdgfAlgorithm):
         if vf is not None:
             args += ["--validation-fraction", repr(vf)]
         args += self.extent_args(parameters, context) + self.device_args(parameters, context)
+        args += self.resume_args(parameters, context)
         stages = [("gather", 1), ("train", 3)]
         if not self.is_set(parameters, self.PRETRAINED):
             stages.insert(0, ("pretrain", 3))
         outputs = self.run_engine("train", args, feedback, parameters, context, output, stages=stages,
-                                  outputs_to_clean=[output, report] + self.checkpoints(output))
+                                  outputs_to_clean=[output, report], keep=self.checkpoints(output))
         results = {self.OUTPUT_MODEL: outputs.get("output", output)}
         if report:
             results[self.OUTPUT_REPORT] = outputs.get("report", report)
