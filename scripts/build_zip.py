@@ -30,7 +30,8 @@ EXCLUDE_FILES = ["*.pyc", "*.pyo", "*.tmp", "*.partial", "*.log", ".gitignore", 
 REQUIRED = ["metadata.txt", "__init__.py", "LICENSE", "requirements.txt", "constraints.txt", "requirements-dev.txt",
             "bdgf_plugin/plugin.py", "bdgf_plugin/provider.py", "bdgf_plugin/engine_env.py",
             "bdgf_plugin/algorithms/setupengine.py", "bdgf_plugin/algorithms/enginereport.py",
-            "engine/__init__.py", "engine/__main__.py", "scripts/setup.sh", "resources/icons/bdgf.svg"]
+            "engine/__init__.py", "engine/__main__.py", "engine/contract.py", "scripts/setup.sh",
+            "resources/icons/bdgf.svg"]
 
 
 def version() -> str:

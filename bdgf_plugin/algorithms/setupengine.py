@@ -21,10 +21,11 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
+from ...engine import contract
 from .. import PLUGIN_DIR, engine_env, settings
 from .base import BdgfAlgorithm
 
-DEVICE_CHOICES = ["auto", "cuda", "cpu"]        # same order as the DEVICE parameter of the other algorithms
+DEVICE_CHOICES = list(contract.DEVICES)          # same order as the DEVICE parameter of the other algorithms
 INSTALLERS = ["auto", "pip", "uv"]
 
 
@@ -99,10 +100,10 @@ class SetupEngineAlgorithm(EngineGroupMixin, BdgfAlgorithm):
         ]
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.add(QgsProcessingParameterEnum(
-            self.DEVICE, self.tr("Device (torch build)"),
-            [self.tr("Automatic (CUDA when an NVIDIA GPU is found)"), self.tr("CUDA GPU"), self.tr("CPU")],
-            defaultValue=0))
+        labels = {"auto": self.tr("Automatic (CUDA when an NVIDIA GPU is found)"), "cuda": self.tr("CUDA GPU"),
+                  "cpu": self.tr("CPU")}
+        self.add(QgsProcessingParameterEnum(self.DEVICE, self.tr("Device (torch build)"),
+                                            [labels[d] for d in DEVICE_CHOICES], defaultValue=0))
         self.add(QgsProcessingParameterFile(self.BASE_PYTHON, self.tr("Base Python (empty: found automatically)"),
                                             optional=True))
         self.add(QgsProcessingParameterBoolean(self.MAMBA, self.tr("Install mamba-ssm CUDA kernels (optional)"),
