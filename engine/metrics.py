@@ -1,7 +1,8 @@
 """Accuracy assessment: confusion matrix, OA / AA / kappa, per-class PA / UA / F1 and the
 Olofsson et al. (2014) stratified area-adjusted estimator.
 
-numpy only at runtime (no torch, no QGIS), so the report and the QGIS side may import it.
+numpy and scikit-learn (no torch, no QGIS). The confusion matrix, OA, AA, kappa and PA / UA / F1 are
+scikit-learn's; the area-adjusted estimator is Olofsson et al. 2014 (not in scikit-learn).
 
 Conventions (spec §5.2, architecture.md "engine/metrics.py"):
 
@@ -23,9 +24,10 @@ Conventions (spec §5.2, architecture.md "engine/metrics.py"):
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
+from sklearn import metrics as skm
 
 __all__ = ["confusion_matrix", "accuracy_metrics", "area_adjusted", "Z_95"]
 
@@ -39,7 +41,7 @@ def _none_if_nan(x) -> float | None:
 
 
 def confusion_matrix(y_true, y_pred, labels: Sequence) -> np.ndarray:
-    """Confusion matrix with rows = reference and columns = map/prediction.
+    """Confusion matrix with rows = reference and columns = map/prediction (``sklearn.metrics.confusion_matrix``).
 
     Args:
         y_true: (N,) reference class labels.
@@ -48,8 +50,11 @@ def confusion_matrix(y_true, y_pred, labels: Sequence) -> np.ndarray:
             ``labels`` are ignored (as in scikit-learn).
 
     Returns:
-        int64 array (K, K), ``cm[i, j]`` = #samples with reference ``labels[i]`` and prediction ``labels[j]``.
-        Equals ``sklearn.metrics.confusion_matrix(y_true, y_pred, labels=labels)`` (spec §5.2).
+        int64 array (K, K), ``cm[i, j]`` = #samples with reference ``labels[i]`` and prediction ``labels[j]``
+        (spec §5.2). All zeros when no reference sample has one of the labels.
+
+    Raises:
+        ValueError: ``y_true`` and ``y_pred`` differ in length, or ``labels`` are not unique.
     """
     y_true = np.asarray(y_true).ravel()
     y_pred = np.asarray(y_pred).ravel()
@@ -57,34 +62,30 @@ def confusion_matrix(y_true, y_pred, labels: Sequence) -> np.ndarray:
         raise ValueError(f"y_true and y_pred differ in length: {y_true.shape[0]} vs {y_pred.shape[0]}")
     labels = np.asarray(list(labels))
     k = labels.shape[0]
-    if k == 0:
-        return np.zeros((0, 0), dtype=np.int64)
-    order = np.argsort(labels, kind="stable")
-    sorted_labels = labels[order]
-    if np.unique(sorted_labels).shape[0] != k:
+    if np.unique(labels).shape[0] != k:
         raise ValueError("labels must be unique")
+    if k == 0 or not np.isin(y_true, labels).any():
+        return np.zeros((k, k), dtype=np.int64)          # scikit-learn refuses this case
+    return skm.confusion_matrix(y_true, y_pred, labels=labels).astype(np.int64)
 
-    def index_of(y):
-        pos = np.searchsorted(sorted_labels, y)
-        pos = np.clip(pos, 0, k - 1)
-        ok = sorted_labels[pos] == y
-        return order[pos], ok
 
-    ti, tok = index_of(y_true)
-    pi, pok = index_of(y_pred)
-    keep = tok & pok
-    cm = np.bincount(ti[keep] * k + pi[keep], minlength=k * k).reshape(k, k)
-    return cm.astype(np.int64)
+def _py(x: Any) -> Any:
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _check_square(cm: Any) -> np.ndarray:
+    cm = np.asarray(cm, dtype=np.float64)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"confusion matrix must be square, got shape {cm.shape}")
+    return cm
 
 
 def accuracy_metrics(cm, labels: Sequence | None = None, names: Sequence[str] | None = None) -> dict:
-    """Overall and per-class accuracy figures of a confusion matrix (spec §5.2, paper §4.1).
+    """Overall and per-class accuracy figures of a confusion matrix (spec §5.2, paper §4.1), by scikit-learn.
 
     Args:
         cm: (K, K) counts, rows = reference, columns = map (see :func:`confusion_matrix`).
-        labels: (K,) class labels (values) in row order; default ``0..K-1``. For compatibility with the
-            architecture contract ``accuracy_metrics(cm, class_names)`` a list of names passed here is fine
-            (the names then double as labels).
+        labels: (K,) class labels (values) in row order; default ``0..K-1``.
         names: (K,) display names; default ``str(label)``.
 
     Returns:
@@ -96,59 +97,40 @@ def accuracy_metrics(cm, labels: Sequence | None = None, names: Sequence[str] | 
                             "support", "predicted", "correct"}, ...],
              "producers_accuracy": [...], "users_accuracy": [...], "f1": [...], "support": [...]}
 
-        OA = trace/N (``accuracy_score``); AA = mean recall over classes with reference samples
-        (``balanced_accuracy_score``); kappa = Cohen's kappa (``cohen_kappa_score``); PA = recall, UA = precision,
-        F1 = 2TP/(2TP+FP+FN) (``precision_recall_fscore_support``).
+        OA = ``accuracy_score``; AA = mean recall over classes with reference samples (``balanced_accuracy_score``);
+        kappa = ``cohen_kappa_score``; PA = recall, UA = precision, F1 (``precision_recall_fscore_support``), all
+        computed from the matrix cells weighted by their counts.
+
+    Raises:
+        ValueError: a non-square matrix, or ``labels`` / ``names`` of another length.
     """
-    cm = np.asarray(cm, dtype=np.float64)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"confusion matrix must be square, got shape {cm.shape}")
+    cm = _check_square(cm)
     k = cm.shape[0]
     labels = list(range(k)) if labels is None else list(labels)
-    if len(labels) != k:
-        raise ValueError(f"{len(labels)} labels for a {k}x{k} confusion matrix")
     names = [str(lab) for lab in labels] if names is None else [str(n) for n in names]
-    if len(names) != k:
-        raise ValueError(f"{len(names)} names for a {k}x{k} confusion matrix")
-
+    if len(labels) != k or len(names) != k:
+        raise ValueError(f"{len(labels)} labels and {len(names)} names for a {k}x{k} confusion matrix")
     n = float(cm.sum())
-    tp = np.diag(cm)
-    support = cm.sum(axis=1)      # reference totals
-    predicted = cm.sum(axis=0)    # map totals
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pa = np.where(support > 0, tp / support, np.nan)
-        ua = np.where(predicted > 0, tp / predicted, np.nan)
-        f1_den = support + predicted           # = 2TP + FP + FN
-        f1 = np.where(f1_den > 0, 2.0 * tp / f1_den, np.nan)
-
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    oa = kappa = aa = float("nan")
+    ua = pa = f1 = np.full(k, np.nan)
     if n > 0:
-        oa = float(tp.sum() / n)
-        pe = float((support * predicted).sum() / (n * n))
-        kappa = (oa - pe) / (1.0 - pe) if pe < 1.0 else float("nan")
-    else:
-        oa = kappa = float("nan")
-    aa = float(np.nanmean(pa)) if np.any(support > 0) else float("nan")
-
-    def to_py(lab):
-        return lab.item() if isinstance(lab, np.generic) else lab
-
-    per_class = []
-    for i in range(k):
-        per_class.append({
-            "label": to_py(labels[i]), "name": names[i],
-            "producers_accuracy": _none_if_nan(pa[i]), "users_accuracy": _none_if_nan(ua[i]),
-            "f1": _none_if_nan(f1[i]), "support": int(support[i]), "predicted": int(predicted[i]),
-            "correct": int(tp[i]),
-        })
+        y_true, y_pred = np.divmod(np.arange(k * k), k)      # one sample per cell, weighted by its count
+        weight, idx = cm.ravel(), list(range(k))
+        ua, pa, f1, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=idx, sample_weight=weight,
+                                                            zero_division=np.nan)
+        oa = skm.accuracy_score(y_true, y_pred, sample_weight=weight)
+        aa = float(np.nanmean(pa)) if np.any(support > 0) else float("nan")
+        if (support * predicted).sum() < n * n:                # expected agreement < 1: kappa is defined
+            kappa = skm.cohen_kappa_score(y_true, y_pred, labels=idx, sample_weight=weight)
+    per_class = [{"label": _py(labels[i]), "name": names[i], "producers_accuracy": _none_if_nan(pa[i]),
+                  "users_accuracy": _none_if_nan(ua[i]), "f1": _none_if_nan(f1[i]), "support": int(support[i]),
+                  "predicted": int(predicted[i]), "correct": int(tp[i])} for i in range(k)]
     return {
         "n": int(n), "oa": _none_if_nan(oa), "aa": _none_if_nan(aa), "kappa": _none_if_nan(kappa),
-        "labels": [to_py(lab) for lab in labels], "names": names,
-        "confusion_matrix": cm.astype(np.int64).tolist(),
-        "per_class": per_class,
-        "producers_accuracy": [c["producers_accuracy"] for c in per_class],
-        "users_accuracy": [c["users_accuracy"] for c in per_class],
-        "f1": [c["f1"] for c in per_class],
-        "support": [c["support"] for c in per_class],
+        "labels": [_py(lab) for lab in labels], "names": names,
+        "confusion_matrix": cm.astype(np.int64).tolist(), "per_class": per_class,
+        **{key: [c[key] for c in per_class] for key in ("producers_accuracy", "users_accuracy", "f1", "support")},
     }
 
 
@@ -192,9 +174,7 @@ def area_adjusted(cm, map_pixel_counts, pixel_area_m2: float, labels: Sequence |
 
         ``*_ci95`` are half-widths (estimate ± value).
     """
-    cm = np.asarray(cm, dtype=np.float64)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"confusion matrix must be square, got shape {cm.shape}")
+    cm = _check_square(cm)
     k = cm.shape[0]
     counts = np.asarray(map_pixel_counts, dtype=np.float64).ravel()
     if counts.shape[0] != k:
@@ -203,34 +183,78 @@ def area_adjusted(cm, map_pixel_counts, pixel_area_m2: float, labels: Sequence |
         raise ValueError("map pixel counts must be non-negative with a positive total")
     labels = list(range(k)) if labels is None else list(labels)
     names = [str(lab) for lab in labels] if names is None else [str(n) for n in names]
-
     # A mapped class without reference samples is a stratum whose accuracy is unknown: counting it as 0 %
     # correct (or its area as 0 ± 0) would be wrong. The estimate then covers the sampled strata only.
     unsampled_mapped = (cm.sum(axis=0) == 0) & (counts > 0)
     if unsampled_mapped.any() and (counts[~unsampled_mapped] > 0).any():
         sub = area_adjusted(cm, np.where(unsampled_mapped, 0.0, counts), pixel_area_m2, labels, names, z)
-        for c, pc in enumerate(sub["per_class"]):
-            pc["map_pixels"] = int(round(counts[c]))
-            pc["mapped_area_m2"] = float(counts[c] * pixel_area_m2)
-            pc["mapped_area_ha"] = float(counts[c] * pixel_area_m2 / 1e4)
-            if unsampled_mapped[c]:
-                for key in ("area_proportion", "area_proportion_se", "area_m2", "area_m2_ci95", "area_ha",
-                            "area_ha_ci95"):
-                    pc[key] = None
-        frac = float(counts[unsampled_mapped].sum() / counts.sum())
-        sub["unsampled_map_classes"] = [labels[c].item() if isinstance(labels[c], np.generic) else labels[c]
-                                        for c in range(k) if unsampled_mapped[c]]
-        sub["assessed_area_fraction"] = 1.0 - frac
-        sub["note"] = (f"Map classes without reference pixels ({', '.join(names[c] for c in range(k) if unsampled_mapped[c])}"
-                       f"; {frac:.1%} of the mapped area) are left out: the estimates cover the mapped area of "
-                       "the other classes only.")
-        return sub
+        return _leave_out_unsampled(sub, counts, unsampled_mapped, pixel_area_m2, labels, names)
+    est = _stratified_estimates(cm, counts)
+    a_tot = counts.sum() * float(pixel_area_m2)
+    sd = _se
+    per_class = []
+    for c in range(k):
+        se_area = sd(est["var_p_ref"][c])
+        area_m2 = est["p_ref"][c] * a_tot
+        per_class.append({
+            "label": _py(labels[c]), "name": names[c],
+            "map_pixels": int(round(counts[c])), "map_weight": float(est["w"][c]), "samples": int(est["n_i"][c]),
+            "users_accuracy": _none_if_nan(est["ua"][c]), "users_accuracy_se": sd(est["var_ua"][c]),
+            "users_accuracy_ci95": _ci(est["var_ua"][c], z),
+            "producers_accuracy": _none_if_nan(est["pa"][c]), "producers_accuracy_se": sd(est["var_pa"][c]),
+            "producers_accuracy_ci95": _ci(est["var_pa"][c], z),
+            "area_proportion": float(est["p_ref"][c]), "area_proportion_se": se_area,
+            "area_m2": float(area_m2), "area_m2_ci95": None if se_area is None else z * se_area * a_tot,
+            "area_ha": float(area_m2 / 1e4),
+            "area_ha_ci95": None if se_area is None else z * se_area * a_tot / 1e4,
+            "mapped_area_m2": float(counts[c] * pixel_area_m2),
+            "mapped_area_ha": float(counts[c] * pixel_area_m2 / 1e4),
+        })
+    return {
+        "total_area_m2": float(a_tot), "total_area_ha": float(a_tot / 1e4),
+        "oa": est["oa"], "oa_se": sd(est["var_oa"]), "oa_ci95": _ci(est["var_oa"], z),
+        "proportions": est["p"].T.tolist(),
+        "unsampled_map_classes": [_py(labels[c]) for c in range(k) if not est["sampled"][c] and counts[c] > 0],
+        "per_class": per_class,
+    }
 
+
+def _se(v: float) -> float | None:
+    return _none_if_nan(math.sqrt(v)) if math.isfinite(v) and v >= 0 else None
+
+
+def _ci(v: float, z: float) -> float | None:
+    s = _se(v)
+    return None if s is None else z * s
+
+
+def _leave_out_unsampled(sub: dict, counts: np.ndarray, unsampled: np.ndarray, pixel_area_m2: float,
+                         labels: list, names: list) -> dict:
+    """The estimate of the sampled strata, with the mapped areas of every class and a note on the others."""
+    for c, pc in enumerate(sub["per_class"]):
+        pc["map_pixels"] = int(round(counts[c]))
+        pc["mapped_area_m2"] = float(counts[c] * pixel_area_m2)
+        pc["mapped_area_ha"] = float(counts[c] * pixel_area_m2 / 1e4)
+        if unsampled[c]:
+            for key in ("area_proportion", "area_proportion_se", "area_m2", "area_m2_ci95", "area_ha",
+                        "area_ha_ci95"):
+                pc[key] = None
+    left_out = [c for c in range(len(counts)) if unsampled[c]]
+    frac = float(counts[unsampled].sum() / counts.sum())
+    sub["unsampled_map_classes"] = [_py(labels[c]) for c in left_out]
+    sub["assessed_area_fraction"] = 1.0 - frac
+    sub["note"] = (f"Map classes without reference pixels ({', '.join(names[c] for c in left_out)}"
+                   f"; {frac:.1%} of the mapped area) are left out: the estimates cover the mapped area of "
+                   "the other classes only.")
+    return sub
+
+
+def _stratified_estimates(cm: np.ndarray, counts: np.ndarray) -> dict:
+    """Olofsson et al. 2014 Eqs. 4-10 on map-class strata: proportions, UA / PA / OA and their variances."""
+    k = cm.shape[0]
     n_map = cm.T                        # n_map[i, j] = n_ij, i = map (stratum), j = reference
     n_i = n_map.sum(axis=1)             # samples per map class
-    total_px = counts.sum()
-    a_tot = total_px * float(pixel_area_m2)
-    w = counts / total_px               # W_i
+    w = counts / counts.sum()           # W_i
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.where(n_i[:, None] > 0, n_map / n_i[:, None], 0.0)   # n_ij / n_i.
         inv_dof = np.where(n_i > 1, 1.0 / (n_i - 1.0), np.nan)         # 1/(n_i. - 1)
@@ -240,11 +264,8 @@ def area_adjusted(cm, map_pixel_counts, pixel_area_m2: float, labels: Sequence |
     ua = np.where(n_i > 0, np.diag(frac), np.nan)      # Û_i = n_ii / n_i.
     with np.errstate(divide="ignore", invalid="ignore"):
         pa = np.where(p_ref > 0, diag / p_ref, np.nan)
-    oa = float(diag.sum())
-
     # Strata contribute to a variance only if sampled (n_i. > 0); a sampled stratum with n_i. = 1 makes it undefined.
     sampled = n_i > 0
-    var_ua = ua * (1.0 - ua) * inv_dof                                      # Eq. 6
     var_oa_terms = w ** 2 * ua * (1.0 - ua) * inv_dof                       # Eq. 5
     var_oa = float(np.sum(var_oa_terms[sampled])) if np.all(np.isfinite(var_oa_terms[sampled])) else float("nan")
     cell_var = frac * (1.0 - frac) * inv_dof[:, None]                       # (n_ij/n_i.)(1-n_ij/n_i.)/(n_i.-1)
@@ -264,39 +285,6 @@ def area_adjusted(cm, map_pixel_counts, pixel_area_m2: float, labels: Sequence |
         t1 = counts[j] ** 2 * (1.0 - pa[j]) ** 2 * ua[j] * (1.0 - ua[j]) * inv_dof[j]
         t2 = pa[j] ** 2 * sum(counts[i] ** 2 * cell_var[i, j] for i in other)
         var_pa[j] = (t1 + t2) / n_hat_ref[j] ** 2                           # Eq. 7
-
-    def sd(v):
-        return _none_if_nan(math.sqrt(v)) if math.isfinite(v) and v >= 0 else None
-
-    def ci(v):
-        s = sd(v)
-        return None if s is None else z * s
-
-    def to_py(lab):
-        return lab.item() if isinstance(lab, np.generic) else lab
-
-    per_class = []
-    for c in range(k):
-        se_area = sd(var_p_ref[c])
-        area_m2 = p_ref[c] * a_tot
-        per_class.append({
-            "label": to_py(labels[c]), "name": names[c],
-            "map_pixels": int(round(counts[c])), "map_weight": float(w[c]), "samples": int(n_i[c]),
-            "users_accuracy": _none_if_nan(ua[c]), "users_accuracy_se": sd(var_ua[c]),
-            "users_accuracy_ci95": ci(var_ua[c]),
-            "producers_accuracy": _none_if_nan(pa[c]), "producers_accuracy_se": sd(var_pa[c]),
-            "producers_accuracy_ci95": ci(var_pa[c]),
-            "area_proportion": float(p_ref[c]), "area_proportion_se": se_area,
-            "area_m2": float(area_m2), "area_m2_ci95": None if se_area is None else z * se_area * a_tot,
-            "area_ha": float(area_m2 / 1e4),
-            "area_ha_ci95": None if se_area is None else z * se_area * a_tot / 1e4,
-            "mapped_area_m2": float(counts[c] * pixel_area_m2),
-            "mapped_area_ha": float(counts[c] * pixel_area_m2 / 1e4),
-        })
-    return {
-        "total_area_m2": float(a_tot), "total_area_ha": float(a_tot / 1e4),
-        "oa": oa, "oa_se": sd(var_oa), "oa_ci95": ci(var_oa),
-        "proportions": p.T.tolist(),
-        "unsampled_map_classes": [to_py(labels[c]) for c in range(k) if not sampled[c] and counts[c] > 0],
-        "per_class": per_class,
-    }
+    return {"w": w, "n_i": n_i, "p": p, "p_ref": p_ref, "ua": ua, "pa": pa, "oa": float(diag.sum()),
+            "sampled": sampled, "var_ua": ua * (1.0 - ua) * inv_dof, "var_oa": var_oa,    # Eq. 6 for UA
+            "var_p_ref": var_p_ref, "var_pa": var_pa}
