@@ -18,10 +18,11 @@ import torch
 
 from . import __version__
 from .contract import checkpoint_path
-from .data.grid import Modality, RasterStack, compute_statistics, crs_equal, default_grid
+from .data.grid import Modality, RasterStack, compute_statistics
 from .errors import EngineError
 from .files import check_output
-from .io.schema import Band, Category, GridInfo, ModalityInfo, ModelMetadata
+from .checks import check_disk_space, check_outputs_writable
+from .io.schema import Band, Category, GridInfo, ModalityInfo, ModelMetadata, read_metadata
 from .progress import Reporter, ensure
 
 
@@ -73,9 +74,19 @@ def model_metadata(kind: str, profile: str, stack: RasterStack, stats: Any, wind
                          grid=GridInfo(stack.grid.crs.to_wkt(), tuple(stack.grid.res), tuple(g.bounds)))
 
 
-def _check_modalities(meta: ModelMetadata, modalities: Sequence[Modality], stack: RasterStack, path: str,
-                      rep: Reporter) -> None:
-    """Refuse inputs whose modality kinds / band counts differ from the model's; warn on band names."""
+def _match_inputs(meta: ModelMetadata, modalities: Sequence[Modality], stack: RasterStack, path: str,
+                  rep: Reporter, band_order: str = "name") -> list[Modality] | None:
+    """Match the inputs to a model's modalities and bands (:func:`engine.checks.match_bands`).
+
+    Returns:
+        The modalities with ``band_order`` set when some bands come in another order (open the stack again with
+        them), else None (nothing is logged when the order is right).
+    Raises:
+        EngineError: other modality kinds; a different band count; a missing or unknown band (lists the bands the
+            model expects).
+    """
+    from .checks import match_bands
+
     want = meta.modalities
     kinds = [m.kind for m in modalities]
     if [m.kind for m in want] != kinds:
@@ -83,18 +94,58 @@ def _check_modalities(meta: ModelMetadata, modalities: Sequence[Modality], stack
             f"The inputs ({', '.join(kinds)}) do not match the modalities of {os.path.basename(path)} "
             f"({', '.join(m.kind for m in want)})",
             "Give the same kinds of rasters, in the same order, as when the model was trained.")
-    for m, n, got_desc in zip(want, stack.band_counts, stack.band_descriptions):
-        if m.band_count != int(n):
-            raise EngineError(
-                f"The {m.kind} input has {n} bands but {os.path.basename(path)} was trained with "
-                f"{m.band_count} ({', '.join(m.files[:13])})",
-                "Give the same bands, in the same order, as when the model was trained.")
-        for i, (band, b) in enumerate(zip(m.bands, got_desc)):
-            na, nb = os.path.splitext(band.file)[0].rsplit("_", 1)[-1], b.split(":")[0].rsplit("_", 1)[-1]
-            if na != os.path.splitext(nb)[0]:
-                rep.warning(f"{m.kind} band {i + 1} is {b!r} but the model was trained with {band.label()!r}: "
-                            "check the band order")
-                break
+    out, changed = [], False
+    for mi, (info, m, infos) in enumerate(zip(want, modalities, stack.band_info)):
+        given = [Band.identify(mi, m.kind, i["file"], i["band"], i.get("description", ""), i.get("wavelength"))
+                 for i in infos]
+        idx = match_bands(info, given, band_order, os.path.basename(path), rep.log)
+        out.append(dataclasses.replace(m, band_order=idx) if idx is not None else m)
+        changed = changed or idx is not None
+    return out if changed else None
+
+
+def _open_matched(meta: ModelMetadata, modalities: list[Modality], grid: Any, path: str, rep: Reporter,
+                  band_order: str = "name") -> tuple[RasterStack, list[Modality]]:
+    """The inputs as a stack whose bands are in the model's order (reopened, quietly, when reordered)."""
+    stack = RasterStack(modalities, grid, log=rep)
+    try:
+        reordered = _match_inputs(meta, modalities, stack, path, rep, band_order)
+    except BaseException:
+        stack.close()
+        raise
+    if reordered is None:
+        return stack, modalities
+    stack.close()
+    return RasterStack(reordered, stack.grid), reordered
+
+
+def _training_pixels(training: str, class_field: str, stack: RasterStack, window: Any, rep: Reporter,
+                     **options: Any) -> Any:
+    """The polygons' labelled pixels on the stack's grid (inside ``window``), read before any long step.
+
+    A class without a labelled pixel in the area (the rasters', or the extent's: handled the same way, so a
+    raster clipped to the study area behaves like the whole raster with an extent) is left out of the model with
+    a warning naming it; fewer than two classes left is refused, naming the classes without pixels.
+    """
+    from .data.labels import drop_invalid, read_polygons
+
+    pixels = read_polygons(training, class_field, stack.grid, window=window, log=rep, min_classes=0,
+                           allow_empty_classes=True, **options)
+    pixels = drop_invalid(pixels, stack, log=rep, allow_empty_classes=True)
+    counts = pixels.counts()
+    absent = [c for c in pixels.classes if counts.get(c.value, 0) == 0]
+    kept = [c for c in pixels.classes if counts.get(c.value, 0) > 0]
+    where = "inside the extent" if window is not None else "in the rasters' area"
+    names = ", ".join(f"{c.name} (value {c.value})" for c in absent)
+    if len(kept) < 2:
+        raise EngineError(f"Only {len(kept)} class(es) of {os.path.basename(training)} have labelled pixels {where}"
+                          + (f"; no labelled pixel for {names}" if absent else ""),
+                          "A polygon labels the pixels whose centre it covers: enlarge the polygons (or the extent), "
+                          "or digitize polygons of at least two classes over the rasters.")
+    if absent:
+        rep.warning(f"Class(es) without labelled pixels {where} are left out of the model: {names}")
+        pixels.classes = kept
+    return pixels
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -172,7 +223,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     """
     from .config import get_profile
     from .data.inputs import ClassifierInputs
-    from .data.labels import drop_invalid, read_polygons, split_by_polygon
+    from .data.labels import split_by_polygon
     from .io.artifact import load_model, save_model
     from .metrics import accuracy_metrics, confusion_matrix
     from .models.classifier import TrainedModel
@@ -202,12 +253,22 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         rep.info(f"torchrun: {dinfo.world} processes, data parallel ({dev.type})")
     started = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
     mods = [spectral, *auxiliary]
-    with RasterStack(mods, log=rep) as stack:
+    pmeta = read_metadata(pretrained) if pretrained else None   # header only: checked before any work
+    if pmeta is not None and pmeta.kind != "pretrain":
+        raise EngineError(f"{os.path.basename(pretrained)} is a {pmeta.kind} file, not pretrained diffusion "
+                          "weights", "Give a file written by pretrain as --pretrained.")
+    stack, mods = (_open_matched(pmeta, mods, None, pretrained, rep) if pmeta is not None
+                   else (RasterStack(mods, log=rep), mods))
+    with stack:
         window = _window(stack, extent)
+        # -- pre-flight: everything that can fail is checked before the long steps ----------------------
+        check_outputs_writable([output, report])
+        check_disk_space([(output, 64e6), (report, 4e6)])
+        pixels = _training_pixels(training, class_field, stack, window, rep, layer=layer, class_styles=class_styles,
+                                  name_field=name_field)
         # -- diffusion model ---------------------------------------------------------------------------
         if pretrained:
             tensors, pmeta = load_model(pretrained, device="cpu")
-            _check_modalities(pmeta, mods, stack, pretrained, rep)
             stats = pmeta.statistics()
             extractor = FeatureExtractor.from_tensors(tensors, pmeta, dev)
             diffusion = dataclasses.replace(pmeta.diffusion, history=[])
@@ -220,28 +281,13 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
             rep.info(f"No pretrained model given: diffusion pretraining first ({prof.diffusion.iterations} "
                      "iterations)")
             pre_ckpt = checkpoint_path(output, "pretrain")
-            result = run_pretrain(stack, prof.diffusion, stats, rep, dev, pre_ckpt, False, window)
+            result = run_pretrain(stack, prof.diffusion, stats, rep, dev, pre_ckpt,
+                                  bool(resume and os.path.exists(pre_ckpt)), window)
             extractor = FeatureExtractor.from_pretrain(result, dev)
             diffusion = result.diffusion_info(history=False)
             if dinfo.is_main and os.path.exists(pre_ckpt):
                 os.remove(pre_ckpt)
         extractor.unet.eval()
-        # -- labels ------------------------------------------------------------------------------------
-        pixels = read_polygons(training, class_field, stack.grid, layer=layer, class_styles=class_styles,
-                               name_field=name_field, window=window, log=rep,
-                               allow_empty_classes=window is not None)
-        pixels = drop_invalid(pixels, stack, log=rep, allow_empty_classes=window is not None)
-        if window is not None:   # classes whose polygons all lie outside the extent are left out of the model
-            counts = pixels.counts()
-            absent = [c for c in pixels.classes if counts.get(c.value, 0) == 0]
-            if absent:
-                rep.warning("Class(es) without labelled pixels inside the extent are left out of the model: "
-                            + ", ".join(f"{c.name} (value {c.value})" for c in absent))
-                pixels.classes = [c for c in pixels.classes if counts.get(c.value, 0) > 0]
-            if len(pixels.classes) < 2:
-                raise EngineError(f"Only {len(pixels.classes)} class(es) of {training} have labelled pixels inside "
-                                  "the extent", "Enlarge the extent or digitize polygons of at least two classes "
-                                  "inside it.")
         train_idx, val_idx, split_report = split_by_polygon(pixels, tcfg.validation_fraction, seed, log=rep)
         rng = np.random.default_rng(seed)
         train_idx = train_idx[cap_per_class(pixels.values[train_idx], tcfg.max_train_per_class, rng)]
@@ -341,64 +387,144 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
 # ------------------------------------------------------------------------------------------------------------
 # classify
 # ------------------------------------------------------------------------------------------------------------
-def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], output: str, *,
-             confidence: str | None = None, probabilities: str | None = None, extent: Any = None,
-             mask: str | None = None, device: str | None = "auto", tile: int | None = None,
-             batch_size: int | None = None, overwrite: bool = False, reporter: Reporter | None = None) -> dict:
-    """Classify a scene (or an extent / mask polygons) with a model file, tile by tile (bounded memory).
-
-    Writes a styled classification GeoTIFF (colour table, category names, QML sidecar), and optionally the
-    confidence raster and the per-class probability stack. Inputs are checked against the model (modality
-    kinds, band counts); a different CRS or resolution is aligned to the model's reference grid (warning).
+def _classifier_and_grid(model: str, mods: Sequence[Modality], device: str | None, rep: Reporter) -> tuple:
+    """(tensors, metadata, profile, grid, device) of a classifier model file for ``mods``: the scene's own grid
+    (CRS, alignment), resampled to the model's pixel size only when they differ (``checks.scene_grid``, logged).
 
     Raises:
-        EngineError: pretrain-only or foreign model file, inputs that do not match the model.
+        EngineError: pretrain-only or foreign model file.
     """
     from .config import get_profile
     from .io.artifact import load_model
-    from .io.rasters import ClassificationWriter
-    from .models.classifier import TrainedModel
-    from .predict import classify_scene, polygon_mask_geometries
 
-    rep = ensure(reporter)
-    output = os.path.abspath(output)
-    for p in (output, confidence, probabilities):
-        if p:
-            check_output(p, overwrite)
     dev = _device(device, rep)
     tensors, meta = load_model(model, device="cpu")
     if meta.kind != "classifier":
         raise EngineError(f"{os.path.basename(model)} is a {meta.kind} file, not a trained "
                           "classifier", "Run train (with this file as the pretrained model) and classify with "
                           "its output model.")
+    from .checks import scene_grid
+
+    grid = scene_grid(mods, meta.grid, rep.log)   # the scene's own grid, at the model's pixel size
+    return tensors, meta, get_profile(meta.profile), grid, dev
+
+
+def _check_scene(meta: ModelMetadata, stack: RasterStack, window: Any, model: str, rep: Reporter) -> None:
+    """A sample of the scene has valid pixels and values on the training data's scale (``engine.checks``)."""
+    from .checks import check_value_ranges, scene_statistics
+
+    scene = scene_statistics(stack, window, reporter=rep)
+    check_value_ranges(meta.modalities, scene, os.path.basename(model), rep.log)
+
+
+def _check_classify_outputs(grid: Any, n_classes: int, output: str, confidence: str | None,
+                            probabilities: str | None, uncertainty: str | None) -> None:
+    """Output folders writable, with room for the rasters (uncompressed upper bound: uint8/uint16 classes,
+    float32 confidence, ``n_classes`` float32 probability bands, 2 float32 uncertainty bands)."""
+    check_outputs_writable([output, confidence, probabilities, uncertainty])
+    px = float(grid.width) * float(grid.height)
+    check_disk_space([(output, px * (1 if n_classes < 255 else 2)), (confidence, px * 4),
+                      (probabilities, px * 4 * n_classes), (uncertainty, px * 8)])
+
+
+def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], output: str, *,
+             confidence: str | None = None, probabilities: str | None = None, uncertainty: str | None = None,
+             extent: Any = None, mask: str | None = None, mask_layer: str | None = None,
+             device: str | None = "auto", tile: int | None = None, batch_size: int | None = None,
+             overwrite: bool = False, band_order: str = "name", reporter: Reporter | None = None) -> dict:
+    """Classify a scene (or an extent / mask polygons) with a model file, tile by tile (bounded memory).
+
+    Writes a styled classification GeoTIFF (colour table, category names, QML sidecar), and optionally the
+    confidence raster, the per-class probability stack and the uncertainty raster (band 1 normalised entropy,
+    band 2 margin; ``suggest.entropy_margin``). Before any tile is classified: the bands are matched to the
+    model's by identity (``band_order="name"``: reordered when given in another order, refused when one is
+    missing or unknown; ``"positional"``: as given), a sample of the scene is compared with the model's band
+    statistics (another scale refused), and the output folders must be writable with room for the outputs. The
+    map is written on the scene's own grid (``checks.scene_grid``).
+
+    Raises:
+        EngineError: pretrain-only, foreign, damaged or non-finite model file; inputs that do not match the model;
+            a scene without valid pixels or on another scale; an unwritable or full output folder.
+    """
+    from .io.rasters import ClassificationWriter
+    from .models.classifier import TrainedModel
+    from .predict import classify_scene, polygon_mask_geometries
+
+    rep = ensure(reporter)
+    output = os.path.abspath(output)
+    for p in (output, confidence, probabilities, uncertainty):
+        if p:
+            check_output(p, overwrite)
     mods = [spectral, *auxiliary]
-    prof = get_profile(meta.profile)
-    grid = default_grid(mods)
-    mgrid = meta.grid
-    if mgrid:
-        mres = tuple(mgrid.res)
-        if not crs_equal(grid.crs, mgrid.crs) or max(abs(a - b) for a, b in zip(grid.res, mres)) > 1e-6 * max(mres):
-            rep.warning(f"The inputs' grid ({grid.crs.to_string()}, {grid.res[0]:g} m) differs from the model's "
-                        f"training grid ({mres[0]:g} m): aligning to the model's CRS and resolution")
-            grid = default_grid(mods, crs=mgrid.crs, res=mres)
-    with RasterStack(mods, grid, log=rep) as stack:
-        _check_modalities(meta, mods, stack, model, rep)
+    tensors, meta, prof, grid, dev = _classifier_and_grid(model, mods, device, rep)
+    stack, mods = _open_matched(meta, mods, grid, model, rep, band_order)
+    with stack:
         window = _window(stack, extent)
-        tm = TrainedModel.from_tensors(tensors, meta, dev)
+        _check_scene(meta, stack, window, model, rep)
         out_grid = stack.grid if window is None else stack.grid.crop(window)
-        geoms = polygon_mask_geometries(mask, stack.grid) if mask else None
+        _check_classify_outputs(out_grid, len(meta.classes), output, confidence, probabilities, uncertainty)
+        tm = TrainedModel.from_tensors(tensors, meta, dev)
+        geoms = polygon_mask_geometries(mask, stack.grid, mask_layer) if mask else None
         rep.info(f"Classifying {out_grid.width} x {out_grid.height} px in tiles of {tile or prof.tile} px")
         with ClassificationWriter(output, out_grid.crs, out_grid.transform, out_grid.width, out_grid.height,
                                   tm.classes, overwrite=overwrite, confidence_path=confidence,
-                                  probabilities_path=probabilities, reporter=rep) as writer:
+                                  probabilities_path=probabilities, uncertainty_path=uncertainty,
+                                  reporter=rep) as writer:
             summary = classify_scene(tm, stack, writer, window, tile or prof.tile, batch_size or prof.batch_size,
-                                     geoms, rep, want_probabilities=probabilities is not None)
+                                     geoms, rep, want_probabilities=bool(probabilities or uncertainty))
     out = {"output": output, "class_counts": summary["class_counts"], "pixels": summary["pixels"]}
     if confidence:
         out["confidence"] = os.path.abspath(confidence)
     if probabilities:
         out["probabilities"] = os.path.abspath(probabilities)
+    if uncertainty:
+        out["uncertainty"] = os.path.abspath(uncertainty)
     return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# suggest (where to digitize next)
+# ------------------------------------------------------------------------------------------------------------
+def suggest(model: str, spectral: Modality, auxiliary: Sequence[Modality], output: str, *, count: int = 20,
+            min_distance: float | None = None, measure: str = "entropy", balance: bool = True, extent: Any = None,
+            mask: str | None = None, mask_layer: str | None = None, device: str | None = "auto",
+            tile: int | None = None, batch_size: int | None = None, overwrite: bool = False,
+            band_order: str = "name", reporter: Reporter | None = None) -> dict:
+    """Suggest ``count`` locations for new training polygons (``suggest.suggest_in_scene``) as a point layer.
+
+    The scene (or extent / mask) is classified tile by tile like :func:`classify`, without writing rasters.
+
+    Returns:
+        ``{"output", "count", "candidates", "pixels"}``.
+
+    Raises:
+        EngineError: as :func:`classify`; an output format other than .gpkg / .geojson / .shp.
+    """
+    from .io.points import driver_for, write_points
+    from .models.classifier import TrainedModel
+    from .predict import polygon_mask_geometries
+    from .suggest import suggest_in_scene, suggestion_records
+
+    rep = ensure(reporter)
+    output = check_output(output, overwrite)
+    driver_for(output)
+    mods = [spectral, *auxiliary]
+    tensors, meta, prof, grid, dev = _classifier_and_grid(model, mods, device, rep)
+    stack, mods = _open_matched(meta, mods, grid, model, rep, band_order)
+    with stack:
+        window = _window(stack, extent)
+        _check_scene(meta, stack, window, model, rep)
+        tm = TrainedModel.from_tensors(tensors, meta, dev)
+        geoms = polygon_mask_geometries(mask, stack.grid, mask_layer) if mask else None
+        found = suggest_in_scene(tm, stack, window, count=count, min_distance=min_distance, measure=measure,
+                                 balance=balance, tile=tile or prof.tile, batch_size=batch_size or prof.batch_size,
+                                 mask_geometries=geoms, reporter=rep)
+        crs_wkt = stack.grid.crs.to_wkt()
+    schema, records = suggestion_records(found, {int(c.value): c.name for c in tm.classes})
+    if len(records) < count:
+        rep.warning(f"Only {len(records)} of {count} suggestions fit at the minimum distance")
+    write_points(output, crs_wkt, found["x"], found["y"], schema, records, overwrite=overwrite)
+    return {"output": output, "count": len(records), "candidates": found["candidates"], "pixels": found["pixels"]}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -406,11 +532,13 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
 # ------------------------------------------------------------------------------------------------------------
 def assess(classification: str, reference: str, class_field: str, *, layer: str | None = None,
            report: str | None = None, table: str | None = None, json_path: str | None = None,
-           overwrite: bool = False, extent: Any = None, reporter: Reporter | None = None) -> dict:
-    """Accuracy assessment of a classification raster against reference polygons (``assessment.assess``)."""
+           overwrite: bool = False, extent: Any = None, stratum_field: str | None = None,
+           reporter: Reporter | None = None) -> dict:
+    """Accuracy assessment of a classification raster against reference polygons (``assess.assess``) or a
+    labelled point sample (``sampling.assess_points``, stratified estimators; ``stratum_field`` of the design)."""
     from .assess import assess_to_files
 
     bounds, crs = _extent(extent)
     return assess_to_files(classification, reference, class_field, layer=layer, report=report, table=table,
                            json_path=json_path, overwrite=overwrite, reporter=reporter, extent=bounds,
-                           extent_crs=crs)
+                           extent_crs=crs, stratum_field=stratum_field)

@@ -263,7 +263,7 @@ def assess_to_files(classification: str, reference: str, class_field: str, *, la
                     report: str | None = None, table: str | None = None, json_path: str | None = None,
                     overwrite: bool = False, reporter: Reporter | None = None,
                     extent: Sequence[float] | None = None, extent_crs: Any = None,
-                    title: str | None = None) -> dict[str, Any]:
+                    title: str | None = None, stratum_field: str | None = None) -> dict[str, Any]:
     """Run :func:`assess` and write the requested reports (the ``assess`` command; ``api.assess`` wraps it).
 
     Args:
@@ -286,8 +286,18 @@ def assess_to_files(classification: str, reference: str, class_field: str, *, la
         if p:
             check_output(p, overwrite)
     rep = ensure(reporter)
-    result = assess(classification, reference, class_field, layer=layer, reporter=rep, extent=extent,
-                    extent_crs=extent_crs)
+    from .io.points import geometry_type
+
+    if "Point" in geometry_type(os.fspath(reference), layer):   # a labelled sample (sampling.design_sample)
+        from .sampling import STRATUM_FIELD, assess_points
+
+        if extent is not None:
+            rep.warning("The extent is not used with reference points: every labelled point is assessed")
+        result = assess_points(classification, reference, class_field, layer=layer,
+                               stratum_field=stratum_field or STRATUM_FIELD, reporter=rep)
+    else:
+        result = assess(classification, reference, class_field, layer=layer, reporter=rep, extent=extent,
+                        extent_crs=extent_crs)
     rep.check_cancelled()
     title = title or f"Accuracy assessment of {os.path.basename(os.fspath(classification))}"
     result["title"] = title

@@ -32,7 +32,10 @@ from .progress import CancelToken, Reporter
 OUTPUT_OPTIONS = {
     "pretrain": ("output",),
     "train": ("output", "report"),
-    "classify": ("output", "confidence", "probabilities"),
+    "classify": ("output", "confidence", "probabilities", "uncertainty"),
+    "suggest": ("output",),
+    "cleanup": ("output",),
+    "sampledesign": ("output",),
     "assess": ("report", "table", "json"),
 }
 
@@ -145,7 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, metavar="CLASSES.tif", help="classified GeoTIFF to write")
     p.add_argument("--confidence", metavar="CONF.tif", help="confidence raster (maximum class probability)")
     p.add_argument("--probabilities", metavar="PROB.tif", help="per-class probability stack")
+    p.add_argument("--uncertainty", metavar="UNC.tif",
+                   help="uncertainty raster: band 1 normalised entropy (0-1), band 2 margin between the two most "
+                        "probable classes (0-1)")
     p.add_argument("--mask", metavar="POLYGONS", help="classify only inside these polygons")
+    p.add_argument("--mask-layer", metavar="NAME", help="layer of a multi-layer mask file")
     p.add_argument("--tile", type=int, metavar="N", help="tile size in pixels (default: from the model)")
     p.add_argument("--batch-size", type=int, metavar="N", help="patches per batch (default: from the model)")
 
@@ -161,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="REPORT.html", help="HTML report to write")
     p.add_argument("--table", metavar="TABLE.csv", help="CSV table (confusion matrix, per-class metrics) to write")
     p.add_argument("--json", metavar="REPORT.json", help="JSON report to write")
+    p.add_argument("--stratum-field", metavar="FIELD",
+                   help="point references: the design's stratum field (default 'stratum', sizes in "
+                        "'stratum_pixels'); without it the map classes are the strata")
+    _add_analyst_commands(sub, common, inputs)
 
     p = sub.add_parser("info", formatter_class=_Formatter, help="print a model file's metadata as JSON",
                        description="Print the metadata of a model file as JSON (reads the header only).")
@@ -171,6 +182,50 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the Python, engine, torch, CUDA and mamba_ssm status as JSON.")
     p.add_argument("--json-progress", action="store_true", help="emit the result as a done event (JSON lines)")
     return parser
+
+
+def _add_analyst_commands(sub: Any, common: argparse.ArgumentParser, inputs: argparse.ArgumentParser) -> None:
+    """Sub-commands of the analyst's loop: suggest, cleanup, sampledesign (docs/command-line.md)."""
+    p = sub.add_parser("suggest", parents=[inputs, common], formatter_class=_Formatter,
+                       help="suggest where to digitize new training polygons (uncertainty sampling with diversity)",
+                       description="Classify the scene and write the most uncertain locations, a minimum distance "
+                                   "apart and balanced over the predicted classes, as a point layer.")
+    p.add_argument("--model", required=True, metavar="MODEL.safetensors", help="trained model file")
+    p.add_argument("--output", required=True, metavar="POINTS.gpkg", help="point layer to write (.gpkg/.geojson/.shp)")
+    p.add_argument("--count", type=int, default=20, metavar="N", help="number of suggestions")
+    p.add_argument("--min-distance", type=float, metavar="METRES",
+                   help="minimum distance between suggestions in map units (default: one pixel)")
+    p.add_argument("--measure", choices=("entropy", "margin"), default="entropy", help="uncertainty measure")
+    p.add_argument("--no-balance", action="store_true", help="rank by uncertainty only (no per-class turns)")
+    p.add_argument("--mask", metavar="POLYGONS", help="search only inside these polygons")
+    p.add_argument("--mask-layer", metavar="NAME", help="layer of a multi-layer mask file")
+    p.add_argument("--tile", type=int, metavar="N", help="tile size in pixels (default: from the model)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="patches per batch (default: from the model)")
+
+    p = sub.add_parser("cleanup", parents=[common], formatter_class=_Formatter,
+                       help="majority filter and sieve (minimum mapping unit) on a classified raster",
+                       description="Majority filter, then GDAL sieve; keeps colour table, class names and QML.")
+    p.add_argument("--input", required=True, metavar="CLASSES.tif", help="classified raster")
+    p.add_argument("--output", required=True, metavar="CLEAN.tif", help="cleaned GeoTIFF to write")
+    mmu = p.add_mutually_exclusive_group()
+    mmu.add_argument("--mmu-pixels", type=int, metavar="N", help="minimum mapping unit in pixels")
+    mmu.add_argument("--mmu-ha", type=float, metavar="HA", help="minimum mapping unit in hectares")
+    p.add_argument("--majority", type=int, metavar="W", help="majority filter window (odd number of pixels)")
+    p.add_argument("--connectivity", type=int, choices=(4, 8), default=4, help="pixel connectivity of a patch")
+
+    p = sub.add_parser("sampledesign", parents=[common], formatter_class=_Formatter,
+                       help="stratified random sample for accuracy assessment (Olofsson et al. 2014)",
+                       description="Sample size from a target standard error of OA, allocation with a minimum "
+                                   "per class, random points a minimum distance apart, with an empty reference field.")
+    p.add_argument("--classification", required=True, metavar="CLASSES.tif", help="class map (the strata)")
+    p.add_argument("--output", required=True, metavar="POINTS.gpkg", help="point layer to write (.gpkg/.geojson/.shp)")
+    p.add_argument("--target-se", type=float, default=0.01, metavar="SE", help="target standard error of OA")
+    p.add_argument("--expected-ua", type=float, default=0.9, metavar="U", help="expected user's accuracy of every class")
+    p.add_argument("--expected-ua-class", action="append", default=[], metavar="CLASS=U",
+                   help="expected user's accuracy of one class (value or name); repeatable")
+    p.add_argument("--min-per-class", type=int, default=50, metavar="N", help="minimum points per class")
+    p.add_argument("--total", type=int, metavar="N", help="total sample size instead of the formula")
+    p.add_argument("--min-distance", type=float, default=0.0, metavar="METRES", help="minimum distance between points")
 
 
 # -- argument conversion ------------------------------------------------------------------------------------
@@ -300,7 +355,8 @@ def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:
     from . import api
 
     return api.classify(args.model, spectral, aux, args.output, confidence=args.confidence,
-                        probabilities=args.probabilities, extent=extent, mask=args.mask, device=device,
+                        probabilities=args.probabilities, uncertainty=args.uncertainty, extent=extent,
+                        mask=args.mask, mask_layer=args.mask_layer, device=device,
                         tile=args.tile, batch_size=args.batch_size, overwrite=args.overwrite, reporter=rep)
 
 
@@ -312,7 +368,56 @@ def cmd_assess(args: argparse.Namespace, rep: Reporter) -> dict:
     return assess_to_files(args.classification, args.reference, args.class_field, layer=args.layer,
                            report=args.report, table=args.table, json_path=args.json, overwrite=args.overwrite,
                            reporter=rep, extent=extent["bounds"] if extent else None,
-                           extent_crs=extent["crs"] if extent else None)
+                           extent_crs=extent["crs"] if extent else None, stratum_field=args.stratum_field)
+
+
+def cmd_suggest(args: argparse.Namespace, rep: Reporter) -> dict:
+    _check_inputs([("--model", args.model), ("--mask", args.mask)])
+    from .io.schema import read_metadata
+
+    read_metadata(args.model)
+    spectral, aux = modalities(args)
+    for opt in ("count", "tile", "batch_size"):
+        v = getattr(args, opt)
+        if v is not None and v <= 0:
+            raise EngineError(f"--{opt.replace('_', '-')} {v} must be positive", "give a positive number")
+    from . import api
+
+    return api.suggest(args.model, spectral, aux, args.output, count=args.count, min_distance=args.min_distance,
+                       measure=args.measure, balance=not args.no_balance, extent=extent_arg(args), mask=args.mask,
+                       mask_layer=args.mask_layer, device=args.device, tile=args.tile, batch_size=args.batch_size,
+                       overwrite=args.overwrite, reporter=rep)
+
+
+def cmd_cleanup(args: argparse.Namespace, rep: Reporter) -> dict:
+    _check_inputs([("--input", args.input)])
+    from .cleanup import cleanup_raster
+
+    return cleanup_raster(args.input, args.output, min_pixels=args.mmu_pixels, min_area_ha=args.mmu_ha,
+                          majority=args.majority, connectivity=args.connectivity, overwrite=args.overwrite,
+                          reporter=rep)
+
+
+def _expected_ua(args: argparse.Namespace) -> dict[str, float]:
+    out: dict[str, float] = {"*": args.expected_ua}
+    for item in args.expected_ua_class:
+        key, sep, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not key.strip():
+            raise EngineError(f"--expected-ua-class {item!r} is not CLASS=U", "write e.g. --expected-ua-class 3=0.7")
+    return out
+
+
+def cmd_sampledesign(args: argparse.Namespace, rep: Reporter) -> dict:
+    _check_inputs([("--classification", args.classification)])
+    from .sampling import design_sample
+
+    return design_sample(args.classification, args.output, target_se=args.target_se, expected_ua=_expected_ua(args),
+                         min_per_class=args.min_per_class, total=args.total, min_distance=args.min_distance,
+                         seed=args.seed, overwrite=args.overwrite, reporter=rep)
 
 
 def cmd_info(args: argparse.Namespace, rep: Reporter) -> dict:
@@ -331,6 +436,7 @@ def cmd_doctor(args: argparse.Namespace, rep: Reporter) -> dict:
 COMMANDS: dict[str, Callable[[argparse.Namespace, Reporter], dict]] = {
     "pretrain": cmd_pretrain, "train": cmd_train, "classify": cmd_classify, "assess": cmd_assess,
     "info": cmd_info, "doctor": cmd_doctor,
+    "suggest": cmd_suggest, "cleanup": cmd_cleanup, "sampledesign": cmd_sampledesign,
 }
 
 

@@ -214,7 +214,8 @@ class ClassificationWriter:
     Outputs are tiled 256x256 DEFLATE GeoTIFFs. Classes: smallest unsigned type (uint8 if every value <= 255,
     else uint16), nodata 0, colour table, category names (PAM sidecar), ``BDGF_CLASSES`` tag; QML sidecar
     written on success. Confidence: float32, 1 band (maximum class probability). Probabilities: float32, one
-    band per class in ``classes`` order (sorted by value), band descriptions = class names. Float nodata is
+    band per class in ``classes`` order (sorted by value), band descriptions = class names. Uncertainty: float32,
+    band 1 ``normalised_entropy``, band 2 ``margin`` (``suggest.entropy_margin`` of the probabilities). Float nodata is
     NaN and is written wherever the class value is 0. If the block raises (including ``Cancelled``), no file
     is left behind and existing outputs are untouched.
 
@@ -227,6 +228,7 @@ class ClassificationWriter:
         overwrite: replace existing outputs.
         confidence_path: optional confidence GeoTIFF.
         probabilities_path: optional probability-stack GeoTIFF.
+        uncertainty_path: optional two-band uncertainty GeoTIFF (needs the probabilities in :meth:`write`).
         reporter: for log lines and cancellation checks.
 
     Raises:
@@ -235,7 +237,8 @@ class ClassificationWriter:
     """
 
     def __init__(self, path, crs, transform, width: int, height: int, classes, overwrite: bool = False,
-                 confidence_path=None, probabilities_path=None, reporter: Reporter | None = None):
+                 confidence_path=None, probabilities_path=None, reporter: Reporter | None = None,
+                 uncertainty_path=None):
         self.classes = class_entries(classes)
         if not self.classes:
             raise EngineError(f"No classes for {path}", "the model has no classes; re-train it")
@@ -244,7 +247,8 @@ class ClassificationWriter:
         self.crs, self.transform = crs, transform
         self.dtype = class_dtype(self.classes)
         self.overwrite = overwrite
-        paths = [os.path.abspath(os.fspath(p)) for p in (path, confidence_path, probabilities_path) if p]
+        paths = [os.path.abspath(os.fspath(p)) for p in (path, confidence_path, probabilities_path, uncertainty_path)
+                 if p]
         if len(set(paths)) != len(paths):
             raise EngineError(f"The same file is given for two outputs: {paths}", "give each output its own name")
         # check every target before creating anything
@@ -259,6 +263,8 @@ class ClassificationWriter:
             self.outputs["confidence"] = AtomicOutput(confidence_path, overwrite)
         if probabilities_path:
             self.outputs["probabilities"] = AtomicOutput(probabilities_path, overwrite)
+        if uncertainty_path:
+            self.outputs["uncertainty"] = AtomicOutput(uncertainty_path, overwrite)
         self._ds: dict[str, Any] = {}
 
     # -- context --------------------------------------------------------------------------------
@@ -283,6 +289,14 @@ class ClassificationWriter:
                                   nodata=FLOAT_NODATA, predictor=3, **base)
                 self._ds["confidence"] = c
                 c.set_band_description(1, "confidence")
+            if "uncertainty" in self.outputs:
+                from ..suggest import UNCERTAINTY_BANDS
+
+                un = rasterio.open(self.outputs["uncertainty"].tmp, "w", count=2, dtype="float32",
+                                   nodata=FLOAT_NODATA, predictor=3, interleave="band", **base)
+                self._ds["uncertainty"] = un
+                for i, name in enumerate(UNCERTAINTY_BANDS, start=1):
+                    un.set_band_description(i, name)
             if "probabilities" in self.outputs:
                 k = len(self.classes)
                 pr = rasterio.open(self.outputs["probabilities"].tmp, "w", count=k, dtype="float32",
@@ -378,3 +392,8 @@ class ClassificationWriter:
                 raise EngineError(f"probability tile shape {p.shape} != {(len(self.classes), h, w)}", "engine bug")
             p = np.where(invalid[None], np.float32(FLOAT_NODATA), p)
             self._ds["probabilities"].write(p, window=win)
+        if "uncertainty" in self._ds and probabilities is not None:
+            from ..suggest import entropy_margin
+
+            entropy, margin = entropy_margin(np.asarray(probabilities, dtype=np.float32), ~invalid)
+            self._ds["uncertainty"].write(np.stack([entropy, margin]), window=win)

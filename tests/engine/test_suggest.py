@@ -75,3 +75,30 @@ def test_selection_ranking_spacing_and_balance():
     # a class with few candidates gives what it has and the others fill the batch
     few = select_diverse(rows, cols, np.where(classes == 2, 2, classes), score, 30, 300.0, (10.0, 10.0))
     assert len(few) == 30
+
+
+def test_classification_writer_uncertainty_raster(tmp_path):
+    """classify --uncertainty: two named float bands (normalised entropy, margin), NaN on nodata, atomic."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from engine.io.rasters import ClassificationWriter
+
+    p, cls, values = _scene(seed=3, h=40, w=50)
+    classes = [{"value": int(v), "name": f"class {v}"} for v in values]
+    out, unc = str(tmp_path / "c.tif"), str(tmp_path / "u.tif")
+    with ClassificationWriter(out, "EPSG:32618", from_origin(0, 0, 10, 10), 50, 40, classes,
+                              uncertainty_path=unc) as w:
+        w.write(0, 0, cls[:, :25], None, p[:, :, :25])
+        w.write(0, 25, cls[:, 25:], None, p[:, :, 25:])
+    with rasterio.open(unc) as src:
+        assert src.count == 2 and src.descriptions == ("normalised_entropy", "margin")
+        ent, mar = src.read(1), src.read(2)
+    want_ent, want_mar = entropy_margin(p, cls > 0)
+    assert np.allclose(ent, want_ent, equal_nan=True) and np.allclose(mar, want_mar, equal_nan=True)
+    assert np.isnan(ent[cls == 0]).all()
+    with pytest.raises(RuntimeError):
+        with ClassificationWriter(str(tmp_path / "c2.tif"), "EPSG:32618", from_origin(0, 0, 10, 10), 50, 40,
+                                  classes, uncertainty_path=str(tmp_path / "u2.tif")) as w:
+            raise RuntimeError("crash mid-way")
+    assert not (tmp_path / "u2.tif").exists()                          # nothing half-written
