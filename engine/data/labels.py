@@ -20,7 +20,7 @@ import os
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -238,14 +238,44 @@ def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str |
             1..65535 or not integral, non-polygon geometries, no polygon overlapping the grid, a class with zero
             labelled pixels, fewer than ``min_classes`` classes.
     """
-    import fiona
-    from fiona.errors import FionaError
-    from rasterio.features import bounds as geom_bounds
-    from rasterio.features import rasterize
-    from rasterio.warp import transform_geom
-
     emit = make_log(log)
     path = os.fspath(path)
+    layer = _choose_layer(path, layer, emit)
+    polys, numeric, skipped_null_geom, skipped_null_class = _read_features(path, layer, class_field, name_field,
+                                                                           grid, emit)
+    labels = sorted({p[1] for p in polys})
+    if len(labels) < min_classes:
+        raise EngineError(
+            f"Field {class_field!r} of {path} has {len(labels)} class(es) ({', '.join(map(str, labels)) or 'none'}); "
+            f"at least {min_classes} are needed", "Digitize polygons of at least two classes.")
+    value_of = {lab: (lab if numeric else k + 1) for k, lab in enumerate(labels)}
+    arrays, outside, empty = _rasterize(polys, value_of, grid, _domain(grid, window), all_touched)
+    _check_rasterized(arrays, polys, outside, empty, path, layer, grid, emit)
+    rows, cols, vals, pids, overlaps = _resolve_overlaps(*arrays, grid.width, emit)
+    classes, style_src = _classes(labels, value_of, numeric, polys, class_styles, name_field, path, layer,
+                                  class_field, emit)
+    px_count, poly_count = _check_classes(classes, vals, pids, polys, value_of, path, min_classes,
+                                          allow_empty_classes, emit)
+    report = {
+        "file": path, "layer": layer, "class_field": class_field, "all_touched": bool(all_touched),
+        "n_features": len(polys) + len(skipped_null_class) + len(skipped_null_geom),
+        "n_polygons": len(polys), "n_polygons_used": int(np.unique(pids).size),
+        "outside": outside, "no_pixel": empty, "skipped_no_geometry": skipped_null_geom,
+        "skipped_no_class": skipped_null_class, **overlaps, "n_pixels": int(vals.size), "style_source": style_src,
+        "classes": [{"value": c.value, "name": c.name, "label": c.label, "color": c.color,
+                     "pixels": px_count.get(c.value, 0), "polygons": int(poly_count.get(c.value, 0))}
+                    for c in classes],
+    }
+    emit("info", f"{os.path.basename(path)}: {vals.size} labelled pixels in {report['n_polygons_used']} polygons, "
+                 + ", ".join(f"{c['name']}: {c['pixels']} px / {c['polygons']} pol." for c in report["classes"]))
+    return LabelledPixels(rows.astype(np.int32), cols.astype(np.int32), vals.astype(np.uint16),
+                          pids.astype(np.int64), classes, report)
+
+
+def _choose_layer(path: str, layer: str | None, emit: Callable) -> str:
+    """The layer to read: ``layer`` (checked) or the first one that is not ``layer_styles``."""
+    import fiona
+
     if not os.path.exists(path) and "://" not in path and not path.startswith("/vsi"):
         raise EngineError(f"Polygon file not found: {path}", "Check the path of the training/reference polygons.")
     try:
@@ -262,99 +292,99 @@ def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str |
             emit("info", f"{os.path.basename(path)} has {len(cand)} layers; using '{layer}' (choose with --layer)")
     elif layer not in layers:
         raise EngineError(f"Layer {layer!r} not found in {path}", f"Available layers: {', '.join(layers)}.")
+    return layer
 
-    # window of the grid that may be labelled
+
+def _domain(grid: ReferenceGrid, window: Any) -> tuple[int, int, int, int]:
+    """(row_off, col_off, height, width) of the grid that may be labelled: the grid, or ``window`` inside it."""
     if window is None:
-        d_r0, d_c0, d_h, d_w = 0, 0, grid.height, grid.width
-    else:
-        d_r0, d_c0, d_h, d_w = as_window(window)
-        d_r0, d_c0 = max(d_r0, 0), max(d_c0, 0)
-        d_h, d_w = min(d_h, grid.height - d_r0), min(d_w, grid.width - d_c0)
-    inv = ~grid.transform
+        return 0, 0, grid.height, grid.width
+    r0, c0, h, w = as_window(window)
+    r0, c0 = max(r0, 0), max(c0, 0)
+    return r0, c0, min(h, grid.height - r0), min(w, grid.width - c0)
 
-    polys = []  # (fid, label, name, geom_in_grid_crs)
-    skipped_null_geom, skipped_null_class, bad_geoms = [], [], []
+
+def _class_label(value: Any, numeric: bool, fid: int, class_field: str, path: str) -> Any:
+    """A feature's class label: an int in 1..65535 for numeric fields, else the text."""
+    if not numeric:
+        return str(value)
+    fl = float(value)
+    if not math.isfinite(fl) or fl != int(fl):
+        raise EngineError(f"Class value {value!r} of polygon fid {fid} in field {class_field!r} of "
+                          f"{path} is not an integer", "Use integer class values 1..65535.")
+    if not 1 <= int(fl) <= 65535:
+        raise EngineError(f"Class value {int(fl)} of polygon fid {fid} in field {class_field!r} of {path} "
+                          f"is outside 1..65535", "Class values must be 1..65535 (0 means nodata).")
+    return int(fl)
+
+
+def _read_features(path: str, layer: str, class_field: str, name_field: str | None, grid: ReferenceGrid,
+                   emit: Callable) -> tuple[list, bool, list, list]:
+    """``(polygons [(fid, label, name, geometry in the grid CRS)], numeric field, fids without geometry,
+    fids without class)``; non-polygon geometries raise :class:`EngineError`."""
+    import fiona
+    from fiona.errors import FionaError
+    from rasterio.warp import transform_geom
+
+    polys, skipped_null_geom, skipped_null_class, bad_geoms = [], [], [], []
     try:
         src = fiona.open(path, layer=layer)
     except (FionaError, OSError, ValueError) as exc:
         raise EngineError(f"Cannot open layer {layer!r} of {path}: {exc}", "Check the file and layer name.") from exc
     with src:
         props = dict(src.schema["properties"])
-        if class_field not in props:
-            raise EngineError(f"Class field {class_field!r} not found in layer {layer!r} of {path}",
-                              f"Available fields: {', '.join(props) or '(none)'}.")
-        if name_field is not None and name_field not in props:
-            raise EngineError(f"Name field {name_field!r} not found in layer {layer!r} of {path}",
-                              f"Available fields: {', '.join(props) or '(none)'}.")
+        for field_name, what in ((class_field, "Class"), (name_field, "Name")):
+            if field_name is not None and field_name not in props:
+                raise EngineError(f"{what} field {field_name!r} not found in layer {layer!r} of {path}",
+                                  f"Available fields: {', '.join(props) or '(none)'}.")
         ftype = props[class_field]
-        is_int = _int_field(ftype)
-        is_float = ftype.split(":")[0] in ("float", "double", "real")
-        src_crs = src.crs
-        if not src_crs:
+        numeric = _int_field(ftype) or ftype.split(":")[0] in ("float", "double", "real")
+        if not src.crs:
             emit("warning", f"{os.path.basename(path)} has no CRS; assuming the grid CRS {crs_name(grid.crs)}")
-            same_crs = True
-        else:
-            same_crs = crs_equal(src_crs, grid.crs)
+        same_crs = not src.crs or crs_equal(src.crs, grid.crs)
         for i, feat in enumerate(src):
-            fid = _fid(feat, i)
-            geom = feat.geometry
+            fid, geom = _fid(feat, i), feat.geometry
+            label = feat.properties.get(class_field)
             if geom is None:
                 skipped_null_geom.append(fid)
-                continue
-            if geom.type not in _POLYGON_TYPES:
+            elif geom.type not in _POLYGON_TYPES:
                 bad_geoms.append((fid, geom.type))
-                continue
-            label = feat.properties.get(class_field)
-            if label is None or (isinstance(label, str) and not label.strip()):
+            elif label is None or (isinstance(label, str) and not label.strip()):
                 skipped_null_class.append(fid)
-                continue
-            if is_int or is_float:
-                fl = float(label)
-                if not math.isfinite(fl) or fl != int(fl):
-                    raise EngineError(f"Class value {label!r} of polygon fid {fid} in field {class_field!r} of "
-                                      f"{path} is not an integer", "Use integer class values 1..65535.")
-                label = int(fl)
-                if not 1 <= label <= 65535:
-                    raise EngineError(f"Class value {label} of polygon fid {fid} in field {class_field!r} of {path} "
-                                      f"is outside 1..65535", "Class values must be 1..65535 (0 means nodata).")
             else:
-                label = str(label)
-            g = {"type": geom.type, "coordinates": geom.coordinates}
-            if not same_crs:
-                g = transform_geom(src_crs, grid.crs, g)
-            name = feat.properties.get(name_field) if name_field else None
-            polys.append((fid, label, name, g))
+                g = {"type": geom.type, "coordinates": geom.coordinates}
+                g = g if same_crs else transform_geom(src.crs, grid.crs, g)
+                name = feat.properties.get(name_field) if name_field else None
+                polys.append((fid, _class_label(label, numeric, fid, class_field, path), name, g))
     if bad_geoms:
         kinds = Counter(t for _, t in bad_geoms)
         listing = ", ".join(f"fid {f} ({t})" for f, t in bad_geoms[:10]) + (" ..." if len(bad_geoms) > 10 else "")
         raise EngineError(f"Layer {layer!r} of {path} has {len(bad_geoms)} non-polygon geometries "
                           f"({', '.join(f'{n} {t}' for t, n in kinds.items())}): {listing}",
                           "Use a polygon layer (e.g. buffer points/lines in QGIS first).")
-    if skipped_null_geom:
-        emit("warning", f"{len(skipped_null_geom)} features without geometry skipped (fid "
-                        f"{', '.join(map(str, skipped_null_geom[:20]))})")
-    if skipped_null_class:
-        emit("warning", f"{len(skipped_null_class)} polygons with an empty {class_field!r} skipped (fid "
-                        f"{', '.join(map(str, skipped_null_class[:20]))})")
+    for fids, what in ((skipped_null_geom, "features without geometry"),
+                       (skipped_null_class, f"polygons with an empty {class_field!r}")):
+        if fids:
+            emit("warning", f"{len(fids)} {what} skipped (fid {', '.join(map(str, fids[:20]))})")
+    return polys, numeric, skipped_null_geom, skipped_null_class
 
-    labels = sorted({p[1] for p in polys})
-    if len(labels) < min_classes:
-        raise EngineError(
-            f"Field {class_field!r} of {path} has {len(labels)} class(es) ({', '.join(map(str, labels)) or 'none'}); "
-            f"at least {min_classes} are needed", "Digitize polygons of at least two classes.")
-    value_of = {lab: (lab if is_int or is_float else k + 1) for k, lab in enumerate(labels)}
 
-    # -- rasterize polygon by polygon ----------------------------------------------------------------------------
-    rows_l, cols_l, vals_l, pids_l, order_l = [], [], [], [], []
+def _rasterize(polys: list, value_of: dict, grid: ReferenceGrid, domain: tuple[int, int, int, int],
+               all_touched: bool) -> tuple[list, list, list]:
+    """Rasterize polygon by polygon inside ``domain``: ``([rows, cols, values, fids, polygon order] arrays
+    (empty lists when nothing is labelled), fids outside the domain, fids without a pixel)``."""
+    from rasterio.features import bounds as geom_bounds
+    from rasterio.features import rasterize
+
+    d_r0, d_c0, d_h, d_w = domain
+    inv = ~grid.transform
+    parts: list[list[np.ndarray]] = [[], [], [], [], []]
     outside, empty = [], []
     for k, (fid, label, _, g) in enumerate(polys):
         left, bottom, right, top = geom_bounds(g)
-        xs, ys = [left, right, left, right], [bottom, bottom, top, top]
-        cs, rs = zip(*[inv * (x, y) for x, y in zip(xs, ys)])
-        r0, r1 = math.floor(min(rs)) - 1, math.ceil(max(rs)) + 1
-        c0, c1 = math.floor(min(cs)) - 1, math.ceil(max(cs)) + 1
-        r0, c0 = max(r0, d_r0), max(c0, d_c0)
-        r1, c1 = min(r1, d_r0 + d_h), min(c1, d_c0 + d_w)
+        cs, rs = zip(*[inv * (x, y) for x, y in zip([left, right, left, right], [bottom, bottom, top, top])])
+        r0, c0 = max(math.floor(min(rs)) - 1, d_r0), max(math.floor(min(cs)) - 1, d_c0)
+        r1, c1 = min(math.ceil(max(rs)) + 1, d_r0 + d_h), min(math.ceil(max(cs)) + 1, d_c0 + d_w)
         if r1 <= r0 or c1 <= c0:
             outside.append(fid)
             continue
@@ -364,14 +394,18 @@ def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str |
         if rr.size == 0:
             empty.append(fid)
             continue
-        rows_l.append((rr + r0).astype(np.int32))
-        cols_l.append((cc + c0).astype(np.int32))
-        vals_l.append(np.full(rr.size, value_of[label], np.int64))
-        pids_l.append(np.full(rr.size, fid, np.int64))
-        order_l.append(np.full(rr.size, k, np.int64))
+        for part, a in zip(parts, ((rr + r0).astype(np.int32), (cc + c0).astype(np.int32),
+                                   np.full(rr.size, value_of[label], np.int64), np.full(rr.size, fid, np.int64),
+                                   np.full(rr.size, k, np.int64))):
+            part.append(a)
+    return [np.concatenate(p) for p in parts] if parts[0] else [], outside, empty
 
+
+def _check_rasterized(arrays: list, polys: list, outside: list, empty: list, path: str, layer: str,
+                      grid: ReferenceGrid, emit: Callable) -> None:
+    """Raise when no pixel is labelled; warn about polygons outside the grid or without a pixel centre."""
     fname = os.path.basename(path)
-    if not rows_l:
+    if not arrays:
         if polys and len(outside) == len(polys):
             gb = grid.bounds
             raise EngineError(
@@ -387,27 +421,24 @@ def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str |
         emit("warning", f"{len(empty)} polygon(s) of {fname} contain no pixel centre (fid "
                         f"{', '.join(map(str, empty[:30]))}); use all-touched rasterization to keep them")
 
-    rows = np.concatenate(rows_l)
-    cols = np.concatenate(cols_l)
-    vals = np.concatenate(vals_l)
-    pids = np.concatenate(pids_l)
-    order = np.concatenate(order_l)
-    lin = rows.astype(np.int64) * grid.width + cols
+
+def _resolve_overlaps(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, pids: np.ndarray, order: np.ndarray,
+                      width: int, emit: Callable) -> tuple:
+    """One label per pixel: a pixel of several polygons of one class is kept once (first polygon), a pixel
+    claimed by different classes is dropped. Returns ``(rows, cols, values, fids, overlap report)``."""
+    lin = rows.astype(np.int64) * width + cols
     srt = np.lexsort((order, lin))
     lin, rows, cols, vals, pids = lin[srt], rows[srt], cols[srt], vals[srt], pids[srt]
     first = np.ones(lin.size, bool)
     first[1:] = lin[1:] != lin[:-1]
     starts = np.flatnonzero(first)
-    vmin = np.minimum.reduceat(vals, starts)
-    vmax = np.maximum.reduceat(vals, starts)
     group = np.cumsum(first) - 1
-    conflict_px = (vmin != vmax)[group]
+    conflict_px = (np.minimum.reduceat(vals, starts) != np.maximum.reduceat(vals, starts))[group]
     n_dup = int((~first & ~conflict_px).sum())
     conflicts_rep = []
     n_conflict = int(np.count_nonzero(first & conflict_px))
     if n_conflict:
-        fid_first = pids[starts][group]
-        val_first = vals[starts][group]
+        fid_first, val_first = pids[starts][group], vals[starts][group]
         sel = conflict_px & (vals != val_first)
         pairs = np.stack([np.minimum(fid_first[sel], pids[sel]), np.maximum(fid_first[sel], pids[sel])], 1)
         up, cnt = np.unique(pairs, axis=0, return_counts=True)
@@ -418,32 +449,40 @@ def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str |
     if n_dup:
         emit("info", f"{n_dup} pixel(s) covered by several polygons of the same class counted once")
     keep = first & ~conflict_px
-    rows, cols, vals, pids = rows[keep], cols[keep], vals[keep], pids[keep]
+    report = {"conflict_pixels": n_conflict, "conflicts": conflicts_rep, "duplicate_pixels": n_dup}
+    return rows[keep], cols[keep], vals[keep], pids[keep], report
 
-    # -- classes: names and colours ------------------------------------------------------------------------------
-    style, style_src = (None, "")
+
+def _style_by_label(path: str, layer: str, class_field: str, numeric: bool, emit: Callable) -> tuple[dict, str]:
+    """The layer's default categorized style by class label, and where it came from ({} and "" when none)."""
+    style, style_src = _layer_style(path, layer, emit)
+    if style is not None and style["attr"].lower() != class_field.lower():
+        emit("info", f"The default style of {os.path.basename(path)} is categorized by {style['attr']!r}, not "
+                     f"{class_field!r}; its names and colours are not used")
+        style = None
+    if style is None:
+        return {}, ""
+    by_label = {}
+    for c in style["categories"]:
+        v = c["value"]
+        if v is None:
+            continue
+        try:
+            by_label[int(float(v)) if numeric else str(v)] = c
+        except ValueError:
+            continue
+    return by_label, style_src
+
+
+def _classes(labels: list, value_of: dict, numeric: bool, polys: list, class_styles: dict | None,
+             name_field: str | None, path: str, layer: str, class_field: str, emit: Callable
+             ) -> tuple[list[ClassInfo], str]:
+    """Classes sorted by value, named and coloured by ``class_styles``, the layer's style, ``name_field`` or
+    the palette (in that order), and the style's source."""
     styles_in = {str(k): v for k, v in (class_styles or {}).items()}
-    need_style = any(str(lab) not in styles_in for lab in labels)
-    if need_style:
-        style, style_src = _layer_style(path, layer, emit)
-        if style is not None and style["attr"].lower() != class_field.lower():
-            emit("info", f"The default style of {fname} is categorized by {style['attr']!r}, not {class_field!r}; "
-                         f"its names and colours are not used")
-            style = None
-    style_by_label = {}
-    if style is not None:
-        for c in style["categories"]:
-            v = c["value"]
-            if v is None:
-                continue
-            if is_int or is_float:
-                try:
-                    key = int(float(v))
-                except ValueError:
-                    continue
-            else:
-                key = str(v)
-            style_by_label[key] = c
+    style_by_label, style_src = {}, ""
+    if any(str(lab) not in styles_in for lab in labels):
+        style_by_label, style_src = _style_by_label(path, layer, class_field, numeric, emit)
     names_from_field: dict = defaultdict(Counter)
     if name_field:
         for _, lab, name, _ in polys:
@@ -464,13 +503,15 @@ def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str |
         color = _parse_color(cs.get("color")) or st.get("color") or DEFAULT_PALETTE[k % len(DEFAULT_PALETTE)]
         classes.append(ClassInfo(int(value_of[lab]), name, color, lab))
     classes.sort(key=lambda c: c.value)
+    return classes, style_src
 
-    # -- counts and checks ---------------------------------------------------------------------------------------
+
+def _check_classes(classes: list, vals: np.ndarray, pids: np.ndarray, polys: list, value_of: dict, path: str,
+                   min_classes: int, allow_empty_classes: bool, emit: Callable) -> tuple[dict, Counter]:
+    """Pixel and polygon counts per class value; raise (or warn) on classes without labelled pixels."""
     u, n = np.unique(vals, return_counts=True)
     px_count = {int(a): int(b) for a, b in zip(u, n)}
-    poly_count: Counter = Counter()
-    for v, _f in _pairs(vals, pids):
-        poly_count[v] += 1
+    poly_count: Counter = Counter(v for v, _f in _pairs(vals, pids))
     polys_of: dict = defaultdict(list)
     for fid, lab, _, _ in polys:
         polys_of[value_of[lab]].append(fid)
@@ -487,21 +528,7 @@ def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str |
     if n_with < min_classes:
         raise EngineError(f"Only {n_with} class(es) have labelled pixels in {path}; at least {min_classes} needed",
                           "Digitize polygons of at least two classes inside the raster extent.")
-    report = {
-        "file": path, "layer": layer, "class_field": class_field, "all_touched": bool(all_touched),
-        "n_features": len(polys) + len(skipped_null_class) + len(skipped_null_geom),
-        "n_polygons": len(polys), "n_polygons_used": int(np.unique(pids).size),
-        "outside": outside, "no_pixel": empty, "skipped_no_geometry": skipped_null_geom,
-        "skipped_no_class": skipped_null_class, "conflict_pixels": n_conflict, "conflicts": conflicts_rep,
-        "duplicate_pixels": n_dup, "n_pixels": int(vals.size), "style_source": style_src if style else "",
-        "classes": [{"value": c.value, "name": c.name, "label": c.label, "color": c.color,
-                     "pixels": px_count.get(c.value, 0), "polygons": int(poly_count.get(c.value, 0))}
-                    for c in classes],
-    }
-    emit("info", f"{fname}: {vals.size} labelled pixels in {report['n_polygons_used']} polygons, "
-                 + ", ".join(f"{c['name']}: {c['pixels']} px / {c['polygons']} pol." for c in report["classes"]))
-    return LabelledPixels(rows.astype(np.int32), cols.astype(np.int32), vals.astype(np.uint16),
-                          pids.astype(np.int64), classes, report)
+    return px_count, poly_count
 
 
 def _pairs(vals: np.ndarray, pids: np.ndarray):
