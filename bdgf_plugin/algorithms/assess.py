@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingParameterFileDestination, QgsProcessingParameterRasterLayer
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterRasterLayer,
+)
 
 from .. import layers as bl
 from .base import BdgfAlgorithm
@@ -11,6 +17,8 @@ from .base import BdgfAlgorithm
 class AssessAlgorithm(BdgfAlgorithm):
     _name = "assess"
     _group = "accuracy"
+
+    STRATUM_FIELD = "STRATUM_FIELD"
 
     def displayName(self):  # noqa: N802
         return self.tr("Assess accuracy")
@@ -26,18 +34,28 @@ class AssessAlgorithm(BdgfAlgorithm):
     def helpParameters(self):  # noqa: N802
         return [
             (self.CLASSIFICATION, self.tr("A classified raster (for example from 'Classify').")),
-            (self.REFERENCE, self.tr("Reference polygons, independent of the training polygons; 'Selected "
-                                     "features only' is honoured.")),
+            (self.REFERENCE, self.tr("Reference polygons, independent of the training polygons, or a labelled "
+                                     "point layer from 'Design accuracy sample' (stratified estimates of "
+                                     "accuracy and area with 95 % intervals, strata from the design). "
+                                     "'Selected features only' is honoured.")),
             (self.CLASS_FIELD, self.tr("Field with the reference class, coded like the classification. "
                                        "Empty: the field of the layer's categorized style.")),
+            (self.STRATUM_FIELD, self.tr("Points only: the field with each point's stratum (default "
+                                         "'stratum'; its size is read from 'stratum_pixels'). Without these "
+                                         "fields the map classes are the strata.")),
             (self.OUTPUT_REPORT, self.tr("HTML accuracy report.")),
             (self.OUTPUT_TABLE, self.tr("Confusion matrix and per-class accuracies as CSV.")),
         ]
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.add(QgsProcessingParameterRasterLayer(self.CLASSIFICATION, self.tr("Classified raster")))
-        self.add_polygons(self.REFERENCE, self.tr("Reference polygons"))
+        self.add(QgsProcessingParameterFeatureSource(
+            self.REFERENCE, self.tr("Reference polygons or labelled sample points"),
+            [QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint]))
         self.add_class_field(self.REFERENCE)
+        self.add(QgsProcessingParameterField(self.STRATUM_FIELD, self.tr("Stratum field (sample points)"),
+                                             parentLayerParameterName=self.REFERENCE, optional=True),
+                 advanced=True)
         self.add(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, self.tr("Accuracy report"), self.tr("HTML files (*.html)")))
         self.add(QgsProcessingParameterFileDestination(
@@ -68,6 +86,8 @@ class AssessAlgorithm(BdgfAlgorithm):
         args = ["--classification", raster, "--reference", path]
         if layername:
             args += ["--layer", layername]
+        if self.is_set(parameters, self.STRATUM_FIELD):
+            args += ["--stratum-field", self.parameterAsString(parameters, self.STRATUM_FIELD, context)]
         self.prepared = {"inputs": args + ["--class-field", field]}
         return True
 

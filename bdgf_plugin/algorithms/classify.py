@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingException,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterRasterDestination,
 )
 
 from ...engine.contract import EngineError
 from ...engine.contract import read_metadata_dict as read_metadata
+from .. import layers as bl
 from .. import styling
 from .base import AUXILIARY_KINDS, BdgfAlgorithm
 
@@ -70,6 +73,10 @@ def model_inputs(meta: dict) -> tuple[int | None, list[tuple[str, int | None]]]:
 class ClassifyAlgorithm(BdgfAlgorithm):
     _name = "classify"
 
+    MASK = "MASK"
+    OUTPUT_UNCERTAINTY = "OUTPUT_UNCERTAINTY"
+    OUTPUT_PROBABILITIES = "OUTPUT_PROBABILITIES"
+
     def displayName(self):  # noqa: N802
         return self.tr("Classify")
 
@@ -89,6 +96,8 @@ class ClassifyAlgorithm(BdgfAlgorithm):
             (self.AUXILIARY, self.tr("The same auxiliary rasters as in training, if the model uses them.")),
             (self.AUXILIARY_KIND, self.tr("What the auxiliary rasters hold; must match the model.")),
             (self.EXTENT, self.tr("Classify only this extent. Empty: the whole raster.")),
+            (self.MASK, self.tr("Optional polygons: only pixels inside them are classified (the rest is "
+                                "nodata). 'Selected features only' is honoured.")),
             (self.DEVICE, self.tr("Automatic uses a CUDA GPU when available, otherwise the CPU.")),
             (self.TILE_SIZE, self.tr("Tile size in pixels (empty: the model's default). Smaller tiles use "
                                      "less memory.")),
@@ -96,18 +105,32 @@ class ClassifyAlgorithm(BdgfAlgorithm):
                                       "out of memory.")),
             (self.OUTPUT, self.tr("Classified raster (GeoTIFF, class values with colour table).")),
             (self.OUTPUT_CONFIDENCE, self.tr("Optional confidence raster: probability of the winning class.")),
+            (self.OUTPUT_UNCERTAINTY, self.tr("Optional uncertainty raster, two bands: 1 'normalised_entropy' "
+                                              "(entropy of the class probabilities divided by ln K: 0 = certain, "
+                                              "1 = all classes equally likely) and 2 'margin' (probability of "
+                                              "the best minus the second-best class: 0 = a tie). Where it is "
+                                              "high (low margin), new training polygons help most.")),
+            (self.OUTPUT_PROBABILITIES, self.tr("Optional class probabilities: one band per class, named by "
+                                                "class, values 0-1.")),
         ]
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.add(QgsProcessingParameterFile(self.MODEL, self.tr("Trained model"), extension="safetensors"))
         self.add_modalities()
         self.add_extent()
+        self.add(QgsProcessingParameterFeatureSource(self.MASK, self.tr("Classify inside polygons (mask)"),
+                                                     [QgsProcessing.TypeVectorPolygon], optional=True))
         self.add_device()
         self.add_int(self.TILE_SIZE, self.tr("Tile size (pixels)"), minimum=16)
         self.add_int(self.BATCH_SIZE, self.tr("Batch size"))
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classification")))
         self.add(QgsProcessingParameterRasterDestination(
             self.OUTPUT_CONFIDENCE, self.tr("Confidence"), optional=True, createByDefault=False))
+        self.add(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_UNCERTAINTY, self.tr("Uncertainty (entropy, margin)"), optional=True,
+            createByDefault=False))
+        self.add(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_PROBABILITIES, self.tr("Class probabilities"), optional=True, createByDefault=False))
         self._apply_help()
 
     # ------------------------------------------------------------------ pre-flight
@@ -165,6 +188,9 @@ class ClassifyAlgorithm(BdgfAlgorithm):
             raise QgsProcessingException(exc.message + (f" ({exc.hint})" if exc.hint else ""))
         self.prepared = {"inputs": ["--model", model] + self.modality_args(parameters, context),
                          "classes": model_classes(meta)}
+        if self.parameterDefinition(self.MASK) is not None and self.is_set(parameters, self.MASK):
+            path, layername = bl.vector_for_engine(self, parameters, self.MASK, context, feedback)
+            self.prepared["inputs"] += ["--mask", path] + (["--mask-layer", layername] if layername else [])
         return True
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -175,11 +201,16 @@ class ClassifyAlgorithm(BdgfAlgorithm):
         args = list(self.prepared["inputs"]) + ["--output", output]
         if confidence:
             args += ["--confidence", confidence]
+        extra = {key: self.parameterAsOutputLayer(parameters, key, context) if self.is_set(parameters, key) else ""
+                 for key in (self.OUTPUT_UNCERTAINTY, self.OUTPUT_PROBABILITIES)}
+        for key, option in ((self.OUTPUT_UNCERTAINTY, "--uncertainty"), (self.OUTPUT_PROBABILITIES, "--probabilities")):
+            if extra[key]:
+                args += [option, extra[key]]
         args += self.int_args(parameters, context, [(self.TILE_SIZE, "--tile"), (self.BATCH_SIZE, "--batch-size")])
         args += self.extent_args(parameters, context) + self.device_args(parameters, context)
         qml = os.path.splitext(output)[0] + ".qml"
         outputs = self.run_engine("classify", args, feedback, parameters, context, output, stages=[("classify", 1)],
-                                  outputs_to_clean=[output, confidence, qml])
+                                  outputs_to_clean=[output, confidence, qml, *extra.values()])
         output = outputs.get("output", output)
         styling.attach(context, output, styling.ClassifiedPostProcessor.create(
             f"classify:{output}", self.prepared["classes"], outputs.get("qml") or qml))
@@ -188,4 +219,10 @@ class ClassifyAlgorithm(BdgfAlgorithm):
             confidence = outputs.get("confidence", confidence)
             styling.attach(context, confidence, styling.ConfidencePostProcessor.create(f"confidence:{confidence}"))
             results[self.OUTPUT_CONFIDENCE] = confidence
+        for key, name, pp in ((self.OUTPUT_UNCERTAINTY, "uncertainty", styling.UncertaintyPostProcessor),
+                              (self.OUTPUT_PROBABILITIES, "probabilities", styling.ProbabilitiesPostProcessor)):
+            if extra[key]:
+                path = outputs.get(name, extra[key])
+                styling.attach(context, path, pp.create(f"{name}:{path}"))
+                results[key] = path
         return results
