@@ -12,9 +12,12 @@ from ..engine.contract import ENGINE_VERSION
 from . import PLUGIN_DIR
 from .algorithms.assess import AssessAlgorithm
 from .algorithms.classify import ClassifyAlgorithm
+from .algorithms.cleanup import CleanupAlgorithm
 from .algorithms.enginereport import EngineReportAlgorithm
 from .algorithms.pretrain import PretrainAlgorithm
 from .algorithms.setupengine import SetupEngineAlgorithm
+from .algorithms.sampledesign import SampleDesignAlgorithm
+from .algorithms.suggestsamples import SuggestSamplesAlgorithm
 from .algorithms.train import TrainAlgorithm
 from .settings import PROVIDER_NAME, SETTING_ENGINE_PYTHON
 
@@ -84,4 +87,6 @@ class BdgfProvider(QgsProcessingProvider):
     def loadAlgorithms(self):  # noqa: N802
         for alg in (PretrainAlgorithm(), TrainAlgorithm(), ClassifyAlgorithm(), AssessAlgorithm(),
                     SetupEngineAlgorithm(), EngineReportAlgorithm()):
+            self.addAlgorithm(alg)
+        for alg in (SuggestSamplesAlgorithm(), CleanupAlgorithm(), SampleDesignAlgorithm()):  # the analyst's loop
             self.addAlgorithm(alg)

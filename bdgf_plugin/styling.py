@@ -20,6 +20,10 @@ from qgis.core import (
     QgsSingleBandPseudoColorRenderer,
     QgsStyle,
     QgsContrastEnhancement,
+    QgsCategorizedSymbolRenderer,
+    QgsMarkerSymbol,
+    QgsRendererCategory,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtGui import QColor
 
@@ -50,17 +54,22 @@ def apply_classes(layer: QgsRasterLayer, classes: list[dict] | None, qml: str | 
     return True
 
 
-def apply_confidence(layer: QgsRasterLayer) -> None:
-    """Singleband pseudocolour, viridis ramp over the band's min..max (grey if the ramp is missing)."""
+def apply_confidence(layer: QgsRasterLayer, band: int = 1, ramp_name: str = "Viridis",
+                     value_range: tuple[float, float] | None = None) -> None:
+    """Singleband pseudocolour on ``band``: ``ramp_name`` over ``value_range`` (default the band's min..max);
+    grey if the ramp is missing."""
     provider = layer.dataProvider()
-    stats = provider.bandStatistics(1, QgsRasterBandStats.Min | QgsRasterBandStats.Max)
-    lo, hi = float(stats.minimumValue), float(stats.maximumValue)
+    if value_range is None:
+        stats = provider.bandStatistics(band, QgsRasterBandStats.Min | QgsRasterBandStats.Max)
+        lo, hi = float(stats.minimumValue), float(stats.maximumValue)
+    else:
+        lo, hi = value_range
     if not hi > lo:
         hi = lo + 1.0
-    ramp = QgsStyle.defaultStyle().colorRamp("Viridis")
+    ramp = QgsStyle.defaultStyle().colorRamp(ramp_name)
     if ramp is None:
-        renderer = QgsSingleBandGrayRenderer(provider, 1)
-        ce = QgsContrastEnhancement(provider.dataType(1))
+        renderer = QgsSingleBandGrayRenderer(provider, band)
+        ce = QgsContrastEnhancement(provider.dataType(band))
         ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
         ce.setMinimumValue(lo)
         ce.setMaximumValue(hi)
@@ -69,10 +78,10 @@ def apply_confidence(layer: QgsRasterLayer) -> None:
     else:
         shader_fn = QgsColorRampShader(lo, hi, ramp)
         shader_fn.setColorRampType(QgsColorRampShader.Interpolated)
-        shader_fn.classifyColorRamp(5, 1, layer.extent(), provider)
+        shader_fn.classifyColorRamp(5, band, layer.extent(), provider)
         shader = QgsRasterShader()
         shader.setRasterShaderFunction(shader_fn)
-        renderer = QgsSingleBandPseudoColorRenderer(provider, 1, shader)
+        renderer = QgsSingleBandPseudoColorRenderer(provider, band, shader)
         renderer.setClassificationMin(lo)
         renderer.setClassificationMax(hi)
         layer.setRenderer(renderer)
@@ -122,6 +131,61 @@ class ConfidencePostProcessor(_StylingPostProcessor):
 
     def style(self, layer, feedback) -> None:
         apply_confidence(layer)
+
+
+class UncertaintyPostProcessor(_StylingPostProcessor):
+    """Uncertainty raster (band 1 normalised entropy, band 2 margin): a 0..1 magma ramp on the entropy."""
+
+    def style(self, layer, feedback) -> None:
+        apply_confidence(layer, 1, "Magma", (0.0, 1.0))
+
+
+class ProbabilitiesPostProcessor(_StylingPostProcessor):
+    """Class-probability stack (one band per class, named by class): a 0..1 viridis ramp on the first class."""
+
+    def style(self, layer, feedback) -> None:
+        apply_confidence(layer, 1, "Viridis", (0.0, 1.0))
+
+
+class PointClassesPostProcessor(QgsProcessingLayerPostProcessorInterface):
+    """Point layer categorized on a class field with the class names and colours (kept in :data:`_KEEP`).
+
+    Args:
+        field: the class-value field. classes: [{"value", "name", "color"}]. name: layer name in the project.
+    """
+
+    def __init__(self, field: str, classes: list[dict] | None, name: str | None = None):
+        super().__init__()
+        self.field, self.classes, self.name = field, classes or [], name
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        if not isinstance(layer, QgsVectorLayer):
+            return
+        if self.name:
+            layer.setName(self.name)
+        categories = []
+        for c in self.classes:
+            symbol = QgsMarkerSymbol.createSimple({"name": "circle", "size": "3", "color": c.get("color") or "#808080",
+                                                   "outline_color": "#000000", "outline_width": "0.3"})
+            categories.append(QgsRendererCategory(int(c["value"]), symbol, str(c.get("name") or c["value"])))
+        if categories and layer.fields().lookupField(self.field) >= 0:
+            layer.setRenderer(QgsCategorizedSymbolRenderer(self.field, categories))
+            layer.triggerRepaint()
+
+    @classmethod
+    def create(cls, key: str, *args, **kwargs):
+        pp = cls(*args, **kwargs)
+        _KEEP[key] = pp
+        return pp
+
+
+def raster_classes(layer) -> list[dict]:
+    """[{"value", "name", "color"}] of a raster layer's paletted renderer ([] for other renderers)."""
+    renderer = layer.renderer() if layer is not None else None
+    if not isinstance(renderer, QgsPalettedRasterRenderer):
+        return []
+    return [{"value": int(c.value), "name": c.label or str(int(c.value)), "color": c.color.name()}
+            for c in renderer.classes()]
 
 
 def attach(context, dest: str, post_processor) -> bool:

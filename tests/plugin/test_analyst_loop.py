@@ -1,0 +1,139 @@
+"""The analyst's loop in QGIS: qgis_process lists the algorithms, classify with uncertainty / probabilities /
+mask, suggestsamples, and the modeler chain train -> classify (uncertainty) -> cleanup -> sampledesign."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from .analyst_model_builder import MODEL_PATH
+from .conftest import SMALL_EXTENT, SMALL_EXTENT_STR, LogFeedback, band_paths, run_alg
+from .test_qgis_process import qp, qp_env
+
+NEW_IDS = ["bdgf:cleanup", "bdgf:sampledesign", "bdgf:suggestsamples"]
+
+
+def test_qgis_process_lists_analyst_algorithms_and_classify_outputs(plugin_root, tmp_path):
+    cfg = tmp_path / "profile"
+    cfg.mkdir()
+    env = qp_env(cfg, plugin_root)
+    assert qp(["plugins", "enable", "bdgf"], env, timeout=120).returncode == 0
+    listing = qp(["list"], env, timeout=120).stdout
+    for alg_id in NEW_IDS:
+        assert alg_id in listing
+    help_text = qp(["help", "bdgf:classify"], env, timeout=120).stdout
+    for key in ("OUTPUT_UNCERTAINTY", "OUTPUT_PROBABILITIES", "MASK"):
+        assert f"\n{key}:" in help_text
+    assert "normalised_entropy" in help_text                    # the help says what the bands are
+
+
+def _mask_layer():
+    """A memory polygon (the west half of the small extent) in the raster CRS."""
+    from qgis.core import QgsFeature, QgsGeometry, QgsRectangle, QgsVectorLayer
+
+    layer = QgsVectorLayer("Polygon?crs=EPSG:32618", "mask", "memory")
+    xmin, ymin, xmax, ymax = SMALL_EXTENT
+    f = QgsFeature()
+    f.setGeometry(QgsGeometry.fromRect(QgsRectangle(xmin, ymin, (xmin + xmax) / 2, ymax)))
+    layer.dataProvider().addFeatures([f])
+    return layer
+
+
+@pytest.mark.slow
+def test_classify_uncertainty_probabilities_and_mask(trained_model, session_dir):
+    import rasterio
+    from qgis.core import QgsProject, QgsSingleBandPseudoColorRenderer
+
+    from bdgf.engine.contract import read_metadata_dict
+
+    classes = [c["name"] for c in read_metadata_dict(trained_model["path"])["classes"]]
+    out, unc, prob = (str(session_dir / n) for n in ("masked.tif", "uncertainty.tif", "probabilities.tif"))
+    mask = _mask_layer()
+    res, fb = run_alg("bdgf:classify", {
+        "MODEL": trained_model["path"], "SPECTRAL": band_paths(), "EXTENT": SMALL_EXTENT_STR, "DEVICE": 2,
+        "MASK": mask, "OUTPUT": out, "OUTPUT_UNCERTAINTY": unc, "OUTPUT_PROBABILITIES": prob}, load=True)
+    assert res["OUTPUT_UNCERTAINTY"] == unc and res["OUTPUT_PROBABILITIES"] == prob
+    with rasterio.open(out) as c, rasterio.open(unc) as u, rasterio.open(prob) as p:
+        cls, ent, mar, probs = c.read(1), u.read(1), u.read(2), p.read()
+        assert u.descriptions == ("normalised_entropy", "margin")
+        assert list(p.descriptions) == classes                         # one band per class, named by class
+    inside = cls > 0
+    w = cls.shape[1]
+    assert inside[:, : w // 2 - 2].mean() > 0.9 and not inside[:, w // 2 + 2:].any()   # the mask was applied
+    assert np.isnan(ent[~inside]).all() and np.isfinite(ent[inside]).all()
+    assert (ent[inside] >= 0).all() and (ent[inside] <= 1).all() and (mar[inside] >= 0).all()
+    assert np.allclose(probs[:, inside].sum(0), 1.0, atol=1e-4)
+    top2 = np.sort(probs[:, inside], axis=0)[-2:]
+    assert np.allclose(mar[inside], top2[1] - top2[0], atol=1e-5)
+    layers = {lyr.source(): lyr for lyr in QgsProject.instance().mapLayers().values()}
+    assert isinstance(layers[unc].renderer(), QgsSingleBandPseudoColorRenderer)    # styled on load
+    assert layers[prob].bandName(1).endswith(classes[0])
+    del mask
+
+
+@pytest.mark.slow
+def test_suggestsamples_ranked_spaced_balanced(trained_model, session_dir):
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsProject
+
+    out = str(session_dir / "suggestions.gpkg")
+    res, fb = run_alg("bdgf:suggestsamples", {
+        "MODEL": trained_model["path"], "SPECTRAL": band_paths(), "EXTENT": SMALL_EXTENT_STR, "DEVICE": 2,
+        "COUNT": 12, "MIN_DISTANCE": 200.0, "MEASURE": 0, "BALANCE": True, "OUTPUT": out}, load=True)
+    layer = next(lyr for lyr in QgsProject.instance().mapLayers().values()
+                 if lyr.source().split("|")[0] == res["OUTPUT"].split("|")[0])
+    feats = sorted(layer.getFeatures(), key=lambda f: f["rank"])
+    assert len(feats) == 12
+    unc = [f["uncertainty"] for f in feats]
+    assert unc == sorted(unc, reverse=True) and [f["rank"] for f in feats] == list(range(1, 13))
+    pts = np.array([[f.geometry().asPoint().x(), f.geometry().asPoint().y()] for f in feats])
+    d = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1)) + np.eye(12) * 1e9
+    assert d.min() >= 200.0
+    counts = np.unique([f["pred_class"] for f in feats], return_counts=True)[1]
+    assert counts.max() - counts.min() <= 1 or len(counts) < 3        # balanced over the predicted classes
+    for f in feats:
+        assert f["prob_first"] >= f["prob_second"] and f["pred_class"] != f["second_class"]
+        assert abs(f["margin"] - (f["prob_first"] - f["prob_second"])) < 1e-4
+    assert isinstance(layer.renderer(), QgsCategorizedSymbolRenderer)
+
+
+@pytest.mark.slow
+def test_analyst_loop_model(bdgf_plugin, provider, small_training, session_dir):
+    import processing
+    import rasterio
+    from qgis.core import QgsProcessingException, QgsProcessingModelAlgorithm, QgsVectorLayer
+    from scipy.ndimage import label
+
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(MODEL_PATH)
+    assert sorted(c.algorithmId() for c in model.childAlgorithms().values()) == [
+        "bdgf:classify", "bdgf:cleanup", "bdgf:sampledesign", "bdgf:train"]
+    names = {p.name() for p in model.parameterDefinitions()}
+    assert {"classify:classification", "classify:uncertainty", "cleanup:cleaned", "sampledesign:sample"} <= names
+    out = {k: str(session_dir / f"loop_{k}") for k in ("classes.tif", "uncertainty.tif", "clean.tif", "sample.gpkg")}
+    fb = LogFeedback()
+    try:
+        res = processing.run(model, {"spectral": band_paths(), "training": small_training, "extent": SMALL_EXTENT_STR,
+                                     "classify:classification": out["classes.tif"],
+                                     "classify:uncertainty": out["uncertainty.tif"],
+                                     "cleanup:cleaned": out["clean.tif"], "sampledesign:sample": out["sample.gpkg"]},
+                             feedback=fb)
+    except QgsProcessingException as exc:
+        raise AssertionError(f"{exc}\n{fb.text()}") from exc
+    assert fb.text().count("CMD ") == 4                                 # train, classify, cleanup, sampledesign
+    with rasterio.open(out["clean.tif"]) as c, rasterio.open(out["classes.tif"]) as raw:
+        clean = c.read(1)
+        assert c.colormap(1) == raw.colormap(1)
+    for v in np.unique(clean[clean > 0]):
+        sizes = np.bincount(label(clean == v)[0].ravel())[1:]
+        assert sizes.min() >= 8                                          # MMU of 8 pixels
+    sample = QgsVectorLayer(res["sampledesign:sample"], "sample", "ogr")
+    assert sample.isValid() and sample.featureCount() >= 10 * len(np.unique(clean[clean > 0]))
+    fields = [f.name() for f in sample.fields()]
+    for name in ("stratum", "stratum_pixels", "reference"):
+        assert name in fields
+    from qgis.core import NULL
+
+    assert all(f["reference"] == NULL for f in sample.getFeatures())    # empty, ready to be labelled
+    del sample
