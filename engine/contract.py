@@ -30,7 +30,7 @@ __all__ = [
     "EngineError", "OutputExistsError", "Cancelled", "checkpoint_path", "checkpoint_paths", "temporary_name",
     "temporary_glob", "EVENTS", "progress_event", "log_event", "metric_event", "done_event", "error_event",
     "read_metadata", "read_metadata_dict", "verify_tensors", "ModelMetadata", "ModalityInfo", "Band", "BandStatistics", "Category",
-    "GridInfo",
+    "GridInfo", "UNCERTAINTY_BANDS", "STRATUM_FIELD", "STRATUM_SIZE_FIELD", "REFERENCE_FIELD", "SUGGESTED_CLASS_FIELD",
 ]
 
 #: Named sets of stage configurations (``engine/config.py``; docs/profiles.md).
@@ -42,6 +42,15 @@ MODALITY_KINDS = ("spectral", "sar_db", "sar_linear", "elevation")
 #: Kinds of ``--aux KIND FILE...``.
 AUXILIARY_KINDS = MODALITY_KINDS[1:]
 SAR_KINDS = ("sar_db", "sar_linear")
+#: Band descriptions of ``classify --uncertainty`` (band 1, band 2).
+UNCERTAINTY_BANDS = ("normalised_entropy", "margin")
+#: Fields of the ``sampledesign`` point layer that ``assess`` reads back: the stratum (map class value at design
+#: time), its size in pixels, and the reference class the analyst fills in.
+STRATUM_FIELD = "stratum"
+STRATUM_SIZE_FIELD = "stratum_pixels"
+REFERENCE_FIELD = "reference"
+#: The predicted-class field of the ``suggest`` point layer (the plugin styles the layer on it).
+SUGGESTED_CLASS_FIELD = "pred_class"
 
 
 # ----------------------------------------------------------------------------------------------------------------

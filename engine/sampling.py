@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .contract import REFERENCE_FIELD, STRATUM_FIELD, STRATUM_SIZE_FIELD  # the design layer's fields
 from .errors import EngineError
 
 #: two-sided 95 % normal quantile.
@@ -340,10 +341,6 @@ def _class_estimates(k: int, name: str, m: np.ndarray, r: np.ndarray, h: np.ndar
 # ------------------------------------------------------------------------------------------------------------
 # files: design a sample from a class map, assess a map with a labelled sample
 # ------------------------------------------------------------------------------------------------------------
-#: fields of the design's point layer (the contract between ``sampledesign`` and ``assess``).
-STRATUM_FIELD = "stratum"
-STRATUM_SIZE_FIELD = "stratum_pixels"
-REFERENCE_FIELD = "reference"
 
 
 def _parse_expected_ua(expected: Any, values: Sequence[int], names: Mapping[int, str]) -> np.ndarray:

@@ -27,10 +27,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .contract import SUGGESTED_CLASS_FIELD, UNCERTAINTY_BANDS  # noqa: F401 - UNCERTAINTY_BANDS re-exported
 from .sampling import SpatialHash
 
-#: band names of the two-band uncertainty raster (band 1, band 2).
-UNCERTAINTY_BANDS = ("normalised_entropy", "margin")
 MEASURES = ("entropy", "margin")
 #: most (cell, class) candidates a pool holds.
 MAX_POOL = 2_000_000
@@ -233,13 +232,13 @@ def suggest_in_scene(model: Any, stack: Any, window: Sequence[int] | None, *, co
 
 def suggestion_records(s: dict[str, Any], names: dict[int, str]) -> tuple[list, list[dict[str, Any]]]:
     """(fiona schema, records) of the suggestion layer from :func:`suggest_in_scene`'s result."""
-    schema = [("rank", "int"), ("pred_class", "int"), ("pred_name", "str:80"), ("uncertainty", "float"),
+    schema = [("rank", "int"), (SUGGESTED_CLASS_FIELD, "int"), ("pred_name", "str:80"), ("uncertainty", "float"),
               ("entropy", "float"), ("margin", "float"), ("prob_first", "float"), ("second_class", "int"),
               ("second_name", "str:80"), ("prob_second", "float")]
     records = []
     for i in range(len(s["rank"])):
         first, second = int(s["pred_class"][i]), int(s["second_class"][i])
-        records.append({"rank": int(s["rank"][i]), "pred_class": first, "pred_name": names.get(first, str(first)),
+        records.append({"rank": int(s["rank"][i]), SUGGESTED_CLASS_FIELD: first, "pred_name": names.get(first, str(first)),
                         "uncertainty": round(float(s["uncertainty"][i]), 5), "entropy": round(float(s["entropy"][i]), 5),
                         "margin": round(float(s["margin"][i]), 5), "prob_first": round(float(s["prob_first"][i]), 5),
                         "second_class": second, "second_name": names.get(second, str(second)),

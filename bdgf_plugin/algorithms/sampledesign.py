@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
+from ...engine.contract import STRATUM_FIELD
 from .. import layers as bl
 from .. import styling
 from .base import BdgfAlgorithm
@@ -143,6 +144,6 @@ class SampleDesignAlgorithm(BdgfAlgorithm):
             feedback.pushInfo(self.tr("{name}: {drawn} of {planned} points ({pixels} pixels)").format(**s))
         if context.willLoadLayerOnCompletion(output):
             context.layerToLoadOnCompletionDetails(output).setPostProcessor(
-                styling.PointClassesPostProcessor.create(f"sampledesign:{output}", "stratum",
+                styling.PointClassesPostProcessor.create(f"sampledesign:{output}", STRATUM_FIELD,
                                                          self.prepared["classes"]))
         return {self.OUTPUT: output, "SAMPLE_SIZE": outputs.get("n")}

@@ -13,6 +13,7 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
+from ...engine.contract import SUGGESTED_CLASS_FIELD
 from .. import layers as bl
 from .. import styling
 from .base import BdgfAlgorithm
@@ -115,6 +116,6 @@ class SuggestSamplesAlgorithm(ClassifyAlgorithm):
         output = outputs.get("output", output)
         if context.willLoadLayerOnCompletion(output):
             context.layerToLoadOnCompletionDetails(output).setPostProcessor(
-                styling.PointClassesPostProcessor.create(f"suggest:{output}", "pred_class",
+                styling.PointClassesPostProcessor.create(f"suggest:{output}", SUGGESTED_CLASS_FIELD,
                                                          self.prepared["classes"]))
         return {self.OUTPUT: output}

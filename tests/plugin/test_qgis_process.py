@@ -14,7 +14,8 @@ import pytest
 
 from .conftest import ENGINE_PYTHON, QGIS_PROCESS, REPO, SMALL_EXTENT_STR, band_paths
 
-IDS = ["bdgf:assess", "bdgf:classify", "bdgf:enginereport", "bdgf:pretrain", "bdgf:setupengine", "bdgf:train"]
+IDS = ["bdgf:assess", "bdgf:classify", "bdgf:cleanup", "bdgf:enginereport", "bdgf:pretrain", "bdgf:sampledesign",
+       "bdgf:setupengine", "bdgf:suggestsamples", "bdgf:train"]
 
 
 def qp_env(cfg, plugin_path=None):
