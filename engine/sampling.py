@@ -399,7 +399,8 @@ def design_sample(classification: str, output: str, *, target_se: float = 0.01, 
         data = src.read(1)
         nodata = int(src.nodata) if src.nodata is not None else 0
         crs, transform = src.crs, src.transform
-    data = np.where(data == nodata, 0, data).astype(np.int64)
+    if nodata != 0:
+        data = np.where(data == nodata, 0, data)
     values = [int(v) for v in np.unique(data) if v != 0]
     if not values:
         raise EngineError(f"{classification} has no classified pixel", "give a classified raster")

@@ -161,11 +161,11 @@ def select_diverse(rows: np.ndarray, cols: np.ndarray, classes: np.ndarray, scor
     xres, yres = abs(pixel_size[0]), abs(pixel_size[1])
     taken = SpatialHash(min_distance)
     order = np.argsort(-np.asarray(score), kind="stable")
-    queues = {}
-    for i in order:
-        queues.setdefault(int(classes[i]) if balance else 0, []).append(int(i))
+    keys = np.asarray(classes)[order] if balance else np.zeros(order.size, np.int64)
+    first_seen = np.unique(keys, return_index=True)
+    turn = [int(k) for k in first_seen[0][np.argsort(first_seen[1])]]   # the most uncertain class first
+    queues = {k: order[keys == k].tolist() for k in turn}
     pointers = {k: 0 for k in queues}
-    turn = list(queues)            # dict order = first appearance in score order = most uncertain class first
     picked: list[int] = []
     while len(picked) < n and turn:
         for k in list(turn):
