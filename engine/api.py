@@ -107,7 +107,7 @@ def _match_inputs(meta: ModelMetadata, modalities: Sequence[Modality], stack: Ra
 def _open_matched(meta: ModelMetadata, modalities: list[Modality], grid: Any, path: str, rep: Reporter,
                   band_order: str = "name") -> tuple[RasterStack, list[Modality]]:
     """The inputs as a stack whose bands are in the model's order (reopened, quietly, when reordered)."""
-    stack = RasterStack(modalities, grid, log=rep)
+    stack = RasterStack(modalities, grid, reporter=rep)
     try:
         reordered = _match_inputs(meta, modalities, stack, path, rep, band_order)
     except BaseException:
@@ -129,9 +129,9 @@ def _training_pixels(training: str, class_field: str, stack: RasterStack, window
     """
     from .data.labels import drop_invalid, read_polygons
 
-    pixels = read_polygons(training, class_field, stack.grid, window=window, log=rep, min_classes=0,
+    pixels = read_polygons(training, class_field, stack.grid, window=window, reporter=rep, min_classes=0,
                            allow_empty_classes=True, **options)
-    pixels = drop_invalid(pixels, stack, log=rep, allow_empty_classes=True)
+    pixels = drop_invalid(pixels, stack, reporter=rep, allow_empty_classes=True)
     counts = pixels.counts()
     absent = [c for c in pixels.classes if counts.get(c.value, 0) == 0]
     kept = [c for c in pixels.classes if counts.get(c.value, 0) > 0]
@@ -177,7 +177,7 @@ def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, 
     dinfo, dev = setup(_device(device, rep))
     if dinfo.enabled:
         rep.info(f"torchrun: {dinfo.world} processes, data parallel ({dev.type})")
-    with RasterStack([spectral, *auxiliary], log=rep) as stack:
+    with RasterStack([spectral, *auxiliary], reporter=rep) as stack:
         window = _window(stack, extent)
         rep.info("Computing normalisation statistics")
         stats = compute_statistics(stack, seed=seed, window=window, reporter=rep)
@@ -258,7 +258,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         raise EngineError(f"{os.path.basename(pretrained)} is a {pmeta.kind} file, not pretrained diffusion "
                           "weights", "Give a file written by pretrain as --pretrained.")
     stack, mods = (_open_matched(pmeta, mods, None, pretrained, rep) if pmeta is not None
-                   else (RasterStack(mods, log=rep), mods))
+                   else (RasterStack(mods, reporter=rep), mods))
     with stack:
         window = _window(stack, extent)
         # -- pre-flight: everything that can fail is checked before the long steps ----------------------
@@ -288,7 +288,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
             if dinfo.is_main and os.path.exists(pre_ckpt):
                 os.remove(pre_ckpt)
         extractor.unet.eval()
-        train_idx, val_idx, split_report = split_by_polygon(pixels, tcfg.validation_fraction, seed, log=rep)
+        train_idx, val_idx, split_report = split_by_polygon(pixels, tcfg.validation_fraction, seed, reporter=rep)
         rng = np.random.default_rng(seed)
         train_idx = train_idx[cap_per_class(pixels.values[train_idx], tcfg.max_train_per_class, rng)]
         val_idx = val_idx[cap_per_class(pixels.values[val_idx], tcfg.max_val_per_class, rng)] \

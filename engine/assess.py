@@ -147,7 +147,7 @@ def assess(classification_path: str, reference_path: str, class_field: str, laye
 
     map_entries = read_class_entries(cpath)
     rep.info(f"Reading reference polygons {rpath} (field {class_field!r})")
-    pixels = read_polygons(rpath, class_field, grid, layer=layer, window=window, log=rep, min_classes=1,
+    pixels = read_polygons(rpath, class_field, grid, layer=layer, window=window, reporter=rep, min_classes=1,
                            allow_empty_classes=True)
     rep.check_cancelled()
     integer_field = all(isinstance(getattr(c, "label", c.value), (int, np.integer)) for c in pixels.classes)

@@ -45,6 +45,10 @@ def resolve_device(name: str | None = "auto", reporter: Reporter | None = None, 
         dev = "cuda:0"
     if log and reporter is not None:
         reporter.info("Device: " + describe_device(dev))
+        if dev.startswith("cuda"):
+            from .models.mamba import scan_backend
+
+            reporter.info("Mamba branch: " + scan_backend())
     return dev
 
 

@@ -138,21 +138,7 @@ def pretrain(stack: Any, config: DiffusionConfig, stats: Any = None, reporter: A
     history: list[tuple[int, float]] = []
     it = 0
     if resume:
-        tensors, meta = load_checkpoint(checkpoint_path, "pretrain")
-        if meta["layout"]["S"] != layout.S or meta["config"]["width"] != config.width:
-            raise EngineError(f"checkpoint {checkpoint_path} was written for other bands or width",
-                              "resume with the same rasters and profile, or start without --resume")
-        unet.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("unet.")})
-        unet.to(dev)
-        load_optimizer(opt, tensors, meta["optimizer"], dev)
-        it = int(meta["iteration"])
-        history = [(int(a), float(b)) for a, b in meta["history"]]
-        if dinfo.is_main:
-            rng.bit_generator.state = meta["rng"]["numpy"]
-            gen.set_state(torch.tensor(meta["rng"]["torch"], dtype=torch.uint8))
-        else:   # the checkpoint holds rank 0's generators: other processes re-seed from (seed, rank, iteration)
-            rng = np.random.Generator(np.random.PCG64([config.seed, dinfo.rank, it]))
-            gen.manual_seed(config.seed + 1 + 1_000_003 * dinfo.rank + it)
+        it, history, rng = _resume(checkpoint_path, unet, opt, rng, gen, layout, config, dinfo, dev)
         rep.info(f"resuming diffusion pretraining at iteration {it}")
 
     def save() -> None:
@@ -179,18 +165,9 @@ def pretrain(stack: Any, config: DiffusionConfig, stats: Any = None, reporter: A
             rep.check_cancelled()
             x0 = np.stack([_draw_tile(stack, layout, stats, region, tile, rng, config.min_valid_fraction)
                            for _ in range(config.batch_size)])
-            x0t = torch.from_numpy(x0).to(dev)[:, None]
-            t = torch.randint(0, config.T, (config.batch_size,), generator=gen, device=dev)
             p = mask_probability(it / max(total - 1, 1), config.mask_p_scale)
-            fs = bdgf_forward(x0t, t, kinds, schedule, config, p, generator=gen)
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
-                pred = model(fs.x_t, t)
-            loss = F.l1_loss(pred.float(), fs.target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            lv = _step(model, opt, torch.from_numpy(x0).to(dev)[:, None], kinds, schedule, config, p, gen, use_amp)
             it += 1
-            lv = float(loss.detach())
             history.append((it, lv))
             if not math.isfinite(lv):
                 raise EngineError(f"diffusion pretraining diverged at iteration {it} (loss {lv})",
@@ -206,4 +183,44 @@ def pretrain(stack: Any, config: DiffusionConfig, stats: Any = None, reporter: A
     save()
     unet.eval()
     return PretrainResult(unet, layout, config, history, stats, it, time.monotonic() - t_start)
+
+
+def _step(model: torch.nn.Module, opt: torch.optim.Optimizer, x0: torch.Tensor, kinds: list, schedule: NoiseSchedule,
+          config: DiffusionConfig, p: float, gen: torch.Generator, use_amp: bool) -> float:
+    """One optimiser step on a batch ``x0 (n, 1, S, h, w)``: ``t ~ U{0..T-1}``, BDGF forward process with drop
+    probability ``p``, L1 loss between the U-Net output and the target (paper Alg. 1). Returns the loss."""
+    t = torch.randint(0, config.T, (x0.shape[0],), generator=gen, device=x0.device)
+    fs = bdgf_forward(x0, t, kinds, schedule, config, p, generator=gen)
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
+        pred = model(fs.x_t, t)
+    loss = F.l1_loss(pred.float(), fs.target)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def _resume(path: str, unet: SpectralDiffUNet, opt: torch.optim.Optimizer, rng: np.random.Generator,
+            gen: torch.Generator, layout: BandLayout, config: DiffusionConfig, dinfo: Any, dev: torch.device
+            ) -> tuple[int, list, np.random.Generator]:
+    """Load a pretraining checkpoint into the U-Net, optimiser and generators: ``(iteration, history, rng)``.
+
+    Raises:
+        EngineError: no checkpoint, or one written for other bands or another U-Net width.
+    """
+    tensors, meta = load_checkpoint(path, "pretrain")
+    if meta["layout"]["S"] != layout.S or meta["config"]["width"] != config.width:
+        raise EngineError(f"checkpoint {path} was written for other bands or width",
+                          "resume with the same rasters and profile, or start without --resume")
+    unet.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("unet.")})
+    unet.to(dev)
+    load_optimizer(opt, tensors, meta["optimizer"], dev)
+    it = int(meta["iteration"])
+    if dinfo.is_main:
+        rng.bit_generator.state = meta["rng"]["numpy"]
+        gen.set_state(torch.tensor(meta["rng"]["torch"], dtype=torch.uint8))
+    else:   # the checkpoint holds rank 0's generators: other processes re-seed from (seed, rank, iteration)
+        rng = np.random.Generator(np.random.PCG64([config.seed, dinfo.rank, it]))
+        gen.manual_seed(config.seed + 1 + 1_000_003 * dinfo.rank + it)
+    return it, [(int(a), float(b)) for a, b in meta["history"]], rng
 

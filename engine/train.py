@@ -265,27 +265,8 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
     try:
         for epoch in range(epoch0, config.epochs):
             t0 = time.monotonic()
-            net.train()
-            perm = torch.randperm(n, generator=gen)
-            loss_sum = 0.0
-            for bi in range(n_batches):
-                idx = perm[bi * config.batch_size:(bi + 1) * config.batch_size]
-                if dinfo.enabled and len(idx) >= dinfo.world:
-                    idx = idx[dinfo.rank::dinfo.world]
-                if len(idx) == 0:
-                    continue
-                xs, xa, fd, y = _batch(train, idx, device)
-                if len(idx) == 1:          # BatchNorm needs two samples: reuse the last batch's neighbour
-                    idx = torch.cat([idx, perm[:1]])
-                    xs, xa, fd, y = _batch(train, idx, device)
-                loss = model(xs, xa, fd, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-                opt.step()
-                loss_sum += float(loss.detach()) * len(idx)
-                task.update(1, epoch=epoch + 1, loss=float(loss.detach()))
+            loss_sum = _train_epoch(model, net, opt, train, config, device, gen, dinfo,
+                                    lambda loss, e=epoch + 1: task.update(1, epoch=e, loss=loss))
             sched.step()
             rec = {"epoch": epoch + 1, "loss": loss_sum / max(n, 1), "lr": opt.param_groups[0]["lr"]}
             if val is not None and len(val["y"]):
@@ -315,6 +296,35 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
         rep.info(f"Early stopping: using the weights of epoch {best_epoch} (lowest validation loss)")
     net.eval()
     return history
+
+
+def _train_epoch(model: torch.nn.Module, net: GroupNetwork, opt: torch.optim.Optimizer, train: dict,
+                 config: TrainingConfig, device: torch.device, gen: torch.Generator, dinfo: Any,
+                 on_batch: Any) -> float:
+    """One epoch over shuffled batches (each process its share under torchrun); returns the summed loss
+    (loss x batch size). ``on_batch(loss)`` is called after every optimiser step (progress, cancellation)."""
+    net.train()
+    n = len(train["y"])
+    perm = torch.randperm(n, generator=gen)
+    loss_sum = 0.0
+    for bi in range(max(math.ceil(n / config.batch_size), 1)):
+        idx = perm[bi * config.batch_size:(bi + 1) * config.batch_size]
+        if dinfo.enabled and len(idx) >= dinfo.world:
+            idx = idx[dinfo.rank::dinfo.world]
+        if len(idx) == 0:
+            continue
+        if len(idx) == 1:          # BatchNorm needs two samples: reuse the last batch's neighbour
+            idx = torch.cat([idx, perm[:1]])
+        xs, xa, fd, y = _batch(train, idx, device)
+        loss = model(xs, xa, fd, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+        opt.step()
+        loss_sum += float(loss.detach()) * len(idx)
+        on_batch(float(loss.detach()))
+    return loss_sum
 
 
 def _resume(path, net, opt, sched, gen, device) -> tuple[int, list]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import rasterio
@@ -34,32 +34,14 @@ from ..contract import MODALITY_KINDS as KINDS
 from ..contract import SAR_KINDS
 from ..errors import EngineError
 from ..io.schema import BandStatistics
+from ..progress import ensure
 
 
 __all__ = [
     "KINDS", "Modality", "ReferenceGrid", "RasterStack", "StackWindow", "BandStats",
-    "compute_statistics", "stats_to_list", "stats_from_list", "db_to_linear", "linear_to_db",
-    "crs_equal", "default_grid", "make_log",
+    "compute_statistics", "db_to_linear", "linear_to_db",
+    "crs_equal", "default_grid",
 ]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# logging helper
-# ---------------------------------------------------------------------------------------------------------------
-
-def make_log(log: Any) -> Callable[[str, str], None]:
-    """Normalise ``log`` into a ``(level, message)`` callable.
-
-    ``log`` may be ``None`` (silent), a :class:`engine.progress.Reporter` (anything with ``log(level, msg)``
-    and ``info``), or a plain callable taking one message string (warnings are prefixed with ``"WARNING: "``).
-    """
-    if log is None:
-        return lambda level, message: None
-    if hasattr(log, "log") and hasattr(log, "info"):
-        return lambda level, message: log.log(level, message)
-    if callable(log):
-        return lambda level, message: log(message if level == "info" else f"{level.upper()}: {message}")
-    raise TypeError(f"log must be a Reporter or a callable, not {type(log).__name__}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -390,7 +372,7 @@ class RasterStack:
     Args:
         modalities: ``[spectral, aux1, ...]``; the first must have kind ``spectral``.
         grid: the reference grid; default :func:`default_grid` (finest spectral raster).
-        log: Reporter or callable; told exactly which rasters are reprojected/resampled and how.
+        reporter: ``progress.Reporter`` told exactly which rasters are reprojected/resampled and how.
 
     Attributes:
         grid, modalities, band_counts (bands per modality), band_descriptions (per modality, per band:
@@ -407,8 +389,8 @@ class RasterStack:
     Not thread-safe (GDAL datasets); use one stack per thread. Use as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, modalities: Sequence[Modality], grid: ReferenceGrid | None = None, log: Any = None):
-        self._log = make_log(log)
+    def __init__(self, modalities: Sequence[Modality], grid: ReferenceGrid | None = None, reporter: Any = None):
+        self._log = ensure(reporter).log
         self.modalities = list(modalities)
         if not self.modalities:
             raise EngineError("No input rasters", "Give at least the spectral rasters.")
@@ -608,16 +590,6 @@ def _is_int(x: float, tol: float = 1e-6) -> bool:
 
 #: Per-band statistics in the analysis domain: the model-file schema's :class:`BandStatistics`.
 BandStats = BandStatistics
-
-
-def stats_to_list(stats: Sequence[Sequence[BandStats]]) -> list:
-    """``[[BandStats]]`` (per modality, per band) -> JSON-able ``[[dict]]``."""
-    return [[b.to_dict() for b in mod] for mod in stats]
-
-
-def stats_from_list(data: Sequence[Sequence[dict]]) -> list:
-    """Inverse of :func:`stats_to_list`."""
-    return [[BandStats.from_dict(b) for b in mod] for mod in data]
 
 
 def compute_statistics(stack: RasterStack, sample_pixels: int = 100_000, seed: int = 0, window: Any = None,

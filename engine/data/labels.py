@@ -25,7 +25,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import EngineError
-from .grid import ReferenceGrid, as_window, crs_equal, crs_name, make_log
+from ..progress import ensure
+from .grid import ReferenceGrid, as_window, crs_equal, crs_name
 
 __all__ = ["ClassInfo", "LabelledPixels", "read_polygons", "split_by_polygon", "drop_invalid", "read_qml_style",
            "DEFAULT_PALETTE"]
@@ -210,7 +211,7 @@ def _fid(feat, i: int) -> int:
 
 def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str | None = None,
                   all_touched: bool = False, class_styles: dict | None = None, name_field: str | None = None,
-                  window: Any = None, log: Any = None, min_classes: int = 2,
+                  window: Any = None, reporter: Any = None, min_classes: int = 2,
                   allow_empty_classes: bool = False) -> LabelledPixels:
     """Rasterize training/reference polygons onto the reference grid.
 
@@ -223,7 +224,7 @@ def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str |
         class_styles: ``{label as text: {"name": ..., "color": "#rrggbb"}}`` (e.g. from a QGIS renderer).
         name_field: text field with class names (used when no style names the class).
         window: restrict to (row_off, col_off, height, width) / rasterio Window of the grid.
-        log: Reporter or callable for warnings and counts.
+        reporter: ``progress.Reporter`` for warnings and counts (silent when None).
         min_classes: minimum number of classes with labelled pixels (2 for training).
         allow_empty_classes: keep classes with zero labelled pixels (with a warning) instead of raising.
     Names/colours: ``class_styles``, else the layer's default categorized style (GeoPackage ``layer_styles``
@@ -238,7 +239,7 @@ def read_polygons(path: str, class_field: str, grid: ReferenceGrid, layer: str |
             1..65535 or not integral, non-polygon geometries, no polygon overlapping the grid, a class with zero
             labelled pixels, fewer than ``min_classes`` classes.
     """
-    emit = make_log(log)
+    emit = ensure(reporter).log
     path = os.fspath(path)
     layer = _choose_layer(path, layer, emit)
     polys, numeric, skipped_null_geom, skipped_null_class = _read_features(path, layer, class_field, name_field,
@@ -543,7 +544,7 @@ def _pairs(vals: np.ndarray, pids: np.ndarray):
 # validity and split
 # ---------------------------------------------------------------------------------------------------------------
 
-def drop_invalid(pixels: LabelledPixels, stack: Any, tile: int = 256, log: Any = None,
+def drop_invalid(pixels: LabelledPixels, stack: Any, tile: int = 256, reporter: Any = None,
                  allow_empty_classes: bool = False) -> LabelledPixels:
     """Remove labelled pixels that are invalid in the stack (nodata / non-finite in any band).
 
@@ -554,7 +555,7 @@ def drop_invalid(pixels: LabelledPixels, stack: Any, tile: int = 256, log: Any =
         EngineError: every labelled pixel is invalid, or a class loses all its pixels (unless
             ``allow_empty_classes``).
     """
-    emit = make_log(log)
+    emit = ensure(reporter).log
     n = len(pixels)
     if n == 0:
         return pixels
@@ -588,7 +589,7 @@ def drop_invalid(pixels: LabelledPixels, stack: Any, tile: int = 256, log: Any =
 
 
 def split_by_polygon(pixels: LabelledPixels, validation_fraction: float = 0.3, seed: int = 0,
-                     log: Any = None) -> tuple:
+                     reporter: Any = None) -> tuple:
     """Split labelled pixels into training and validation sets by polygon, stratified by class.
 
     Per class, the polygons are shuffled (``numpy.random.default_rng(seed)``) and
@@ -599,7 +600,7 @@ def split_by_polygon(pixels: LabelledPixels, validation_fraction: float = 0.3, s
         ``(train_idx, val_idx, report)``: int64 index arrays into ``pixels`` (sorted) and
         ``{"classes": [{"value", "name", "train_polygons", "val_polygons", "train_pixels", "val_pixels"}], ...}``.
     """
-    emit = make_log(log)
+    emit = ensure(reporter).log
     frac = float(validation_fraction)
     if not 0.0 <= frac < 1.0:
         raise EngineError(f"Validation fraction must be in [0, 1), got {validation_fraction}",

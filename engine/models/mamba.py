@@ -1,5 +1,5 @@
 """Mamba block with exactly ``mamba_ssm.Mamba``'s parameters; mamba_ssm's CUDA scan when available, an own
-pure-PyTorch sequential scan otherwise (spec §7.3, docs mamba.md §4).
+pure-PyTorch sequential scan otherwise (spec §7.3).
 
 * Parameters (names, shapes, init) are those of ``mamba_ssm.modules.mamba_simple.Mamba`` so a state_dict loads
   with ``strict=True`` in both directions: ``A_log (d_inner, d_state)``, ``D (d_inner,)``,
@@ -7,7 +7,8 @@ pure-PyTorch sequential scan otherwise (spec §7.3, docs mamba.md §4).
   ``x_proj.weight (dt_rank + 2·d_state, d_inner)``, ``dt_proj.weight (d_inner, dt_rank)``,
   ``dt_proj.bias (d_inner,)``, ``out_proj.weight (d_model, d_inner)``.
 * Backend per call: ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` when the input is on CUDA, in
-  fp32/fp16/bf16, and the lazy import succeeds (any exception => pure-PyTorch fallback, logged once); otherwise
+  fp32/fp16/bf16, and the lazy import succeeds (any exception => pure-PyTorch fallback, stated by
+  :func:`scan_backend`, which the engine logs through its Reporter when it runs on CUDA); otherwise
   :func:`selective_scan`. Override with the environment variable ``ENGINE_MAMBA_BACKEND=auto|torch|cuda``
   or the constructor argument ``backend``.
 * mamba_ssm is never imported at engine import time (it takes seconds and pulls in triton).
@@ -15,7 +16,6 @@ pure-PyTorch sequential scan otherwise (spec §7.3, docs mamba.md §4).
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 
@@ -23,9 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Mamba", "selective_scan", "selective_scan_reference_loop", "cuda_selective_scan_fn"]
-
-log = logging.getLogger(__name__)
+__all__ = ["Mamba", "selective_scan", "selective_scan_reference_loop", "cuda_selective_scan_fn", "scan_backend"]
 
 _CUDA_SCAN = None          # cached selective_scan_fn, or False once the import failed
 _CUDA_SCAN_ERROR = ""
@@ -35,7 +33,7 @@ def cuda_selective_scan_fn():
     """Lazily import ``mamba_ssm``'s ``selective_scan_fn``; returns the function or ``None``.
 
     Any exception (missing ``selective_scan_cuda`` extension, ABI mismatch, triton / tilelang version errors)
-    disables the CUDA backend for the process and is logged once at INFO level (mamba.md §4.2).
+    disables the CUDA backend for the process; :func:`scan_backend` says why.
     """
     global _CUDA_SCAN, _CUDA_SCAN_ERROR
     if _CUDA_SCAN is None:
@@ -45,15 +43,21 @@ def cuda_selective_scan_fn():
         except Exception as exc:  # noqa: BLE001 - any failure means "no fast kernel"
             _CUDA_SCAN = False
             _CUDA_SCAN_ERROR = f"{type(exc).__name__}: {exc}"
-            log.info("mamba_ssm CUDA scan unavailable (%s); using the pure-PyTorch scan", _CUDA_SCAN_ERROR)
     return _CUDA_SCAN or None
+
+
+def scan_backend() -> str:
+    """The selective scan CUDA inputs get: mamba_ssm's kernel, or the pure-PyTorch scan and why (one line)."""
+    if cuda_selective_scan_fn() is not None:
+        return "mamba_ssm CUDA selective scan"
+    return f"pure-PyTorch selective scan (mamba_ssm unavailable: {_CUDA_SCAN_ERROR[:200]})"
 
 
 def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
                    D: torch.Tensor | None = None, z: torch.Tensor | None = None,
                    delta_bias: torch.Tensor | None = None, delta_softplus: bool = False) -> torch.Tensor:
     """Pure-PyTorch selective scan, same signature / layout / math as ``mamba_ssm``'s ``selective_scan_fn``
-    (spec §7.3, mamba.md "selective_scan_ref: exact math").
+    (spec §7.3; the exact math of mamba_ssm's ``selective_scan_ref``).
 
     Recurrence per batch b, channel d, state n (time l = 0..L−1, h_{−1} = 0)::
 
@@ -62,7 +66,7 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
         y_l = <h_l, C_l> + D ⊙ u_l ;   out = y ⊙ SiLU(z)   (when z is given)
 
     Computed in fp32 (fp64 inputs stay fp64, for gradcheck) and cast back to ``u.dtype``. The loop iterates over
-    ``unbind(2)`` views with ``torch.addcmul``, so autograd is O(L) (no ``x[:, t]`` indexing, mamba.md §2).
+    ``unbind(2)`` views with ``torch.addcmul``, so autograd is O(L) (no ``x[:, t]`` indexing).
 
     Args:
         u: (b, d, L) input.  delta: (b, d, L) raw step sizes.  A: (d, n) (negative real).
@@ -130,7 +134,7 @@ class Mamba(nn.Module):
         y = selective_scan(x_i, δ, −exp(A_log), B, C, D, z, delta_bias=dt_proj.bias, delta_softplus=True)
         out = out_proj(y)
 
-    ``dt_proj.bias`` is applied inside the scan (as ``delta_bias``), never in ``dt_proj`` itself (mamba.md §5).
+    ``dt_proj.bias`` is applied inside the scan (as ``delta_bias``), never in ``dt_proj`` itself (as in mamba_ssm).
     The residual / normalisation of Eq. 20 live in the caller (engine/network.py ``MambaSequenceBlock``).
 
     Args mirror ``mamba_ssm.Mamba``; ``use_fast_path`` and ``layer_idx`` are accepted and ignored; ``backend`` is

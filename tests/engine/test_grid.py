@@ -9,9 +9,20 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from engine.data.grid import (BandStats, Modality, RasterStack, ReferenceGrid, compute_statistics, crs_equal,
-                              db_to_linear, default_grid, linear_to_db, stats_from_list, stats_to_list)
+                              db_to_linear, default_grid, linear_to_db)
 from engine.data.windows import Window, extract_patches, iter_windows
+from engine.progress import Reporter
 from tests.engine.conftest import write_raster
+
+
+class Messages(Reporter):
+    """A silent Reporter that keeps the log lines (iterating gives their text)."""
+
+    def __init__(self):
+        super().__init__(quiet=True)
+
+    def __iter__(self):
+        return iter(f"{level.upper()}: {m}" if level != "info" else m for level, m in self.messages)
 
 
 def _band(paths, name):
@@ -21,8 +32,8 @@ def _band(paths, name):
 # -- Delmarva crop: 13 single-band files at 10/20/60 m onto one 10 m grid ---------------------------------------
 
 def test_delmarva_grid_is_the_finest_spectral_raster(delmarva_bands):
-    logs = []
-    with RasterStack([Modality(delmarva_bands, "spectral")], log=logs.append) as st:
+    logs = Messages()
+    with RasterStack([Modality(delmarva_bands, "spectral")], reporter=logs) as st:
         g = st.grid
         assert (g.width, g.height) == (768, 768)
         assert g.res == (10.0, 10.0)
@@ -35,7 +46,7 @@ def test_delmarva_grid_is_the_finest_spectral_raster(delmarva_bands):
         w = st.read(100, 200, 64, 48)
         assert [a.shape for a in w.arrays] == [(13, 64, 48)] and w.arrays[0].dtype == np.float32
         assert w.valid.all()
-    text = "\n".join(logs)
+    text = "\n".join(list(logs))
     assert "s2_B05.tif 20 x 20 m -> 10 x 10 m, upsampled, bilinear" in text
     assert "s2_B01.tif 60 x 60 m -> 10 x 10 m, upsampled, bilinear" in text
     assert "s2_B02.tif 10 x 10 m -> 10 x 10 m, no resampling" in text
@@ -104,10 +115,10 @@ def test_read_across_the_border_zero_fills_and_marks_invalid(delmarva_bands):
 # -- BigEarthNet S1 (dB) + S2 (10/20/60 m): two modalities on one 120 x 120 grid ---------------------------------
 
 def test_bigearthnet_s1_s2_pair_two_modalities(ben_pair_87_48):
-    logs = []
+    logs = Messages()
     mods = [Modality(ben_pair_87_48["s2"], "spectral", name="S2"),
             Modality(ben_pair_87_48["s1"], "sar_db", name="S1")]
-    with RasterStack(mods, log=logs.append) as st:
+    with RasterStack(mods, reporter=logs) as st:
         assert (st.grid.width, st.grid.height) == (120, 120) and st.grid.res == (10.0, 10.0)
         assert st.grid.crs.to_epsg() == 32633
         assert st.band_counts == [12, 2] and st.kinds == ["spectral", "sar_db"]
@@ -123,7 +134,7 @@ def test_bigearthnet_s1_s2_pair_two_modalities(ben_pair_87_48):
         assert [len(s) for s in stats] == [12, 2]
         assert stats[1][0].p98 < 5 and stats[1][0].p2 > -40              # VV in dB
         assert st.describe()["modalities"][1]["kind"] == "sar_db"
-    text = "\n".join(logs)
+    text = "\n".join(list(logs))
     assert "S2: S2A_MSIL2A_20170613T101031_87_48_B05.tif 20 x 20 m -> 10 x 10 m, upsampled, bilinear" in text
     assert "S2: S2A_MSIL2A_20170613T101031_87_48_B01.tif 60 x 60 m -> 10 x 10 m" in text
     assert "_VV.tif 10 x 10 m -> 10 x 10 m, no resampling" in text
@@ -149,8 +160,8 @@ def test_explicit_20m_grid_averages_10m_bands(delmarva_bands):
         src = ds.read(1).astype(np.float64)
         grid = ReferenceGrid.from_bounds(ds.crs, 20.0, ds.bounds)
     assert (grid.width, grid.height) == (384, 384)
-    logs = []
-    with RasterStack([Modality([b02], "spectral")], grid=grid, log=logs.append) as st:
+    logs = Messages()
+    with RasterStack([Modality([b02], "spectral")], grid=grid, reporter=logs) as st:
         out = st.read(0, 0, 384, 384).arrays[0][0]
     expect = src.reshape(384, 2, 384, 2).mean(axis=(1, 3))
     np.testing.assert_allclose(out, expect, atol=0.01)
@@ -162,8 +173,8 @@ def test_reprojection_is_logged_and_lands_on_the_grid(delmarva_bands):
     with rasterio.open(b04) as ds:
         left, bottom, right, top = rasterio.warp.transform_bounds(ds.crs, "EPSG:32617", *ds.bounds)
     grid = ReferenceGrid.from_bounds("EPSG:32617", 30.0, (left, bottom, right, top))
-    logs = []
-    with RasterStack([Modality([b04], "spectral")], grid=grid, log=logs.append) as st:
+    logs = Messages()
+    with RasterStack([Modality([b04], "spectral")], grid=grid, reporter=logs) as st:
         w = st.read(0, 0, grid.height, grid.width)
     assert any("reprojected from EPSG:32618 to EPSG:32617" in m and "average" in m for m in logs)
     assert 0.5 < w.valid.mean() < 1.0           # the rotated footprint leaves invalid corners
@@ -236,8 +247,8 @@ def test_statistics_bounded_sample_matches_full_scene(delmarva_bands):
         s1 = compute_statistics(st, sample_pixels=40_000, seed=3)
         s2 = compute_statistics(st, sample_pixels=40_000, seed=3)
         full = st.read(0, 0, 768, 768)
-    assert stats_to_list(s1) == stats_to_list(s2)
-    assert stats_from_list(stats_to_list(s1)) == s1
+    assert s1 == s2
+    assert [[BandStats.from_dict(b.to_dict()) for b in m] for m in s1] == s1
     for k in range(3):
         x = full.arrays[0][k][full.valid].astype(np.float64)
         b = s1[0][k]

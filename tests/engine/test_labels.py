@@ -11,7 +11,18 @@ from rasterio.warp import transform_geom
 
 from engine.data.grid import Modality, RasterStack, ReferenceGrid
 from engine.data.labels import drop_invalid, read_polygons, read_qml_style, split_by_polygon
+from engine.progress import Reporter
 from tests.engine.conftest import box, write_raster, write_vector
+
+
+class Messages(Reporter):
+    """A silent Reporter that keeps the log lines (iterating gives their text)."""
+
+    def __init__(self):
+        super().__init__(quiet=True)
+
+    def __iter__(self):
+        return iter(f"{level.upper()}: {m}" if level != "info" else m for level, m in self.messages)
 
 
 def _grid(delmarva_bands):
@@ -93,8 +104,8 @@ def test_overlaps_conflicts_dropped_and_same_class_counted_once(tmp_path):
         (box(500050, 3999800, 500150, 3999900), {"cid": 2}),      # fid 2: overlaps fid 1 by 5 x 10 px
         (box(500000, 3999700, 500050, 3999750), {"cid": 1}),      # fid 3
         (box(500020, 3999700, 500050, 3999750), {"cid": 1})])     # fid 4: inside fid 3, same class
-    logs = []
-    px = read_polygons(p, "cid", grid, log=logs.append)
+    logs = Messages()
+    px = read_polygons(p, "cid", grid, reporter=logs)
     assert px.report["conflict_pixels"] == 50
     assert px.report["conflicts"] == [{"fids": [1, 2], "pixels": 50}]
     assert any("fid 1 / fid 2: 50 px" in m for m in logs)
@@ -121,8 +132,8 @@ def test_reprojected_polygons_shapefile_and_all_touched(tmp_path, delmarva_bands
 
 def test_split_by_polygon_has_no_polygon_in_both_sets(delmarva_bands, delmarva_polygons):
     px = read_polygons(delmarva_polygons, "class_id", _grid(delmarva_bands))
-    logs = []
-    tr, va, rep = split_by_polygon(px, 0.3, seed=1, log=logs.append)
+    logs = Messages()
+    tr, va, rep = split_by_polygon(px, 0.3, seed=1, reporter=logs)
     assert np.intersect1d(px.polygon_ids[tr], px.polygon_ids[va]).size == 0
     assert tr.size + va.size == len(px) and np.intersect1d(tr, va).size == 0
     by = {r["value"]: r for r in rep["classes"]}

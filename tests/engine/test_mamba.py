@@ -1,6 +1,5 @@
 """Tests of engine.models.mamba: mamba_ssm parameter parity, scan correctness (fp64), gradcheck, CUDA path."""
 
-import logging
 
 import pytest
 import torch
@@ -114,12 +113,11 @@ def test_cpu_never_imports_mamba_ssm_and_forced_cuda_raises(monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_path_matches_torch_backend(caplog):
+def test_cuda_path_matches_torch_backend():
     torch.manual_seed(0)
     m = Mamba(81).cuda()
     x = torch.randn(4, 30, 81, device="cuda", requires_grad=True)
-    with caplog.at_level(logging.INFO, logger="engine.models.mamba"):
-        y = m(x)                          # mamba_ssm kernel if importable, else logged fallback
+    y = m(x)                              # mamba_ssm kernel if importable, else the PyTorch scan
     m_t = Mamba(81, backend="torch").cuda()
     m_t.load_state_dict(m.state_dict(), strict=True)
     y_t = m_t(x)
@@ -128,4 +126,11 @@ def test_cuda_path_matches_torch_backend(caplog):
     g_t, = torch.autograd.grad(y_t.sum(), x)
     torch.testing.assert_close(g, g_t, rtol=1e-3, atol=1e-4)
     if mamba_mod.cuda_selective_scan_fn() is None:
-        assert mamba_mod._CUDA_SCAN_ERROR
+        assert "unavailable" in mamba_mod.scan_backend()
+
+
+def test_scan_backend_says_which_scan_cuda_inputs_get():
+    text = mamba_mod.scan_backend()
+    assert "selective scan" in text
+    if mamba_mod.cuda_selective_scan_fn() is None:      # e.g. no mamba_ssm on this machine: the reason is given
+        assert text.startswith("pure-PyTorch") and mamba_mod._CUDA_SCAN_ERROR[:20] in text
