@@ -475,6 +475,35 @@ def _map_pixel_counts(src: Any, nodata: int, window: int = 2048) -> dict[int, in
     return counts
 
 
+POINT_ASSESSMENT_NOTE = (
+    "Accuracy, area and their 95 % intervals are stratified estimates (Stehman 2014; Olofsson et al. 2014) with the "
+    "design's strata; the confusion matrix counts sample points. Kappa is not reported (Olofsson et al. 2014 advise "
+    "against it); unweighted sample-count figures are listed apart.")
+
+
+def _values_at(src: Any, xs: Sequence[float], ys: Sequence[float], nodata: int) -> np.ndarray:
+    """(N,) int64 values of band 1 of the open raster ``src`` at the points (``nodata`` outside the raster)."""
+    import rasterio
+
+    if not len(xs):
+        return np.zeros(0, np.int64)
+    rows, cols = rasterio.transform.rowcol(src.transform, xs, ys)
+    inside = (np.asarray(rows) >= 0) & (np.asarray(rows) < src.height) & (np.asarray(cols) >= 0) & \
+        (np.asarray(cols) < src.width)
+    sampled = np.array([int(v[0]) for v in src.sample(zip(xs, ys), indexes=1)], np.int64)
+    return np.where(inside, sampled, nodata)
+
+
+def _design_strata(strata_raw: Sequence[Any], sizes_raw: Sequence[Any]) -> tuple[np.ndarray, dict[int, float]]:
+    """Stratum of each point (0 = none) and {stratum: N_h} from the design's fields."""
+    strata = np.array([int(s) if s is not None else 0 for s in strata_raw], np.int64)
+    sizes: dict[int, float] = {}
+    for s, n in zip(strata, sizes_raw):
+        if s and n is not None:
+            sizes.setdefault(int(s), float(n))
+    return strata, sizes
+
+
 def assess_points(classification: str, points: str, class_field: str, *, layer: str | None = None,
                   stratum_field: str = STRATUM_FIELD, size_field: str = STRATUM_SIZE_FIELD,
                   reporter: Any = None) -> dict[str, Any]:
@@ -498,7 +527,7 @@ def assess_points(classification: str, points: str, class_field: str, *, layer: 
 
     from . import __version__
     from .assess import pixel_area_m2
-    from .io.points import read_points
+    from .io.points import point_fields, read_points
     from .io.rasters import read_class_entries
     from .metrics import accuracy_metrics, confusion_matrix
     from .progress import ensure
@@ -515,18 +544,10 @@ def assess_points(classification: str, points: str, class_field: str, *, layer: 
     colors = {e["value"]: e["color"] for e in entries}
     with rasterio.open(classification) as src:
         nodata = int(src.nodata) if src.nodata is not None else 0
-        import fiona
-
-        with fiona.open(points, layer=layer) as f:
-            have = set(f.schema["properties"])
-        designed = stratum_field in have and size_field in have
+        designed = {stratum_field, size_field} <= set(point_fields(points, layer))
         pts = read_points(points, [class_field] + ([stratum_field, size_field] if designed else []), layer,
                           src.crs.to_wkt() if src.crs else None)
-        inside = [(0 <= r < src.height and 0 <= c < src.width) for r, c in
-                  (rasterio.transform.rowcol(src.transform, x, y) for x, y in zip(pts["x"], pts["y"]))]
-        sampled = np.array([int(v[0]) for v in src.sample(zip(pts["x"], pts["y"]), indexes=1)], np.int64) \
-            if pts["x"] else np.zeros(0, np.int64)
-        map_at = np.where(np.asarray(inside, bool), sampled, nodata) if pts["x"] else sampled
+        map_at = _values_at(src, pts["x"], pts["y"], nodata)
         counts = _map_pixel_counts(src, nodata)
         area_px, note = pixel_area_m2(src.crs, src.transform, src.height)
         grid = {"crs": src.crs.to_string() if src.crs else "", "width": src.width, "height": src.height,
@@ -535,21 +556,17 @@ def assess_points(classification: str, points: str, class_field: str, *, layer: 
         warn(note)
     ref = _reference_codes(pts[class_field], names, class_field, points)
     if designed:
-        strata = np.array([int(s) if s is not None else 0 for s in pts[stratum_field]], np.int64)
-        sizes: dict[int, float] = {}
-        for s, n in zip(strata, pts[size_field]):
-            if s and n is not None:
-                sizes.setdefault(int(s), float(n))
+        strata, sizes = _design_strata(pts[stratum_field], pts[size_field])
     else:
         warn(f"{points} has no {stratum_field!r} / {size_field!r} fields: the map classes are used as strata "
              "(valid for a stratified random sample by these map classes or a simple random sample)")
         strata, sizes = map_at.copy(), {int(k): float(v) for k, v in counts.items()}
     used = (ref > 0) & (map_at != nodata) & (strata > 0)
-    if (ref == 0).any():
-        warn(f"{int((ref == 0).sum())} of {ref.size} points have no reference label and are left out")
-    if ((ref > 0) & ((map_at == nodata) | (strata == 0))).any():
-        warn(f"{int(((ref > 0) & ((map_at == nodata) | (strata == 0))).sum())} labelled points fall on nodata "
-             "or outside the map (or have no stratum) and are left out")
+    off_map = int(((ref > 0) & ~used).sum())
+    for n, text in ((int((ref == 0).sum()), f" of {ref.size} points have no reference label and are left out"),
+                    (off_map, " labelled points fall on nodata or outside the map (or have no stratum) and are left out")):
+        if n:
+            warn(f"{n}{text}")
     if not used.any():
         raise EngineError(f"No labelled point of {points} falls on a classified pixel of {classification}",
                           f"label the points in field {class_field!r} and check that they overlap the map")
@@ -561,8 +578,7 @@ def assess_points(classification: str, points: str, class_field: str, *, layer: 
     for key, value in (("oa", area["oa"]), ("oa_ci95", area["oa_ci95"])):
         rep.metric(key, value)
     return {
-        "kind": "assessment",
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "kind": "assessment", "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "engine_version": __version__,
         "inputs": {"classification": os.path.abspath(classification), "reference": os.path.abspath(points),
                    "class_field": class_field, "layer": layer, "stratum_field": stratum_field if designed else None},
@@ -570,11 +586,8 @@ def assess_points(classification: str, points: str, class_field: str, *, layer: 
         "classes": [{"value": v, "name": names.get(v, str(v)), "color": colors.get(v, "")} for v in labels],
         "samples": {"points": int(ref.size), "used": int(used.sum()), "design_strata": bool(designed)},
         "accuracy": acc, "area": area, "unweighted_accuracy": {k: counted[k] for k in ("n", "oa", "aa", "kappa")},
-        "map_pixel_counts": {str(v): int(counts.get(v, 0)) for v in labels},
-        "warnings": warnings,
-        "notes": ["Accuracy, area and their 95 % intervals are stratified estimates (Stehman 2014; Olofsson et al. "
-                  "2014) with the design's strata; the confusion matrix counts sample points. Kappa is not reported "
-                  "(Olofsson et al. 2014 advise against it); unweighted sample-count figures are listed apart."],
+        "map_pixel_counts": {str(v): int(counts.get(v, 0)) for v in labels}, "warnings": warnings,
+        "notes": [POINT_ASSESSMENT_NOTE],
     }
 
 

@@ -131,6 +131,21 @@ def read_points(path: str, fields: Sequence[str], layer: str | None = None, crs_
     return out
 
 
+def point_fields(path: str, layer: str | None = None) -> list[str]:
+    """Attribute names of a vector layer.
+
+    Raises:
+        EngineError: the file cannot be read.
+    """
+    import fiona
+
+    try:
+        with fiona.open(path, layer=layer) as src:
+            return list(src.schema["properties"])
+    except Exception as exc:  # noqa: BLE001 - fiona raises several types
+        raise EngineError(f"Cannot read the point layer {path}: {exc}", "give a GeoPackage, Shapefile or GeoJSON") from exc
+
+
 def geometry_type(path: str, layer: str | None = None) -> str:
     """The layer's declared geometry type (``Point``, ``Polygon``, ``MultiPolygon``...), or "" if unreadable."""
     import fiona

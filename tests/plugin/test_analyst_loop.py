@@ -136,4 +136,18 @@ def test_analyst_loop_model(bdgf_plugin, provider, small_training, session_dir):
     from qgis.core import NULL
 
     assert all(f["reference"] == NULL for f in sample.getFeatures())    # empty, ready to be labelled
+    # label the sample (here: the map class, wrong for every 5th point) and assess the map with it
+    idx = sample.fields().lookupField("reference")
+    sample.startEditing()
+    for i, f in enumerate(sample.getFeatures()):
+        wrong = [v for v in np.unique(clean[clean > 0]) if v != f["stratum"]][0]
+        sample.changeAttributeValue(f.id(), idx, int(wrong if i % 5 == 0 else f["stratum"]))
+    assert sample.commitChanges()
+    n = sample.featureCount()
     del sample
+    report = str(session_dir / "loop_assess.html")
+    res2, _ = run_alg("bdgf:assess", {"CLASSIFICATION": out["clean.tif"], "REFERENCE": res["sampledesign:sample"],
+                                      "CLASS_FIELD": "reference", "OUTPUT_REPORT": report})
+    oa = res2["METRICS"]["oa"]
+    assert abs(oa - (n - len(range(0, n, 5))) / n) < 0.08             # ~80 % correct, stratum-weighted
+    assert "Area-adjusted" in open(report, encoding="utf-8").read()
