@@ -13,6 +13,7 @@ and training length (see docs/profiles.md for measured costs and accuracy).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,17 +37,54 @@ class Profile:
 
 
 def get_profile(name: str, seed: int = 0, **overrides: Any) -> Profile:
-    """The named profile with ``seed`` applied to every stage.
+    """The named profile with ``seed`` applied to every stage, then ``overrides`` applied.
+
+    Each override is a field name of :class:`DiffusionConfig`, :class:`NetworkConfig` or
+    :class:`TrainingConfig`; it is set on every configuration that has the field (``patch_size`` on both the
+    network and the training, ``seed`` on diffusion and training). A ``diffusion.``, ``network.`` or ``training.``
+    prefix limits it to one stage; ``profile.tile`` / ``profile.batch_size`` set the classify tiling.
+    Example: ``get_profile("paper", band_mode="compact")``,
+    ``get_profile("fast", **{"training.epochs": 5})``.
 
     Raises:
-        EngineError: unknown profile name.
+        EngineError: unknown profile name, unknown override field, or an override that makes a configuration
+            invalid.
     """
     if name == "paper":
-        return Profile("paper", DiffusionConfig.paper(seed=seed), NetworkConfig.paper(),
+        prof = Profile("paper", DiffusionConfig.paper(seed=seed), NetworkConfig.paper(),
                        TrainingConfig(seed=seed), tile=256, batch_size=512)
-    if name == "fast":
-        return Profile("fast", DiffusionConfig.fast(seed=seed), NetworkConfig.fast(),
+    elif name == "fast":
+        prof = Profile("fast", DiffusionConfig.fast(seed=seed), NetworkConfig.fast(),
                        TrainingConfig(seed=seed, epochs=20, milestones=(10, 16), max_train_per_class=250,
                                       max_val_per_class=400, checkpoint_every=5, rf_trees=100),
                        tile=256, batch_size=1024)
-    raise EngineError(f"Unknown profile {name!r}", f"Use one of: {', '.join(PROFILES)}.")
+    else:
+        raise EngineError(f"Unknown profile {name!r}", f"Use one of: {', '.join(PROFILES)}.")
+    return _apply_overrides(prof, overrides) if overrides else prof
+
+
+def _apply_overrides(prof: Profile, overrides: dict) -> Profile:
+    stages = {"diffusion": prof.diffusion, "network": prof.network, "training": prof.training}
+    for key, value in overrides.items():
+        stage, _, field_name = key.rpartition(".")
+        if stage and stage not in (*stages, "profile"):
+            raise EngineError(f"Unknown stage {stage!r} in profile override {key!r}",
+                              "Use diffusion., network., training. or profile. (or no prefix).")
+        targets = [(n, c) for n, c in stages.items() if (not stage or stage == n)
+                   and field_name in {f.name for f in dataclasses.fields(c)}]
+        if stage == "profile" and field_name in ("tile", "batch_size"):
+            setattr(prof, field_name, int(value))
+            continue
+        if not targets:
+            raise EngineError(f"Unknown profile override {key!r}",
+                              "Use a field of DiffusionConfig, NetworkConfig or TrainingConfig "
+                              "(see docs/profiles.md).")
+        for _, cfg in targets:
+            setattr(cfg, field_name, value)
+    for n, cfg in stages.items():   # re-validate: an override may break a configuration
+        try:
+            stages[n] = type(cfg).from_dict(cfg.to_dict())
+        except (ValueError, TypeError) as e:
+            raise EngineError(f"Invalid {n} override: {e}", "Fix the value given to the profile.") from e
+    return Profile(prof.name, stages["diffusion"], stages["network"], stages["training"], prof.tile,
+                   prof.batch_size)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import rasterio
@@ -31,7 +31,6 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from ..contract import MODALITY_KINDS as KINDS
-from ..contract import SAR_KINDS
 from ..errors import EngineError
 from ..io.schema import BandStatistics
 from ..progress import ensure

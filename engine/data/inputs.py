@@ -108,8 +108,11 @@ class BandLayout:
     @classmethod
     def from_stack(cls, stack: Any, config: DiffusionConfig) -> "BandLayout":
         """Layout for a ``grid.RasterStack`` (uses ``stack.modalities[i].kind`` and ``stack.band_counts``)."""
+        target = config.parity_bands
+        if config.band_mode == "parity" and not target:
+            target = parity_band_count(sum(stack.band_counts))
         return cls([m.kind for m in stack.modalities], list(stack.band_counts), config.band_mode,
-                   config.parity_bands, config.clip, config.sar_clip)
+                   target, config.clip, config.sar_clip)
 
     def to_dict(self) -> dict[str, Any]:
         return {"modality_kinds": self.modality_kinds, "band_counts": self.band_counts, "mode": self.mode,
@@ -174,6 +177,19 @@ def _robust_minmax(x: np.ndarray, st: Any, clip: float) -> np.ndarray:
     span = hi - lo if hi - lo > 1e-12 else 1.0
     y = (x - np.float32(lo)) * np.float32(2.0 / span) - np.float32(1.0)
     return np.clip(y, -clip, clip).astype(np.float32, copy=False)
+
+
+def parity_band_count(n_bands: int) -> int:
+    """Band axis S of the ``parity`` layout when none is given: ``max(64, 2 ** round(log2(n_bands)))``.
+
+    [INFERRED] The paper's S (spec §1.5, from the Tab. 9 pretraining GFLOPs) is 256 for Augsburg (180 HS +
+    4 SAR bands) and Berlin (244 + 4), 128 for YRE (166 + SAR) and 64 for LCZ HK (10 MS + 4 SAR): the power of
+    two nearest to the band count on a log scale, at least 64, reproduces all four.
+
+    Args:
+        n_bands: spectral + auxiliary bands of the stack. Returns: S (a multiple of 8).
+    """
+    return max(64, 2 ** int(round(math.log2(max(int(n_bands), 1)))))
 
 
 def _linear_resample_matrix(n_in: int, n_out: int) -> np.ndarray:

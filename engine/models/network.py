@@ -80,7 +80,7 @@ class NetworkConfig:
     mamba_expand: int = 2
     mamba_pre_norm: bool = True
     mamba_dif_proj: bool = False         # True: own Conv2d(C_dif→d, 1) for the diffusion CAM instead of T_dif
-    mamba_gate: str = "sigmoid"          # "sigmoid" | "none" (Eq. 24 literal)
+    mamba_gate: str = "sigmoid"          # "sigmoid" (BN + sigmoid) | "none" (BN only) | "literal" (Eq. 24: w11 only)
     # mutual learning (§4.4)
     ml_weight: float = 1.0
     ml_softened: bool = True             # ML1
@@ -88,6 +88,7 @@ class NetworkConfig:
     ml_grl: bool = True                  # ML2: gradient reversal on T
     ml_t_min: float = 1.0
     ml_t_max: float = 10.0
+    ml_clamp: bool = True                # ML2: clamp T to [ml_t_min, ml_t_max]; False = Eq. 27 literal
     ml_fixed_t: float = 4.0
     branch_ce: bool = True               # ML3
     ml_detach_target: bool = False       # ML4
@@ -106,8 +107,8 @@ class NetworkConfig:
             raise ValueError(f"cnn_guide_kernel must be odd, got {self.cnn_guide_kernel}")
         if self.ml_temperature not in ("adaptive", "fixed"):
             raise ValueError(f"ml_temperature must be adaptive or fixed, not {self.ml_temperature!r}")
-        if self.mamba_gate not in ("sigmoid", "none"):
-            raise ValueError(f"mamba_gate must be sigmoid or none, not {self.mamba_gate!r}")
+        if self.mamba_gate not in ("sigmoid", "none", "literal"):
+            raise ValueError(f"mamba_gate must be sigmoid, none or literal, not {self.mamba_gate!r}")
 
     @property
     def branches(self) -> tuple[str, ...]:
@@ -139,6 +140,13 @@ class NetworkConfig:
     def paper(cls, **overrides) -> "NetworkConfig":
         """Paper sizes (spec §4): d 64, Transformer depth 2 / heads 20 / dim_head 64 / mlp 8."""
         return cls(**overrides)
+
+    @classmethod
+    def literal(cls, **overrides) -> "NetworkConfig":
+        """Paper sizes with the equations taken literally: Eq. 24 without BatchNorm and sigmoid on the gate
+        (``mamba_gate="literal"``), Eq. 29 without per-branch cross-entropy (``branch_ce=False``, ML3) and Eq. 27
+        without the temperature clamp (``ml_clamp=False``, ML2). Less stable than :meth:`paper` (spec §4.3-§4.4)."""
+        return cls(**{"mamba_gate": "literal", "branch_ce": False, "ml_clamp": False, **overrides})
 
     @classmethod
     def fast(cls, **overrides) -> "NetworkConfig":
@@ -491,6 +499,7 @@ class MambaBranch(nn.Module):
         f_m^spec = MambaSeq_spec(x_spec);  f_m^sar = MambaSeq_sar(x_sar)                    (Eq. 20)
         f_CA^x = GCA_x(x) for x in {f_m^spec, T_dif as (B,d,P,P) [guidance], F_cnn [CNN on]}   (Eqs. 21–23)
         G = σ(BN(w11(cat f_CA)));  F_GA^spec = G ⊙ f_m^spec + f_m^spec                      (Eq. 24)
+        (``mamba_gate``: "none" drops σ, "literal" drops σ and BN: G = w11(cat f_CA) as printed)
         f_mamba = GAP(ReLU(BN(Conv2d(C_spec + C_sar → d, 1)(cat[F_GA^spec, f_m^sar]))))
 
     forward(x_spec, x_aux|None, t_dif (B,P²,d)|None, f_dif|None, f_cnn_map (B,d,P,P)|None) -> (B, d).
@@ -514,7 +523,9 @@ class MambaBranch(nn.Module):
         if self.use_cnn:
             self.ca_cnn = GroupChannelAttention(d, d)
             n_in += 1
-        gate = [nn.Conv2d(n_in * d, n_spectral, 1), nn.BatchNorm2d(n_spectral)]        # w11
+        gate = [nn.Conv2d(n_in * d, n_spectral, 1)]                                      # w11
+        if cfg.mamba_gate != "literal":
+            gate.append(nn.BatchNorm2d(n_spectral))
         if cfg.mamba_gate == "sigmoid":
             gate.append(nn.Sigmoid())
         self.gate = nn.Sequential(*gate)
@@ -560,21 +571,21 @@ def grad_reverse(x: torch.Tensor) -> torch.Tensor:
 class AdaptiveTemperature(nn.Module):
     """Per-sample temperature of one branch pair (paper Eq. 27, spec §4.4):
     ``T = softplus(FC([sim, H_a + H_b])) + 1e-6``, FC = Linear(2, 1) with weight 0 and bias ln(e−1) (T ≈ 1 at init).
-    ML2: gradient reversal on T (``grl``), then clamp to [t_min, t_max].
+    ML2: gradient reversal on T (``grl``), then clamp to [t_min, t_max] (``clamp=False``: Eq. 27 literal).
     forward(u (B, 2), detached) -> T (B, 1)."""
 
-    def __init__(self, grl: bool = True, t_min: float = 1.0, t_max: float = 10.0):
+    def __init__(self, grl: bool = True, t_min: float = 1.0, t_max: float = 10.0, clamp: bool = True):
         super().__init__()
         self.fc = nn.Linear(2, 1)
         nn.init.zeros_(self.fc.weight)
         nn.init.constant_(self.fc.bias, math.log(math.e - 1.0))
-        self.grl, self.t_min, self.t_max = grl, t_min, t_max
+        self.grl, self.t_min, self.t_max, self.clamp = grl, t_min, t_max, clamp
 
     def forward(self, u):
         t = F.softplus(self.fc(u)) + 1e-6
         if self.grl:
             t = grad_reverse(t)
-        return t.clamp(self.t_min, self.t_max)
+        return t.clamp(self.t_min, self.t_max) if self.clamp else t
 
 
 @dataclass
@@ -615,7 +626,8 @@ class MutualLearningLoss(nn.Module):
         self.temperatures = nn.ModuleDict()
         if cfg.ml_temperature == "adaptive":
             for a, b in self.pairs:
-                self.temperatures[f"{a}_{b}"] = AdaptiveTemperature(cfg.ml_grl, cfg.ml_t_min, cfg.ml_t_max)
+                self.temperatures[f"{a}_{b}"] = AdaptiveTemperature(cfg.ml_grl, cfg.ml_t_min, cfg.ml_t_max,
+                                                                          cfg.ml_clamp)
 
     @staticmethod
     def _entropy(z):

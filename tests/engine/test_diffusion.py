@@ -309,7 +309,7 @@ def test_config_round_trip_and_validation():
     assert DiffusionConfig.from_dict(d) == cfg
     assert DiffusionConfig().width == 16 and DiffusionConfig().batch_size == 20 and DiffusionConfig().lr == 1e-4
     for bad in (dict(band_mode="x"), dict(sar_noise="x"), dict(bn_mode="x"), dict(feature_halo=12),
-                dict(band_mode="parity", parity_bands=None), dict(mask_p_scale=2.0)):
+                dict(band_mode="parity", parity_bands=12), dict(mask_p_scale=2.0)):
         with pytest.raises(EngineError):
             DiffusionConfig(**bad)
 
