@@ -234,6 +234,8 @@ class Modality:
         name: label for logs and the model file (default: the kind).
         expected_bands: band count the caller declared (checked when opened; EngineError on mismatch).
         categorical: read with nearest-neighbour resampling (class maps, masks).
+        band_order: optional reordering of the bands as given: band ``k`` of the modality is the given band
+            ``band_order[k]`` (0-based, a permutation; set by ``engine.checks.match_bands``).
     """
 
     paths: list
@@ -242,6 +244,7 @@ class Modality:
     name: str = ""
     expected_bands: int | None = None
     categorical: bool = False
+    band_order: list | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.paths, (str, os.PathLike)):
@@ -439,6 +442,11 @@ class RasterStack:
                 infos.append(info)
         self._sources.append(sources)
         n = sum(s.count for s in sources)
+        if m.band_order is not None:
+            if sorted(m.band_order) != list(range(n)):
+                raise EngineError(f"Band order {m.band_order} of modality {m.name!r} is not a permutation of its "
+                                  f"{n} bands", "Give each band index once.")
+            descs, infos = [descs[i] for i in m.band_order], [infos[i] for i in m.band_order]
         if m.expected_bands is not None and n != int(m.expected_bands):
             raise EngineError(
                 f"Modality {m.name!r} has {n} bands in {len(m.paths)} file(s) "
@@ -548,6 +556,9 @@ class RasterStack:
                 arr[:, sl[0], sl[1]] = sub
                 ok &= np.isfinite(sub).all(axis=0)
         valid[sl] = ok
+        for k, m in enumerate(self.modalities):
+            if m.band_order is not None:
+                arrays[k] = arrays[k][m.band_order]
         if not ok.all():
             for arr in arrays:
                 arr[:, ~valid] = 0.0

@@ -95,7 +95,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"
         ``(tensors, metadata)``: name -> tensor on ``device``, and the validated :class:`ModelMetadata`.
     Raises:
         EngineError: missing, corrupt, truncated, foreign (not written by this engine) or newer-format file,
-            invalid metadata, or tensors that do not match their checksum.
+            invalid metadata, tensors that do not match their checksum, or non-finite weights.
     """
     p = os.fspath(path)
     metadata = read_metadata(p)
@@ -104,7 +104,24 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"
         tensors = load_file(p, device=str(device))
     except Exception as exc:  # safetensors raises SafetensorError / OSError
         raise EngineError(f"Cannot load the tensors of model file {p}: {exc}", HINT_DAMAGED) from exc
+    check_finite(p, tensors)
     return tensors, metadata
+
+
+def check_finite(path: str, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse weights that are NaN or infinite (a diverged training, or a damaged file with a fresh checksum):
+    such a model would classify every pixel as one class with NaN confidence.
+
+    Raises:
+        EngineError: naming the file and the first non-finite tensor.
+    """
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise EngineError(f"Model file {path} holds non-finite weights (NaN or infinity): {bad} of {t.numel()} "
+                              f"values of tensor {name!r}",
+                              "The training diverged or the file is damaged: copy it again, or train again (another "
+                              "seed, or fewer epochs).")
 
 
 # ----------------------------------------------------------------------------------------------------------------
