@@ -72,6 +72,10 @@ class AssessAlgorithm(BdgfAlgorithm):
             bl.raster_file(raster)
         except Exception as exc:  # QgsProcessingException
             return False, str(exc)
+        if raster.bandCount() != 1:
+            return False, self.tr("'{name}' has {n} bands, so it is not a classification: a classified raster has one "
+                                  "band of class values (for example the output of 'Classify'). Give the classified "
+                                  "map, not the imagery.").format(name=raster.name(), n=raster.bandCount())
         for check in (lambda: self.check_polygons(parameters, self.REFERENCE, context, [raster]),
                       self.check_engine):
             ok, msg = check()

@@ -7,6 +7,7 @@ import os
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterRasterDestination,
@@ -92,9 +93,16 @@ class ClassifyAlgorithm(BdgfAlgorithm):
     def helpParameters(self):  # noqa: N802
         return [
             (self.MODEL, self.tr("A model file written by 'Train classifier'.")),
-            (self.SPECTRAL, self.tr("The same optical rasters as in training (same bands, same order).")),
+            (self.SPECTRAL, self.tr("Optical rasters with the bands the model was trained on (see 'Band order'). "
+                                    "Another scene works: the map is written on this scene's own grid (CRS and "
+                                    "pixels), resampled only when its pixel size differs from the model's.")),
             (self.AUXILIARY, self.tr("The same auxiliary rasters as in training, if the model uses them.")),
             (self.AUXILIARY_KIND, self.tr("What the auxiliary rasters hold; must match the model.")),
+            (self.BAND_ORDER, self.tr("By band name: the bands are matched to the model's by their Sentinel-2 "
+                                      "name (B04...), description or wavelength, reordered when given in another "
+                                      "order, and a missing or unknown band is refused with the list the model "
+                                      "expects. As given: the bands are used in the order given, for files renamed "
+                                      "after training that hold the same bands in the training order.")),
             (self.EXTENT, self.tr("Classify only this extent. Empty: the whole raster.")),
             (self.MASK, self.tr("Optional polygons: only pixels inside them are classified (the rest is "
                                 "nodata). 'Selected features only' is honoured.")),
@@ -117,6 +125,10 @@ class ClassifyAlgorithm(BdgfAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.add(QgsProcessingParameterFile(self.MODEL, self.tr("Trained model"), extension="safetensors"))
         self.add_modalities()
+        self.add(QgsProcessingParameterEnum(
+            self.BAND_ORDER, self.tr("Band order"), [self.tr("By band name (reordered to the model's order)"),
+                                                     self.tr("As given (positional, for renamed files)")],
+            defaultValue=0))
         self.add_extent()
         self.add(QgsProcessingParameterFeatureSource(self.MASK, self.tr("Classify inside polygons (mask)"),
                                                      [QgsProcessing.TypeVectorPolygon], optional=True))
@@ -208,6 +220,8 @@ class ClassifyAlgorithm(BdgfAlgorithm):
                 args += [option, extra[key]]
         args += self.int_args(parameters, context, [(self.TILE_SIZE, "--tile"), (self.BATCH_SIZE, "--batch-size")])
         args += self.extent_args(parameters, context) + self.device_args(parameters, context)
+        if self.parameterAsEnum(parameters, self.BAND_ORDER, context) == 1:
+            args += ["--band-order", "positional"]
         qml = os.path.splitext(output)[0] + ".qml"
         outputs = self.run_engine("classify", args, feedback, parameters, context, output, stages=[("classify", 1)],
                                   outputs_to_clean=[output, confidence, qml, *extra.values()])
