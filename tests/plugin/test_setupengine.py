@@ -101,9 +101,15 @@ def test_zip_setupengine_then_train_and_classify_on_a_clean_profile(tmp_path):
     log = "\n".join(str(x) for x in train["log"]["info"])
     assert python in log  # the engine ran in the environment bdgf:setupengine made
     classes = str(tmp_path / "classes.tif")
+    # a 600 m x 600 m corner (60 x 60 px) of the training extent: the smallest useful classification
     _, timings["classify"] = qp_json(["bdgf:classify", "--", f"MODEL={model}"] + spectral + [
-        f"EXTENT={SMALL_EXTENT_STR}", "DEVICE=2", f"OUTPUT={classes}"], env, 900)
-    assert os.path.getsize(classes) > 0
+        "EXTENT=446300,446900,4169900,4170500 [EPSG:32618]", "DEVICE=2", f"OUTPUT={classes}"], env, 900)
+    from osgeo import gdal
+
+    ds = gdal.Open(classes)
+    assert (ds.RasterXSize, ds.RasterYSize) == (60, 60)
+    assert (ds.GetRasterBand(1).ReadAsArray() > 0).mean() > 0.9  # classified, not nodata
+    ds = None
 
     report, _ = qp_json(["bdgf:enginereport", "--", f"OUTPUT_TEXT={tmp_path / 'report.txt'}"], env, 300)
     text = report["results"]["REPORT"]
