@@ -199,13 +199,17 @@ def run_streamed(cmd: list[str], on_line: Callable[[str], None], is_cancelled: C
     """Run ``cmd``, passing each line of its stdout + stderr to ``on_line`` as it comes.
 
     Returns the exit code. Raises :class:`SetupCancelled` after stopping the process tree when
-    ``is_cancelled()`` turns true (checked every ``poll_s`` seconds, also while the process is silent).
+    ``is_cancelled()`` turns true (checked every ``poll_s`` seconds, also while the process is silent), and
+    SetupError when ``cmd[0]`` cannot be started.
     """
     if log is not None:
         log.write("$ " + subprocess.list2cmdline(cmd) + "\n")
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, encoding="utf-8", errors="replace", bufsize=1, env=env, cwd=cwd,
-                            **popen_flags(platform))
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, encoding="utf-8", errors="replace", bufsize=1, env=env, cwd=cwd,
+                                **popen_flags(platform))
+    except OSError as exc:
+        raise SetupError(f"{cmd[0]} could not be started: {exc}", "check that the file exists and can run")
     lines: queue.Queue = queue.Queue()
 
     def read():
@@ -353,7 +357,8 @@ def find_base_python(user_python: str | None = None, uv: str | None = None, log:
                      probe: Callable = probe_python, exists: Callable = os.path.isfile,
                      **candidates_kw) -> PythonInfo:
     """The interpreter to build the venv from: ``user_python`` when given (must be usable), else the first
-    usable of :func:`candidate_base_pythons`. A venv interpreter is replaced by its base installation.
+    usable of :func:`candidate_base_pythons`. A virtual environment's interpreter is accepted too (``venv``
+    builds from its base installation and never installs into it).
 
     Raises SetupError listing what was tried and why each was rejected.
     """

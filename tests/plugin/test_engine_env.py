@@ -164,6 +164,8 @@ def test_run_streamed_passes_lines_and_cancel_kills_children(tmp_path):
         time.sleep(0.1)
     assert not _alive(child), "pip's children must die with it (process group)"
     assert ee.run_streamed([sys.executable, "-c", "import sys; print('x'); sys.exit(3)"], lines.append) == 3
+    with pytest.raises(ee.SetupError, match="could not be started"):
+        ee.run_streamed(["/no/such/uv", "pip", "install"], lines.append)
 
 
 def _alive(pid: int) -> bool:
