@@ -57,7 +57,7 @@ def render(uncertainty: str, suggestions: str, classification: str, output: str,
 
     extent = unc.extent()
     height = int(width * extent.height() / extent.width())
-    legend_h = 90
+    legend_h = 78 + 20 * ((len(styling.raster_classes(classes_layer)) + 3) // 4)
     image = QImage(QSize(width, height + legend_h), QImage.Format_ARGB32)
     image.fill(QColor("white"))
     settings = QgsMapSettings()
@@ -88,10 +88,9 @@ def _legend(painter, unc, classes, x, y, width, QLinearGradient, Qt, QColor, QFo
     painter.fillRect(x, y + 18, 260, 14, grad)
     painter.drawText(x, y + 46, "0 certain")
     painter.drawText(x + 190, y + 46, "1 uncertain")
-    cx = x + 330
-    painter.drawText(cx, y + 12, "Suggested samples (label = rank), by predicted class")
+    painter.drawText(x + 300, y + 30, "Suggested samples (label = rank), by predicted class:")
     for i, c in enumerate(classes):
-        px, py = cx + (i % 3) * 180, y + 22 + (i // 3) * 20
+        px, py = x + (i % 4) * min(220, (width - 20) // 4), y + 58 + (i // 4) * 20
         painter.setBrush(QColor(c["color"]))
         painter.drawEllipse(px, py, 10, 10)
         painter.drawText(px + 16, py + 10, c["name"])
