@@ -10,7 +10,8 @@ with a wrong map) after minutes of work because of something that could be seen 
   expected list when one is missing or unknown; ``positional`` takes them as given (renamed files);
 - :func:`check_value_ranges`: robust percentiles of a sample of the new scene against the model's stored
   statistics (spec §1.3 normalisation): another scale (reflectance 0-1 against 0-10000, SAR in linear power
-  against dB) is refused with the numbers, a shift is a warning;
+  against dB) is refused with the numbers, an offset or shift (L1C against L2A, processing baseline 04.00's
+  +1000) is a warning with the numbers;
 - :func:`scene_grid`: the grid a model is applied on: the scene's own CRS and pixel grid, resampled only when its
   pixel size differs from the model's (the network's patches are in pixels, so the pixel size matters).
 
@@ -34,7 +35,7 @@ __all__ = ["check_outputs_writable", "check_disk_space", "check_not_inputs", "ma
 #: ``--band-order``: ``name`` matches bands by identity (reorders; refuses missing / unknown bands),
 #: ``positional`` takes them in the given order (files renamed after training).
 BAND_ORDERS = ("name", "positional")
-#: A whole modality whose robust spread differs from the model's by this factor or more is on another scale.
+#: A modality whose values are this many times larger or smaller than the model's is on another scale.
 SCALE_FACTOR_REFUSED = 10.0
 #: Disk-space margin over the estimated output size.
 DISK_MARGIN = 1.2
@@ -218,52 +219,64 @@ def match_bands(model: ModalityInfo, given: Sequence[Band], order: str = "name",
 # ----------------------------------------------------------------------------------------------------------------
 # value ranges
 # ----------------------------------------------------------------------------------------------------------------
+def _magnitude(st: BandStatistics) -> float:
+    """The size of a band's values: the larger of |p2| and |p98| (robust to a homogeneous scene, unlike the spread)."""
+    return max(abs(st.p2), abs(st.p98), 1e-12)
+
+
 def _spread(st: BandStatistics) -> float:
-    spread = st.p98 - st.p2
-    return spread if spread > 0 else max(abs(st.p98), abs(st.p2), 1e-12) * 1e-3
+    return max(st.p98 - st.p2, 1e-12)
+
+
+def _shifted(now: BandStatistics, then: BandStatistics) -> bool:
+    """Percentile ranges that do not overlap; the dark end (p2) moved by half the training spread; or both ends
+    moved the same way by 30 % of it (an offset such as L1C against L2A, or the +1000 of Sentinel-2 processing
+    baseline 04.00). A brighter or more uniform scene moves one end only."""
+    spread = _spread(then)
+    d2, d98 = now.p2 - then.p2, now.p98 - then.p98
+    return (now.p2 > then.p98 or now.p98 < then.p2 or abs(d2) >= 0.5 * spread
+            or (d2 * d98 > 0 and min(abs(d2), abs(d98)) >= 0.3 * spread))
+
+
+def _ranges(items: Sequence[tuple]) -> str:
+    return "; ".join(f"{_short(b)} {n.p2:.4g} to {n.p98:.4g} here, {t.p2:.4g} to {t.p98:.4g} in training"
+                     for b, n, t in items[:4])
 
 
 def check_value_ranges(model: Sequence[ModalityInfo], scene: Sequence[Sequence[BandStatistics]],
                        model_file: str = "the model", reporter: Any = None) -> None:
     """Compare the scene's robust band statistics with the model's (spec §1.3 normalises with the training ones).
 
-    A modality whose 2nd-98th percentile spread differs from training by ``SCALE_FACTOR_REFUSED`` or more (median
-    over its bands) is on another scale and refused; a band whose percentile range does not overlap the
-    training range at all is a warning (another processing level or baseline, haze, another season).
+    A spectral or SAR modality whose values are ``SCALE_FACTOR_REFUSED`` times larger or smaller than in training
+    (median over its bands of the ratio of max(|p2|, |p98|)) is on another scale and refused. Values shifted
+    against training (no overlap of the 2nd-98th percentile ranges in a band, or the 2nd percentile moved by half
+    the training spread in at least half of the bands) give a warning with the numbers.
 
     Raises:
         EngineError: another scale, with both ranges of up to four bands and the factor.
     """
     log = _logger(reporter)
     for info, stats in zip(model, scene):
-        ratios, shifted = [], []
-        for band, now in zip(info.bands, stats):
-            then = band.statistics
-            if then is None:
-                continue
-            ratios.append((math.log10(_spread(now) / _spread(then)), band, now, then))
-            if now.p2 > then.p98 or now.p98 < then.p2:
-                shifted.append(f"{_short(band)} {now.p2:.4g} to {now.p98:.4g} here, {then.p2:.4g} to {then.p98:.4g} "
-                               "in training")
-        if not ratios:
+        pairs = [(b, now, b.statistics) for b, now in zip(info.bands, stats) if b.statistics is not None]
+        if not pairs:
             continue
-        logs = sorted(r[0] for r in ratios)
+        logs = sorted(math.log10(_magnitude(n) / _magnitude(t)) for _, n, t in pairs)
         median = logs[len(logs) // 2]
-        if abs(median) >= math.log10(SCALE_FACTOR_REFUSED):
-            examples = "; ".join(f"{_short(b)} {n.p2:.4g} to {n.p98:.4g} here, {t.p2:.4g} to {t.p98:.4g} in training"
-                                 for _, b, n, t in ratios[:4])
+        if abs(median) >= math.log10(SCALE_FACTOR_REFUSED) and info.kind != "elevation":
             what = ("SAR in linear power against dB? check the auxiliary kind" if info.kind.startswith("sar")
                     else "reflectance 0-1 against 0-10000?")
             raise EngineError(f"The {info.kind} values of this scene are on another scale than the data "
-                              f"{model_file} was trained on (about {10 ** median:.3g} times the training "
-                              f"spread; {what}). 2nd-98th percentiles: {examples}",
+                              f"{model_file} was trained on (about {10 ** median:.3g} times the training values; "
+                              f"{what}). 2nd-98th percentiles: {_ranges(pairs)}",
                               "Give the scene in the units of the training data (rescale it with the Raster "
                               "Calculator, or choose the matching auxiliary kind), or train a model on this "
                               "kind of data.")
-        if shifted:
-            log("warning", f"The {info.kind} values of this scene lie outside the training range in "
-                           f"{len(shifted)} band(s) (another processing level, haze or season?): "
-                           + "; ".join(shifted[:4]) + ". The map may be unreliable there.")
+        shifted = [p for p in pairs if _shifted(p[1], p[2])]
+        disjoint = [p for p in shifted if p[1].p2 > p[2].p98 or p[1].p98 < p[2].p2]
+        if disjoint or 2 * len(shifted) >= len(pairs) or abs(median) >= math.log10(SCALE_FACTOR_REFUSED):
+            log("warning", f"The {info.kind} values of this scene are shifted against the training data in "
+                           f"{len(shifted)} of {len(pairs)} band(s) (another processing level or baseline, haze, "
+                           f"another season?): {_ranges(shifted or pairs)}. The map may be unreliable.")
 
 
 def scene_statistics(stack: Any, window: Any = None, seed: int = 0, reporter: Any = None) -> list:

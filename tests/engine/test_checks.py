@@ -78,6 +78,14 @@ def test_value_ranges():
     assert "another scale" in exc.value.message and "B04 0.03 to 0.31 here, 300 to 3100 in training" in exc.value.message
     check_value_ranges(model, [[_stats(3200.0, 6000.0), _stats(1000.0, 4700.0)]], reporter=log)  # shifted: warning
     assert log.messages and log.messages[-1][0] == "warning" and "B04 3200 to 6000 here" in log.messages[-1][1]
+    # a homogeneous part of the scene (water): narrower ranges, same scale, same dark end: nothing said
+    log.messages.clear()
+    check_value_ranges(model, [[_stats(310.0, 700.0), _stats(950.0, 1300.0)]], reporter=log)
+    assert log.messages == []
+    # an offset of -1000 on every band (processing baseline 04.00 against older data): a warning with the numbers
+    base = [_modality(["B04", "B08"], {"B04": _stats(1300.0, 4100.0), "B08": _stats(1900.0, 5500.0)})]
+    check_value_ranges(base, [[_stats(300.0, 3100.0), _stats(900.0, 4500.0)]], reporter=log)
+    assert log.messages and "shifted" in log.messages[-1][1] and "B04 300 to 3100 here" in log.messages[-1][1]
 
 
 def test_outputs_never_inputs_and_writable(tmp_path):
