@@ -62,7 +62,7 @@ CUDA_BUILDS: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = (
 )
 
 # QGIS (and its launchers) set these for QGIS's own Python / GDAL / PROJ; in the engine's interpreter they
-# would load QGIS's packages or data of another GDAL/PROJ version (docs: qgis-setup gotcha 4).
+# would load QGIS's packages or data of another GDAL/PROJ version.
 LEAKY_VARIABLES = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE", "__PYVENV_LAUNCHER__",
                    "VIRTUAL_ENV", "PROJ_LIB", "PROJ_DATA", "GDAL_DATA", "GDAL_DRIVER_PATH", "GDAL_PLUGINS")
 

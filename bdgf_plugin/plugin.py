@@ -20,7 +20,7 @@ class BdgfPlugin:
 
     def __init__(self, iface):
         self.iface = iface
-        self.provider = None  # kept referenced: sip would collect it otherwise (qgis-setup.md gotcha 7)
+        self.provider = None  # kept referenced: sip would garbage-collect it otherwise
         self.translator = None
         self._load_translation()
 

@@ -6,7 +6,7 @@ PYTHONPATH. Two reader threads feed a queue; the loop polls it every 0.1 s and c
 feedback (progress, text with stage and ETA, log, metrics); the ``done`` event gives the outputs; an
 ``error`` event or a non-zero exit becomes a :class:`QgsProcessingException` with the engine's message and
 hint, or with the exit code and the tail of stderr when the engine died without saying why (crash, killed).
-``subprocess.Popen`` is used because QgsBlockingProcess crashes from Python on QGIS 3.22 (gotcha 12).
+``subprocess.Popen`` is used because QgsBlockingProcess crashes from Python on QGIS 3.22.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class EngineCancelled(QgsProcessingException):
 def engine_env(plugin_dir: str = PLUGIN_DIR) -> dict:
     """The engine's environment: the plugin folder on PYTHONPATH, without what QGIS sets for its own Python,
     GDAL and PROJ (PYTHONHOME/PYTHONPATH on Windows and macOS would load QGIS's numpy; PROJ_LIB/PROJ_DATA
-    break rasterio's PROJ, qgis-setup.md gotcha 4)."""
+    break rasterio's PROJ)."""
     return clean_environment(os.environ, plugin_dir)
 
 

@@ -98,7 +98,7 @@ def _match_inputs(meta: ModelMetadata, modalities: Sequence[Modality], stack: Ra
     for mi, (info, m, infos) in enumerate(zip(want, modalities, stack.band_info)):
         given = [Band.identify(mi, m.kind, i["file"], i["band"], i.get("description", ""), i.get("wavelength"))
                  for i in infos]
-        idx = match_bands(info, given, band_order, os.path.basename(path), rep.log)
+        idx = match_bands(info, given, band_order, os.path.basename(path), rep)
         out.append(dataclasses.replace(m, band_order=idx) if idx is not None else m)
         changed = changed or idx is not None
     return out if changed else None
@@ -222,16 +222,8 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         EngineError: bad inputs (rasters, polygons, class field, pretrain file of other modalities).
     """
     from .config import get_profile
-    from .data.inputs import ClassifierInputs
-    from .data.labels import split_by_polygon
-    from .io.artifact import load_model, save_model
-    from .metrics import accuracy_metrics, confusion_matrix
-    from .models.classifier import TrainedModel
-    from .models.diffusion import FeatureExtractor
-    from .models.network import GroupNetwork
-    from .pretrain import pretrain as run_pretrain
-    from .train import (PatchSet, cap_per_class, evaluate, gather_patches, patch_tensors, random_forest_baseline,
-                        train_network)
+    from .distributed import barrier, setup, teardown
+    from .io.artifact import save_model
 
     rep = ensure(reporter)
     output = os.path.abspath(output)
@@ -244,10 +236,10 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     if epochs:
         tcfg.epochs = int(epochs)
         tcfg.milestones = tuple(m for m in tcfg.milestones if m < tcfg.epochs) or (max(tcfg.epochs // 2, 1),)
+    if iterations:
+        prof.diffusion.iterations = int(iterations)
     tcfg.validation_fraction = float(validation_fraction)
     tcfg.early_stopping = bool(early_stopping)
-    from .distributed import barrier, setup, teardown
-
     dinfo, dev = setup(_device(device, rep))
     if dinfo.enabled:
         rep.info(f"torchrun: {dinfo.world} processes, data parallel ({dev.type})")
@@ -266,122 +258,125 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         check_disk_space([(output, 64e6), (report, 4e6)])
         pixels = _training_pixels(training, class_field, stack, window, rep, layer=layer, class_styles=class_styles,
                                   name_field=name_field)
-        # -- diffusion model ---------------------------------------------------------------------------
-        if pretrained:
-            tensors, pmeta = load_model(pretrained, device="cpu")
-            stats = pmeta.statistics()
-            extractor = FeatureExtractor.from_tensors(tensors, pmeta, dev)
-            diffusion = dataclasses.replace(pmeta.diffusion, history=[])
-            rep.info(f"Using the pretrained diffusion model {pretrained} ({diffusion.iterations} iterations)")
-        else:
-            rep.info("Computing normalisation statistics")
-            stats = compute_statistics(stack, seed=seed, window=window, reporter=rep)
-            if iterations:
-                prof.diffusion.iterations = int(iterations)
-            rep.info(f"No pretrained model given: diffusion pretraining first ({prof.diffusion.iterations} "
-                     "iterations)")
-            pre_ckpt = checkpoint_path(output, "pretrain")
-            result = run_pretrain(stack, prof.diffusion, stats, rep, dev, pre_ckpt,
-                                  bool(resume and os.path.exists(pre_ckpt)), window)
-            extractor = FeatureExtractor.from_pretrain(result, dev)
-            diffusion = result.diffusion_info(history=False)
-            if dinfo.is_main and os.path.exists(pre_ckpt):
-                os.remove(pre_ckpt)
-        extractor.unet.eval()
-        train_idx, val_idx, split_report = split_by_polygon(pixels, tcfg.validation_fraction, seed, reporter=rep)
-        rng = np.random.default_rng(seed)
-        train_idx = train_idx[cap_per_class(pixels.values[train_idx], tcfg.max_train_per_class, rng)]
-        val_idx = val_idx[cap_per_class(pixels.values[val_idx], tcfg.max_val_per_class, rng)] \
-            if len(val_idx) else val_idx
-        classes = [Category(c.value, c.name, c.color) for c in pixels.classes]
-        values = np.array([c.value for c in classes])
-        names = [c.name for c in classes]
-        index_of = {int(v): i for i, v in enumerate(values)}
-        y_all = np.array([index_of[int(v)] for v in pixels.values], np.int64)
-        rep.info(f"{len(train_idx)} training and {len(val_idx)} validation pixels used "
-                 f"(at most {tcfg.max_train_per_class} / {tcfg.max_val_per_class} per class)")
-        # -- inputs and patches ------------------------------------------------------------------------
-        inputs = ClassifierInputs(stack.band_counts, stats)
-        if tcfg.pca_components and stack.band_counts[0] > tcfg.pca_components:
-            rep.info(f"PCA of the {stack.band_counts[0]} spectral bands to {tcfg.pca_components} components")
-            inputs.fit_pca(stack, tcfg.pca_components, seed, window=window)
-        sel = np.concatenate([train_idx, val_idx])
-        patches, fmin, fmax = gather_patches(stack, pixels.rows[sel], pixels.cols[sel], y_all[sel], extractor,
-                                             inputs, tcfg.patch_size, tcfg.gather_tile, rep)
-        n_tr = len(train_idx)
-        def part(a, b):
-            return PatchSet(patches.spec[a:b], None if patches.aux is None else patches.aux[a:b],
-                            patches.dif[a:b], patches.y[a:b], patches.centre[a:b])
-
-        tr_ps, va_ps = part(0, n_tr), part(n_tr, len(sel))
-        # -- network -----------------------------------------------------------------------------------
-        torch.manual_seed(seed)
-        net = GroupNetwork(inputs.n_spectral, inputs.n_auxiliary, extractor.channels, len(classes), prof.network)
-        model = TrainedModel(extractor, inputs, net, fmin, fmax, classes, tcfg.patch_size)
-        tr, va = patch_tensors(tr_ps, model), patch_tensors(va_ps, model)
-        rep.info(f"Group network: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters, "
-                 f"C_spec {inputs.n_spectral}, C_aux {inputs.n_auxiliary}, C_dif {extractor.channels}, "
-                 f"{len(classes)} classes")
-        history = train_network(net, tr, va if len(va_ps.y) else None, tcfg, dev, rep,
-                                checkpoint_path(output), resume)
-        labels = list(range(len(classes)))
-        accuracy = baseline = None
-        if len(va_ps.y):
-            pred, _ = evaluate(net, va, dev)
-            accuracy = accuracy_metrics(confusion_matrix(va_ps.y, pred, labels), values.tolist(), names)
-            if tcfg.rf_trees and dinfo.is_main:
-                rep.info("Random-forest baseline on the same training pixels")
-                baseline = random_forest_baseline(tr_ps, va_ps, len(classes), tcfg.rf_trees, seed, names)
-                baseline["labels"] = values.tolist()
-        else:
-            rep.warning("No validation polygons (every class has a single polygon): no accuracy is reported. "
-                        "Digitize at least two polygons per class.")
-        metrics = {}
-        if accuracy:
-            metrics.update(oa=accuracy["oa"], aa=accuracy["aa"], kappa=accuracy["kappa"])
-            rep.metric("val_oa", accuracy["oa"], aa=accuracy["aa"], kappa=accuracy["kappa"], model="BDGF")
-        if baseline:
-            metrics.update(rf_oa=baseline["oa"], rf_aa=baseline["aa"], rf_kappa=baseline["kappa"])
-            rep.metric("rf_val_oa", baseline["oa"], aa=baseline["aa"], kappa=baseline["kappa"], model="RandomForest")
-        training_report = {
-            "kind": "training", "title": "BDGF training report", "model_name": "BDGF", "created": started,
-            "engine_version": __version__, "classes": [c.to_dict() for c in classes], "accuracy": accuracy,
-            "baseline": {"name": "Random forest", "accuracy": baseline} if baseline else None,
-            "history": history, "split": split_report, "labels": pixels.report,
-            "warnings": [msg for level, msg in rep.messages if level == "warning"],
-            "inputs": {"spectral": ", ".join(spectral.paths),
-                       "auxiliary": "; ".join(f"{m.kind}: {', '.join(m.paths)}" for m in auxiliary) or "none",
-                       "training": training, "class_field": class_field, "pretrained": pretrained or "none"},
-            "settings": {"profile": profile, "seed": seed, "device": str(dev), "epochs": tcfg.epochs,
-                         "patch_size": tcfg.patch_size, "train_pixels": int(len(train_idx)),
-                         "validation_pixels": int(len(val_idx))},
-            "notes": ["Validation pixels come from polygons held out of training (split by polygon, stratified "
-                      "by class), so the accuracy is not inflated by spatial autocorrelation.",
-                      "The random forest uses the centre-pixel spectral and auxiliary values of the same "
-                      "training pixels."],
-        }
+        extractor, stats, diffusion = _diffusion_model(stack, pretrained, prof, seed, window, output, resume, dev,
+                                                       dinfo, rep)
+        run = _train_classifier(stack, pixels, extractor, stats, prof, seed, window, output, resume, dev, dinfo, rep)
+        training_report = _training_report(run, pixels, started, rep, dev, spectral, auxiliary, training,
+                                           class_field, pretrained, profile, seed, tcfg)
         meta = model_metadata("classifier", profile, stack, stats, window, seed)
-        meta.diffusion = diffusion
-        meta.classes = classes
+        meta.diffusion, meta.classes = diffusion, run["model"].classes
         meta.network_config, meta.training_config = prof.network.to_dict(), tcfg.to_dict()
         meta.patch_size, meta.halo = tcfg.patch_size, extractor.halo + tcfg.patch_size // 2
-        meta.pca_components = inputs.n_spectral if inputs.pca_components is not None else None
+        meta.pca_components = run["model"].inputs.n_spectral if run["model"].inputs.pca_components is not None else None
         meta.report = {k: training_report[k] for k in ("accuracy", "baseline", "history", "split", "settings",
                                                        "created")}
         meta.training_data = {"file": os.path.basename(training), "class_field": class_field}
         meta.world_size = dinfo.world
         if dinfo.is_main:
-            save_model(output, model.tensors(), meta, overwrite=overwrite)
+            save_model(output, run["model"].tensors(), meta, overwrite=overwrite)
     if dinfo.is_main and os.path.exists(checkpoint_path(output)):
         os.remove(checkpoint_path(output))
     barrier()
     teardown()
-    out = {"output": output, "metrics": metrics}
+    out = {"output": output, "metrics": run["metrics"]}
     if report and dinfo.is_main:
         from .io.reports import write_html_report
 
         out["report"] = write_html_report(report, training_report, overwrite=overwrite)
     return out
+
+
+def _diffusion_model(stack: RasterStack, pretrained: str | None, prof: Any, seed: int, window: Any, output: str,
+                     resume: bool, dev: torch.device, dinfo: Any, rep: Reporter) -> tuple:
+    """``(feature extractor in eval mode, normalisation statistics, DiffusionInfo)``: from the pretrained file,
+    or pretrained here first on the same rasters (``prof.diffusion.iterations``)."""
+    from .io.artifact import load_model
+    from .models.diffusion import FeatureExtractor
+    from .pretrain import pretrain as run_pretrain
+
+    if pretrained:
+        tensors, pmeta = load_model(pretrained, device="cpu")
+        stats = pmeta.statistics()
+        extractor = FeatureExtractor.from_tensors(tensors, pmeta, dev)
+        diffusion = dataclasses.replace(pmeta.diffusion, history=[])
+        rep.info(f"Using the pretrained diffusion model {pretrained} ({diffusion.iterations} iterations)")
+    else:
+        rep.info("Computing normalisation statistics")
+        stats = compute_statistics(stack, seed=seed, window=window, reporter=rep)
+        rep.info(f"No pretrained model given: diffusion pretraining first ({prof.diffusion.iterations} "
+                 "iterations)")
+        pre_ckpt = checkpoint_path(output, "pretrain")
+        result = run_pretrain(stack, prof.diffusion, stats, rep, dev, pre_ckpt,
+                              bool(resume and os.path.exists(pre_ckpt)), window)
+        extractor = FeatureExtractor.from_pretrain(result, dev)
+        diffusion = result.diffusion_info(history=False)
+        if dinfo.is_main and os.path.exists(pre_ckpt):
+            os.remove(pre_ckpt)
+    extractor.unet.eval()
+    return extractor, stats, diffusion
+
+
+def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: Any, prof: Any, seed: int,
+                      window: Any, output: str, resume: bool, dev: torch.device, dinfo: Any, rep: Reporter) -> dict:
+    """Split, patches, group network training and validation (spec §5.1).
+
+    Returns:
+        ``{"model": TrainedModel, "history", "split", "accuracy", "baseline", "metrics", "train_pixels",
+        "validation_pixels"}``.
+    """
+    from .data.inputs import ClassifierInputs
+    from .models.classifier import TrainedModel
+    from .models.network import GroupNetwork
+    from .train import gather_patches, patch_tensors, split_training_pixels, train_network, validate
+
+    tcfg = prof.training
+    classes = [Category(c.value, c.name, c.color) for c in pixels.classes]
+    train_idx, val_idx, split_report, y_all = split_training_pixels(pixels, tcfg, seed, rep)
+    inputs = ClassifierInputs(stack.band_counts, stats)
+    if tcfg.pca_components and stack.band_counts[0] > tcfg.pca_components:
+        rep.info(f"PCA of the {stack.band_counts[0]} spectral bands to {tcfg.pca_components} components")
+        inputs.fit_pca(stack, tcfg.pca_components, seed, window=window)
+    sel = np.concatenate([train_idx, val_idx])
+    patches, fmin, fmax = gather_patches(stack, pixels.rows[sel], pixels.cols[sel], y_all[sel], extractor,
+                                         inputs, tcfg.patch_size, tcfg.gather_tile, rep)
+    tr_ps, va_ps = patches.split(len(train_idx))
+    torch.manual_seed(seed)
+    net = GroupNetwork(inputs.n_spectral, inputs.n_auxiliary, extractor.channels, len(classes), prof.network)
+    model = TrainedModel(extractor, inputs, net, fmin, fmax, classes, tcfg.patch_size)
+    tr, va = patch_tensors(tr_ps, model), patch_tensors(va_ps, model)
+    rep.info(f"Group network: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters, "
+             f"C_spec {inputs.n_spectral}, C_aux {inputs.n_auxiliary}, C_dif {extractor.channels}, "
+             f"{len(classes)} classes")
+    history = train_network(net, tr, va if len(va_ps.y) else None, tcfg, dev, rep, checkpoint_path(output), resume)
+    accuracy, baseline, metrics = validate(net, va, tr_ps, va_ps, classes, tcfg, seed, dev,
+                                           dinfo.is_main, rep)
+    return {"model": model, "history": history, "split": split_report, "accuracy": accuracy,
+            "baseline": baseline, "metrics": metrics, "train_pixels": int(len(train_idx)),
+            "validation_pixels": int(len(val_idx))}
+
+
+def _training_report(run: dict, pixels: Any, started: str, rep: Reporter, dev: torch.device, spectral: Modality,
+                     auxiliary: Sequence[Modality], training: str, class_field: str, pretrained: str | None,
+                     profile: str, seed: int, tcfg: Any) -> dict:
+    """The training report (HTML via ``io.reports``; its figures are also kept in the model file)."""
+    return {
+        "kind": "training", "title": "BDGF training report", "model_name": "BDGF", "created": started,
+        "engine_version": __version__, "classes": [c.to_dict() for c in run["model"].classes],
+        "accuracy": run["accuracy"],
+        "baseline": {"name": "Random forest", "accuracy": run["baseline"]} if run["baseline"] else None,
+        "history": run["history"], "split": run["split"], "labels": pixels.report,
+        "warnings": [msg for level, msg in rep.messages if level == "warning"],
+        "inputs": {"spectral": ", ".join(spectral.paths),
+                   "auxiliary": "; ".join(f"{m.kind}: {', '.join(m.paths)}" for m in auxiliary) or "none",
+                   "training": training, "class_field": class_field, "pretrained": pretrained or "none"},
+        "settings": {"profile": profile, "seed": seed, "device": str(dev), "epochs": tcfg.epochs,
+                     "patch_size": tcfg.patch_size, "train_pixels": run["train_pixels"],
+                     "validation_pixels": run["validation_pixels"]},
+        "notes": ["Validation pixels come from polygons held out of training (split by polygon, stratified "
+                  "by class), so the accuracy is not inflated by spatial autocorrelation.",
+                  "The random forest uses the centre-pixel spectral and auxiliary values of the same "
+                  "training pixels."],
+    }
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -405,7 +400,7 @@ def _classifier_and_grid(model: str, mods: Sequence[Modality], device: str | Non
                           "its output model.")
     from .checks import scene_grid
 
-    grid = scene_grid(mods, meta.grid, rep.log)   # the scene's own grid, at the model's pixel size
+    grid = scene_grid(mods, meta.grid, rep)   # the scene's own grid, at the model's pixel size
     return tensors, meta, get_profile(meta.profile), grid, dev
 
 
@@ -414,7 +409,7 @@ def _check_scene(meta: ModelMetadata, stack: RasterStack, window: Any, model: st
     from .checks import check_value_ranges, scene_statistics
 
     scene = scene_statistics(stack, window, reporter=rep)
-    check_value_ranges(meta.modalities, scene, os.path.basename(model), rep.log)
+    check_value_ranges(meta.modalities, scene, os.path.basename(model), rep)
 
 
 def _check_classify_outputs(grid: Any, n_classes: int, output: str, confidence: str | None,

@@ -113,12 +113,8 @@ def assess(classification_path: str, reference_path: str, class_field: str, laye
             text classes that match no class name.
         Cancelled: the reporter's cancel token was set.
     """
-    import rasterio
-    from rasterio.windows import Window
-
     from .data.grid import ReferenceGrid
     from .data.labels import read_polygons
-    from .metrics import accuracy_metrics, area_adjusted
     from .io.rasters import read_class_entries
 
     rep = ensure(reporter)
@@ -131,11 +127,7 @@ def assess(classification_path: str, reference_path: str, class_field: str, laye
     cpath = os.path.abspath(os.fspath(classification_path))
     rpath = os.fspath(reference_path)
     grid = ReferenceGrid.from_raster(cpath)
-    with rasterio.open(cpath) as src:
-        if src.count < 1 or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
-            raise EngineError(f"Classification {cpath} is not an integer class raster (type {src.dtypes[0]})",
-                              "choose the classified GeoTIFF written by Classify (or any integer class raster)")
-        nodata = src.nodata
+    nodata = _class_raster_nodata(cpath)
     window = None
     if extent is not None:
         window = grid.window_for_bounds(extent, extent_crs)
@@ -152,10 +144,8 @@ def assess(classification_path: str, reference_path: str, class_field: str, laye
     rep.check_cancelled()
     integer_field = all(isinstance(getattr(c, "label", c.value), (int, np.integer)) for c in pixels.classes)
     value_map = _match_classes(pixels.classes, map_entries, integer_field, cpath, class_field, warn)
-    lut = np.zeros(max(list(value_map) + [0]) + 1, dtype=np.int64)
-    for k, v in value_map.items():
-        lut[k] = v
-    ref_values = lut[np.asarray(pixels.values, dtype=np.int64)]
+    ref_values = np.vectorize(value_map.get, otypes=[np.int64])(np.asarray(pixels.values, dtype=np.int64)) \
+        if len(pixels.values) else np.zeros(0, np.int64)
     rows = np.asarray(pixels.rows, dtype=np.int64)
     cols = np.asarray(pixels.cols, dtype=np.int64)
     n_ref = int(rows.size)
@@ -163,66 +153,15 @@ def assess(classification_path: str, reference_path: str, class_field: str, laye
         raise EngineError(f"No reference polygon of {rpath} covers a pixel of {cpath}",
                           "check that the reference polygons overlap the classification (and the CRS)")
 
-    # map values at the reference pixels, tile by tile
-    map_at_ref = np.zeros(n_ref, dtype=np.int64)
-    tile_id = (rows // WINDOW) * (grid.width // WINDOW + 1) + cols // WINDOW
-    order = np.argsort(tile_id, kind="stable")
-    ids, starts = np.unique(tile_id[order], return_index=True)
-    bounds = list(starts[1:]) + [order.size]
-    with rasterio.open(cpath) as src, rep.task("reference pixels", len(ids), unit="tile") as task:
-        for start, stop in zip(starts, bounds):
-            idx = order[start:stop]
-            tr, tc = int(rows[idx[0]] // WINDOW) * WINDOW, int(cols[idx[0]] // WINDOW) * WINDOW
-            th, tw = min(WINDOW, grid.height - tr), min(WINDOW, grid.width - tc)
-            block = src.read(1, window=Window(tc, tr, tw, th))
-            map_at_ref[idx] = block[rows[idx] - tr, cols[idx] - tc]
-            task.update(1)
+    map_at_ref = _values_at(cpath, grid, rows, cols, rep)
     valid = (map_at_ref > 0) & (map_at_ref < 65536)
     if nodata is not None and nodata != 0:
         valid &= map_at_ref != int(nodata)
-    n_ignored = int((~valid).sum())
-    if n_ignored:
-        warn(f"{n_ignored} of {n_ref} reference pixels fall on nodata (0 or outside 1..65535) in the classification and are ignored")
-    if not valid.any():
-        raise EngineError(f"All {n_ref} reference pixels of {rpath} fall on nodata pixels of {cpath}",
-                          "check that the classification covers the reference polygons")
+    n_ignored = _check_on_map(valid, n_ref, rpath, cpath, warn)
 
-    # mapped pixels per class, windowed
-    counts = np.zeros(65536, dtype=np.int64)
-    windows = [(r, c, min(WINDOW, r0 + h - r), min(WINDOW, c0 + w - c))
-               for r in range(r0, r0 + h, WINDOW) for c in range(c0, c0 + w, WINDOW)]
-    with rasterio.open(cpath) as src, rep.task("map pixel counts", len(windows), unit="window") as task:
-        for r, c, wh, ww in windows:
-            block = src.read(1, window=Window(c, r, ww, wh))
-            flat = block.ravel()
-            if np.issubdtype(flat.dtype, np.signedinteger) or flat.dtype.itemsize > 2:
-                flat = flat[(flat >= 0) & (flat < 65536)]
-            binc = np.bincount(flat, minlength=1)
-            counts[: binc.size] += binc[:65536]
-            task.update(1)
-    counts[0] = 0
-    if nodata is not None and 0 < nodata < 65536 and float(nodata).is_integer():
-        counts[int(nodata)] = 0
-
-    names = {e["value"]: e["name"] for e in map_entries}
-    colors = {e["value"]: e["color"] for e in map_entries}
-    for c in pixels.classes:  # reference-only classes and classes of an unnamed raster
-        v = value_map[int(c.value)]
-        names.setdefault(v, str(getattr(c, "name", None) or getattr(c, "label", v)))
-        if getattr(c, "color", None):
-            colors.setdefault(v, c.color)
-    labels = sorted(set(np.nonzero(counts)[0].tolist()) | set(np.unique(ref_values[valid]).tolist())
-                    | set(np.unique(map_at_ref[valid]).tolist()))
-    label_names = [names.get(v, str(v)) for v in labels]
-    from .metrics import confusion_matrix
-
-    cm = confusion_matrix(ref_values[valid], map_at_ref[valid], labels)
-    acc = accuracy_metrics(cm, labels, label_names)
-    map_counts = counts[labels]
-    area = area_adjusted(cm, map_counts, area_px, labels, label_names) if map_counts.sum() > 0 else None
-    if area is not None and area.get("unsampled_map_classes"):
-        warn("Map classes without reference pixels (no area-adjusted estimate for them): "
-             + ", ".join(names.get(v, str(v)) for v in area["unsampled_map_classes"]))
+    counts = _map_pixel_counts(cpath, (r0, c0, h, w), nodata, rep)
+    names, colors = _names_and_colors(map_entries, pixels.classes, value_map)
+    labels, acc, area = _accuracy_and_area(ref_values[valid], map_at_ref[valid], counts, names, area_px, warn)
     for name, value in (("oa", acc["oa"]), ("aa", acc["aa"]), ("kappa", acc["kappa"])):
         rep.metric(name, value)
     return {
@@ -245,6 +184,109 @@ def assess(classification_path: str, reference_path: str, class_field: str, laye
                   "Area-adjusted estimates follow Olofsson et al. (2014) with map classes as strata; they assume "
                   "the reference pixels are a random sample within each mapped class."],
     }
+
+
+def _accuracy_and_area(ref: np.ndarray, mapped: np.ndarray, counts: np.ndarray, names: dict, area_px: float,
+                       warn: Any) -> tuple[list[int], dict, dict | None]:
+    """``(class values, accuracy_metrics, area_adjusted or None)`` of reference / map values at the used pixels."""
+    from .metrics import accuracy_metrics, area_adjusted, confusion_matrix
+
+    labels = sorted(set(np.nonzero(counts)[0].tolist()) | set(np.unique(ref).tolist())
+                    | set(np.unique(mapped).tolist()))
+    label_names = [names.get(v, str(v)) for v in labels]
+    cm = confusion_matrix(ref, mapped, labels)
+    acc = accuracy_metrics(cm, labels, label_names)
+    map_counts = counts[labels]
+    area = area_adjusted(cm, map_counts, area_px, labels, label_names) if map_counts.sum() > 0 else None
+    if area is not None and area.get("unsampled_map_classes"):
+        warn("Map classes without reference pixels (no area-adjusted estimate for them): "
+             + ", ".join(names.get(v, str(v)) for v in area["unsampled_map_classes"]))
+    return labels, acc, area
+
+
+def _check_on_map(valid: np.ndarray, n_ref: int, rpath: str, cpath: str, warn: Any) -> int:
+    """Number of reference pixels on nodata (warned); raises when none is on a classified pixel."""
+    n_ignored = int((~valid).sum())
+    if n_ignored:
+        warn(f"{n_ignored} of {n_ref} reference pixels fall on nodata (0 or outside 1..65535) in the "
+             "classification and are ignored")
+    if not valid.any():
+        raise EngineError(f"All {n_ref} reference pixels of {rpath} fall on nodata pixels of {cpath}",
+                          "check that the classification covers the reference polygons")
+    return n_ignored
+
+
+def _class_raster_nodata(cpath: str) -> float | None:
+    """The nodata value of an integer class raster (band 1).
+
+    Raises:
+        EngineError: the raster is not of an integer type (an image, not a class map).
+    """
+    import rasterio
+
+    with rasterio.open(cpath) as src:
+        if src.count < 1 or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
+            raise EngineError(f"Classification {cpath} is not an integer class raster (type {src.dtypes[0]})",
+                              "choose the classified GeoTIFF written by Classify (or any integer class raster)")
+        return src.nodata
+
+
+def _values_at(cpath: str, grid: Any, rows: np.ndarray, cols: np.ndarray, rep: Reporter) -> np.ndarray:
+    """Raster values (int64) at grid pixels ``(rows, cols)``, read window by window."""
+    import rasterio
+    from rasterio.windows import Window
+
+    out = np.zeros(rows.size, dtype=np.int64)
+    tile_id = (rows // WINDOW) * (grid.width // WINDOW + 1) + cols // WINDOW
+    order = np.argsort(tile_id, kind="stable")
+    ids, starts = np.unique(tile_id[order], return_index=True)
+    bounds = list(starts[1:]) + [order.size]
+    with rasterio.open(cpath) as src, rep.task("reference pixels", len(ids), unit="tile") as task:
+        for start, stop in zip(starts, bounds):
+            idx = order[start:stop]
+            tr, tc = int(rows[idx[0]] // WINDOW) * WINDOW, int(cols[idx[0]] // WINDOW) * WINDOW
+            th, tw = min(WINDOW, grid.height - tr), min(WINDOW, grid.width - tc)
+            block = src.read(1, window=Window(tc, tr, tw, th))
+            out[idx] = block[rows[idx] - tr, cols[idx] - tc]
+            task.update(1)
+    return out
+
+
+def _map_pixel_counts(cpath: str, box: tuple[int, int, int, int], nodata: float | None, rep: Reporter
+                      ) -> np.ndarray:
+    """Pixels per class value (``(65536,)`` int64, nodata and 0 zeroed) in ``box = (row, col, height, width)``."""
+    import rasterio
+    from rasterio.windows import Window
+
+    r0, c0, h, w = box
+    counts = np.zeros(65536, dtype=np.int64)
+    windows = [(r, c, min(WINDOW, r0 + h - r), min(WINDOW, c0 + w - c))
+               for r in range(r0, r0 + h, WINDOW) for c in range(c0, c0 + w, WINDOW)]
+    with rasterio.open(cpath) as src, rep.task("map pixel counts", len(windows), unit="window") as task:
+        for r, c, wh, ww in windows:
+            flat = src.read(1, window=Window(c, r, ww, wh)).ravel()
+            if np.issubdtype(flat.dtype, np.signedinteger) or flat.dtype.itemsize > 2:
+                flat = flat[(flat >= 0) & (flat < 65536)]
+            binc = np.bincount(flat, minlength=1)
+            counts[: binc.size] += binc[:65536]
+            task.update(1)
+    counts[0] = 0
+    if nodata is not None and 0 < nodata < 65536 and float(nodata).is_integer():
+        counts[int(nodata)] = 0
+    return counts
+
+
+def _names_and_colors(map_entries: list[dict], ref_classes: Sequence[Any], value_map: dict) -> tuple[dict, dict]:
+    """Class names and colours by map value: the raster's, then the reference classes' (reference-only classes
+    and classes of an unnamed raster)."""
+    names = {e["value"]: e["name"] for e in map_entries}
+    colors = {e["value"]: e["color"] for e in map_entries}
+    for c in ref_classes:
+        v = value_map[int(c.value)]
+        names.setdefault(v, str(getattr(c, "name", None) or getattr(c, "label", v)))
+        if getattr(c, "color", None):
+            colors.setdefault(v, c.color)
+    return names, colors
 
 
 def _crs_text(crs) -> str:

@@ -99,6 +99,37 @@ class PatchSet:
     y: np.ndarray
     centre: np.ndarray = field(default=None)
 
+    def split(self, n: int) -> tuple["PatchSet", "PatchSet"]:
+        """The first ``n`` patches and the rest (views, no copy)."""
+        def part(sl: slice) -> PatchSet:
+            return PatchSet(self.spec[sl], None if self.aux is None else self.aux[sl], self.dif[sl], self.y[sl],
+                            self.centre[sl])
+        return part(slice(0, n)), part(slice(n, len(self.y)))
+
+
+def split_training_pixels(pixels: Any, config: TrainingConfig, seed: int, reporter: Reporter | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray]:
+    """Training / validation pixels: split by polygon (``data.labels.split_by_polygon``), then at most
+    ``max_train_per_class`` / ``max_val_per_class`` random pixels per class.
+
+    Returns:
+        ``(train_idx, val_idx, split report, y (N,) int64 network class index of every labelled pixel)``.
+    """
+    from .data.labels import split_by_polygon
+
+    rep = ensure(reporter)
+    train_idx, val_idx, split_report = split_by_polygon(pixels, config.validation_fraction, seed, reporter=rep)
+    rng = np.random.default_rng(seed)
+    train_idx = train_idx[cap_per_class(pixels.values[train_idx], config.max_train_per_class, rng)]
+    val_idx = val_idx[cap_per_class(pixels.values[val_idx], config.max_val_per_class, rng)] \
+        if len(val_idx) else val_idx
+    index_of = {int(c.value): i for i, c in enumerate(pixels.classes)}
+    y_all = np.array([index_of[int(v)] for v in pixels.values], np.int64)
+    rep.info(f"{len(train_idx)} training and {len(val_idx)} validation pixels used "
+             f"(at most {config.max_train_per_class} / {config.max_val_per_class} per class)")
+    return train_idx, val_idx, split_report, y_all
+
+
 
 def gather_patches(stack: Any, rows: np.ndarray, cols: np.ndarray, y: np.ndarray, extractor: FeatureExtractor,
                    inputs: ClassifierInputs, patch_size: int, tile: int = 128, reporter: Reporter | None = None,
@@ -340,6 +371,39 @@ def _resume(path, net, opt, sched, gen, device) -> tuple[int, list]:
 # ------------------------------------------------------------------------------------------------------------
 # Baseline and metrics
 # ------------------------------------------------------------------------------------------------------------
+def validate(net: GroupNetwork, val: dict, train_ps: PatchSet, val_ps: PatchSet, classes: Sequence[Any],
+             config: TrainingConfig, seed: int, device: torch.device, is_main: bool = True,
+             reporter: Reporter | None = None) -> tuple[dict | None, dict | None, dict]:
+    """Accuracy of the trained network on the held-out polygons and of the random-forest baseline.
+
+    Returns:
+        ``(accuracy_metrics or None, baseline accuracy_metrics or None, {"oa", "aa", "kappa", "rf_*"})``; both are
+        None without validation pixels (a warning says why).
+    """
+    rep = ensure(reporter)
+    values = [int(c.value) for c in classes]
+    names = [c.name for c in classes]
+    accuracy = baseline = None
+    if len(val_ps.y):
+        pred, _ = evaluate(net, val, device)
+        accuracy = accuracy_metrics(confusion_matrix(val_ps.y, pred, list(range(len(classes)))), values, names)
+        if config.rf_trees and is_main:
+            rep.info("Random-forest baseline on the same training pixels")
+            baseline = random_forest_baseline(train_ps, val_ps, len(classes), config.rf_trees, seed, names)
+            baseline["labels"] = values
+    else:
+        rep.warning("No validation polygons (every class has a single polygon): no accuracy is reported. "
+                    "Digitize at least two polygons per class.")
+    metrics = {}
+    if accuracy:
+        metrics.update(oa=accuracy["oa"], aa=accuracy["aa"], kappa=accuracy["kappa"])
+        rep.metric("val_oa", accuracy["oa"], aa=accuracy["aa"], kappa=accuracy["kappa"], model="BDGF")
+    if baseline:
+        metrics.update(rf_oa=baseline["oa"], rf_aa=baseline["aa"], rf_kappa=baseline["kappa"])
+        rep.metric("rf_val_oa", baseline["oa"], aa=baseline["aa"], kappa=baseline["kappa"], model="RandomForest")
+    return accuracy, baseline, metrics
+
+
 def random_forest_baseline(train: PatchSet, val: PatchSet, n_classes: int, trees: int = 200, seed: int = 0,
                            names: Sequence[str] | None = None) -> dict:
     """Random forest (scikit-learn) on the centre-pixel spectral + auxiliary inputs of the same training pixels,

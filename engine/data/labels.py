@@ -25,37 +25,25 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import EngineError
+from ..io.schema import DEFAULT_PALETTE, Category
 from ..progress import ensure
 from .grid import ReferenceGrid, as_window, crs_equal, crs_name
 
 __all__ = ["ClassInfo", "LabelledPixels", "read_polygons", "split_by_polygon", "drop_invalid", "read_qml_style",
            "DEFAULT_PALETTE"]
 
-# qualitative palette (ColorBrewer Paired + Set1 extras), used when no style gives a colour
-DEFAULT_PALETTE = [
-    "#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#a6cee3", "#b2df8a", "#fb9a99",
-    "#fdbf6f", "#cab2d6", "#ffff99", "#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628",
-    "#f781bf", "#999999",
-]
-
 _POLYGON_TYPES = ("Polygon", "MultiPolygon")
 
 
-@dataclass
-class ClassInfo:
-    """One class: raster value (1..65535), display name, colour ``"#rrggbb"`` and the label in the class field."""
+@dataclass(frozen=True)
+class ClassInfo(Category):
+    """A :class:`~engine.io.schema.Category` (raster value 1..65535, name, colour ``"#rrggbb"``) read from
+    polygons, with the ``label`` it has in the class field (an int, or the text of a text field)."""
 
-    value: int
-    name: str
-    color: str
-    label: Any
+    label: Any = None
 
     def to_dict(self) -> dict:
-        return {"value": int(self.value), "name": self.name, "color": self.color, "label": self.label}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ClassInfo":
-        return cls(int(d["value"]), str(d["name"]), str(d["color"]), d["label"])
+        return {**super().to_dict(), "label": self.label}
 
 
 @dataclass

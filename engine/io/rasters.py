@@ -25,17 +25,16 @@ import numpy as np
 
 from ..errors import EngineError
 from ..files import AtomicOutput, write_text
+from .schema import DEFAULT_PALETTE
 from ..progress import Reporter, ensure
 
 #: nodata of the confidence and probability rasters (class rasters use 0).
 FLOAT_NODATA = float("nan")
 CLASSES_TAG = "BDGF_CLASSES"
-_DEFAULT_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                   "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94"]
 
 
 def class_entries(classes: Iterable[Any]) -> list[dict[str, Any]]:
-    """Normalise ClassInfo-like objects or dicts to ``[{"value": int, "name": str, "color": "#rrggbb"}]``.
+    """Normalise :class:`~engine.io.schema.Category` objects or dicts to ``[{"value", "name", "color"}]``.
 
     Missing names become the value as text; missing or invalid colours get a default palette colour.
 
@@ -55,7 +54,7 @@ def class_entries(classes: Iterable[Any]) -> list[dict[str, Any]]:
         name = get("name") or str(value)
         color = get("color") or ""
         if not _valid_color(color):
-            color = _DEFAULT_COLORS[i % len(_DEFAULT_COLORS)]
+            color = DEFAULT_PALETTE[i % len(DEFAULT_PALETTE)]
         out.append({"value": value, "name": str(name), "color": color.lower()})
     return sorted(out, key=lambda e: e["value"])
 

@@ -46,6 +46,12 @@ SENTINEL2_WAVELENGTH_NM = {
 _S2_NAME = re.compile(r"(?:^|[^A-Za-z0-9])B(8A|0?[1-9]|1[0-2])(?=$|[^A-Za-z0-9])", re.IGNORECASE)
 _WAVELENGTH = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(nm|nanometers?|um|µm|micrometers?)?\s*$", re.IGNORECASE)
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+#: Qualitative palette (ColorBrewer Paired + Set1 extras) for classes that no style gives a colour.
+DEFAULT_PALETTE = (
+    "#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#a6cee3", "#b2df8a", "#fb9a99",
+    "#fdbf6f", "#cab2d6", "#ffff99", "#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628",
+    "#f781bf", "#999999",
+)
 
 
 def _bad(path: str, what: str) -> EngineError:

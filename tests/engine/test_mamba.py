@@ -7,7 +7,7 @@ import torch
 from engine.models import mamba as mamba_mod
 from engine.models.mamba import Mamba, selective_scan, selective_scan_reference_loop
 
-# Golden state_dict of mamba_ssm.Mamba(d_model, d_state=16, d_conv=4, expand=2) (mamba.md table, spec §7.1):
+# Golden state_dict of mamba_ssm.Mamba(d_model, d_state=16, d_conv=4, expand=2) (spec §7.1):
 # d_inner = 2·d_model, dt_rank = ceil(d_model/16). Order as mamba_ssm emits it.
 GOLDEN = {
     64: [("A_log", (128, 16)), ("D", (128,)), ("in_proj.weight", (256, 64)), ("conv1d.weight", (128, 1, 4)),

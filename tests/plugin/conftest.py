@@ -1,7 +1,7 @@
 """Plugin tests inside headless QGIS (pytest-qgis).
 
 The repository is loaded as a real plugin named ``bdgf`` through a symlink in a temporary folder
-(qgis.utils.plugin_paths + loadPlugin + startProcessingPlugin, qgis-setup.md §4.5). Engine runs are slow on
+(qgis.utils.plugin_paths + loadPlugin + startProcessingPlugin). Engine runs are slow on
 small CPUs: trained models are shared by session-scoped fixtures, with the fast profile, a few iterations and
 a small extent of the Delmarva crop.
 """
@@ -35,7 +35,7 @@ def band_paths(names=BANDS_10M):
 
 @pytest.fixture(scope="session", autouse=True)
 def _release_layers_before_exit(qgis_app):
-    """Delete every layer before pytest-qgis calls exitQgis (segfault otherwise, qgis-setup.md gotcha 6)."""
+    """Delete every layer before pytest-qgis calls exitQgis (QGIS segfaults at exit otherwise)."""
     yield
     import gc
 
