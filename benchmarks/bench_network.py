@@ -1,4 +1,4 @@
-"""Group-network speed / memory benchmark (engine/network.py, spec §4, §5.3).
+"""Group-network speed / memory benchmark (engine/models/network.py, spec §4, §5.3).
 
 Prints, for the ``paper`` and ``fast`` network sizes: forward MACs per pixel (one 9×9 patch = one classified pixel;
 torch FlopCounterMode, selective scan and softmax not counted), parameter count, training throughput (patches/s,

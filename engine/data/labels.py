@@ -45,6 +45,12 @@ class ClassInfo(Category):
     def to_dict(self) -> dict:
         return {**super().to_dict(), "label": self.label}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClassInfo":
+        """Inverse of :meth:`to_dict` (``label`` defaults to the value)."""
+        return cls(int(d["value"]), str(d.get("name", d["value"])), str(d.get("color") or "#808080"),
+                   d.get("label", int(d["value"])))
+
 
 @dataclass
 class LabelledPixels:
