@@ -1,151 +1,225 @@
-"""Accuracy: BDGF against a random forest on the same pixels, polygon-held-out validation, several seeds.
+"""Accuracy: BDGF against a random forest under the same polygon-grouped cross-validation folds, several seeds.
 
-On the full Delmarva Sentinel-2 scene (/work/shared/data/s2_delmarva, 13 bands) with the shared training
-polygons (training_polygons.gpkg, field ``class_id``), runs ``python -m engine train`` once per seed. The
-engine splits the polygons by class into training / validation polygons (``--validation-fraction``, split
-by polygon so validation pixels never come from a training polygon), trains BDGF and a random forest on the
-same training pixels (centre-pixel spectra), and reports OA / AA / kappa of both on the held-out pixels in its
-``done`` event (``metrics.oa`` ... ``metrics.rf_kappa``). The script prints them per seed and mean ± std
-(sample std, ddof = 1).
+Data sets (``--datasets``): the full shared Sentinel-2 Delmarva scene (13 bands, 55 analyst polygons) and the two
+BigEarthNet-MM Sentinel-1 + Sentinel-2 pairs (87_48, 69_24; 12 S-2 bands + VV/VH in dB) in
+/work/shared/data. For each data set the diffusion model is pretrained ONCE (``fast`` profile, its default
+iterations; self-supervised on the unlabelled image, so sharing it across folds and seeds leaks no label) and the
+patches of every labelled pixel are gathered once. Then, for each seed, the engine's own cross-validation
+(``labels.polygon_folds``: K folds grouped by polygon and stratified by class, K = min(--folds, fewest polygons of
+a class); ``training.cross_validate``: a fresh BDGF network per fold with the profile's training recipe, and a
+random forest on the centre-pixel inputs of the same training pixels) predicts every held-out polygon.
 
-Pretraining (``--pretrain``):
-- ``shared`` (default): one pretrain file (seed 0) reused by every seed (``train --pretrained``): the seeds
-  then vary the polygon split, the pixel sampling and the network initialisation only;
-- ``per-seed``: a pretrain per seed (``pretrain --seed s``), slower;
-- or ``--pretrained FILE`` to reuse an existing pretrain file.
+Printed per data set: K, BDGF and random-forest OA / AA / kappa as the mean over all folds of all seeds with a
+95 % interval (Student t over the fold values; folds of one seed share training polygons, so the interval is a
+rough guide), the pooled (all held-out pixels) figures, the per-seed pooled OA and the wall time. The last line is
+the JSON of everything.
 
-Budgets: ``--iterations`` (pretraining) and ``--epochs`` (default: the profile's); both are printed. Profiles:
-``fast`` always; ``paper`` too when CUDA is available (``--profiles`` to choose).
-
-    nice -n 10 .venv/bin/python benchmarks/bench_accuracy.py [--seeds 0 1 2] [--iterations N] [--epochs N]
-        [--pretrain shared|per-seed] [--pretrained FILE] [--profiles fast paper] [--device auto|cpu|cuda]
+    nice -n 10 .venv/bin/python benchmarks/bench_accuracy.py [--datasets delmarva 87_48 69_24] [--seeds 0 1 2]
+        [--folds 5] [--epochs N] [--workdir DIR] [--device cpu|cuda|auto]
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
-import statistics
 import sys
 import tempfile
+import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_classify import SCENE, bands, cuda_available, machine_info, resolve_device, run_engine  # noqa: E402
+from bench_classify import machine_info  # noqa: E402
 
-KEYS = [("oa", "BDGF OA"), ("aa", "BDGF AA"), ("kappa", "BDGF kappa"),
-        ("rf_oa", "RF OA"), ("rf_aa", "RF AA"), ("rf_kappa", "RF kappa")]
-
-
-def fmt(x: float | None) -> str:
-    return "  -   " if x is None else f"{x:.4f}"
+SHARED = "/work/shared/data"
 
 
-def run_profile(profile: str, device: str, args, scene_bands: list[str], workdir: str) -> dict:
-    polygons = os.path.join(args.scene, "training_polygons.gpkg")
-    common = ["--device", device, "--overwrite", "--profile", profile]
-    iters = ["--iterations", str(args.iterations)] if args.iterations else []
-    pre_files: dict[int, str] = {}
-    pre_times: dict[int, float] = {}
-    if args.pretrained:
-        pre_files = {s: args.pretrained for s in args.seeds}
-        how = f"reused {args.pretrained}"
-    else:
-        pre_seeds = [args.seeds[0]] if args.pretrain == "shared" else args.seeds
-        for s in pre_seeds:
-            path = os.path.join(workdir, f"pre_{profile}_seed{s}.safetensors")
-            print(f"  pretrain {profile} seed {s} ...", flush=True)
-            r = run_engine(["pretrain", "--spectral", *scene_bands, "--output", path, "--seed", str(s), *iters,
-                            *common], label=f"pretrain {profile} s{s}")
-            if r["rc"] != 0:
-                raise SystemExit("pretraining failed")
-            pre_times[s] = r["wall_s"]
-            print(f"    pretrain: {r['done'].get('iterations')} iterations, {r['wall_s']:.0f} s wall, "
-                  f"peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
-            pre_files[s] = path
-        if args.pretrain == "shared":
-            pre_files = {s: pre_files[args.seeds[0]] for s in args.seeds}
-            how = f"one pretrain (seed {args.seeds[0]}) shared by all seeds"
-        else:
-            how = "one pretrain per seed"
-    rows = []
-    for s in args.seeds:
-        model = os.path.join(workdir, f"model_{profile}_seed{s}.safetensors")
-        targs = ["train", "--spectral", *scene_bands, "--training", polygons, "--class-field", "class_id",
-                 "--pretrained", pre_files[s], "--output", model, "--seed", str(s),
-                 "--validation-fraction", str(args.validation_fraction), *common]
-        if args.epochs:
-            targs += ["--epochs", str(args.epochs)]
-        print(f"  train {profile} seed {s} ...", flush=True)
-        r = run_engine(targs, label=f"train {profile} s{s}", verbose=False)
-        if r["rc"] != 0 or not r["done"]:
-            print(f"    seed {s}: train failed (rc {r['rc']})")
+def dataset(name: str, shared: str):
+    """(modalities, polygons) of a data set name."""
+    from engine.data.grid import Modality
+
+    if name == "delmarva":
+        scene = os.path.join(shared, "s2_delmarva")
+        return [Modality(sorted(glob.glob(os.path.join(scene, "s2_B*.tif"))), "spectral")], \
+            os.path.join(scene, "training_polygons.gpkg")
+    ben = os.path.join(shared, "bigearthnet_mm")
+    s2 = glob.glob(os.path.join(ben, "BigEarthNet-S2-Example", f"*_{name}"))
+    s1 = glob.glob(os.path.join(ben, "BigEarthNet-S1-Example", f"*_{name}"))
+    if not s2 or not s1:
+        raise SystemExit(f"no BigEarthNet pair {name} under {ben}")
+    return [Modality(sorted(glob.glob(os.path.join(s2[0], "*_B*.tif"))), "spectral"),
+            Modality(sorted(glob.glob(os.path.join(s1[0], "*_V[VH].tif"))), "sar_db")], \
+        os.path.join(ben, f"training_polygons_{name}.gpkg")
+
+
+def prepare(name: str, args, device) -> dict:
+    """Pretrain once and gather the patches of every labelled pixel, cached in ``WORKDIR/NAME/``
+    (``pretrain.safetensors``, ``patches.npz``, ``meta.json``) and reused when present."""
+    import numpy as np
+    import torch
+
+    from engine import api
+    from engine.config import get_profile
+    from engine.data.grid import RasterStack
+    from engine.data.inputs import ClassifierInputs
+    from engine.data.labels import ClassInfo, LabelledPixels, drop_invalid, read_polygons
+    from engine.io.artifact import load_model
+    from engine.models.diffusion import FeatureExtractor
+    from engine.models.network import GroupNetwork
+    from engine.train import edge_pixels, gather_patches
+
+    mods, polygons = dataset(name, args.shared)
+    folder = os.path.join(args.workdir, name)
+    os.makedirs(folder, exist_ok=True)
+    pre, cache = os.path.join(folder, "pretrain.safetensors"), os.path.join(folder, "patches.npz")
+    t0 = time.monotonic()
+    if not os.path.exists(pre):
+        print(f"  {name}: pretraining (fast profile defaults) ...", flush=True)
+        api.pretrain(mods[0], mods[1:], pre, profile="fast", seed=0, device=str(device))
+    prof = get_profile("fast", 0)
+    tensors, meta = load_model(pre, device="cpu")
+    extractor = FeatureExtractor.from_tensors(tensors, meta, device)
+    if not os.path.exists(cache):
+        print(f"  {name}: gathering the patches of every labelled pixel ...", flush=True)
+        with RasterStack(mods) as stack:
+            extractor.unet.eval()
+            px = drop_invalid(read_polygons(polygons, "class_id", stack.grid), stack)
+            inputs = ClassifierInputs(stack.band_counts, meta.statistics())
+            ps, fmin, fmax = gather_patches(stack, px.rows, px.cols, px.class_index(), extractor, inputs,
+                                            prof.training.patch_size, prof.training.gather_tile)
+        np.savez(cache, spec=ps.spec, aux=ps.aux if ps.aux is not None else np.zeros(0), dif=ps.dif, y=ps.y,
+                 pid=px.polygon_ids, rows=px.rows, cols=px.cols, fmin=fmin.numpy(), fmax=fmax.numpy())
+        with open(os.path.join(folder, "meta.json"), "w") as fh:
+            json.dump({"classes": [c.to_dict() for c in px.classes]}, fh)
+    z = dict(np.load(cache))
+    with open(os.path.join(folder, "meta.json")) as fh:
+        classes = [ClassInfo.from_dict(c) for c in json.load(fh)["classes"]]
+    values = np.array([c.value for c in classes])[z["y"]]
+    px = LabelledPixels(z["rows"], z["cols"], values.astype(np.uint16), z["pid"], classes)
+    aux = z["aux"] if z["aux"].size else None
+    n_spec, n_aux, n_dif = z["spec"].shape[1], 0 if aux is None else aux.shape[1], z["dif"].shape[1]
+    lo, hi = torch.from_numpy(z["fmin"])[:, None, None], torch.from_numpy(z["fmax"])[:, None, None]
+    dif = torch.from_numpy(z["dif"])
+    nonzero = (dif != 0).any(dim=1, keepdim=True)   # as training._to_tensors: padding stays 0
+    scaled = (((dif.float() - lo) / (hi - lo).clamp_min(1e-6)) * nonzero).half()
+    data = {"spec": torch.from_numpy(z["spec"]), "aux": None if aux is None else torch.from_numpy(aux),
+            "dif": scaled, "y": torch.from_numpy(z["y"])}
+    centre = z["spec"][:, :, 4, 4] if aux is None else np.concatenate([z["spec"][:, :, 4, 4], aux[:, :, 4, 4]], 1)
+
+    def make_network(seed: int) -> GroupNetwork:
+        torch.manual_seed(seed)
+        return GroupNetwork(n_spec, n_aux, n_dif, len(classes), prof.network)
+
+    return {"pixels": px, "data": data, "centre": centre,
+            "edge": edge_pixels(px.rows, px.cols, px.polygon_ids, prof.training.edge_radius),
+            "make_network": make_network, "prepare_s": time.monotonic() - t0,
+            "counts": np.bincount(z["y"], minlength=len(classes)).tolist(),
+            "n_polygons": int(len(np.unique(px.polygon_ids)))}
+
+
+def run_dataset(name: str, args, device) -> dict:
+    import dataclasses
+
+    from engine.config import get_profile
+    from engine.data.labels import polygon_folds
+    from engine.train import cross_validate, mean_ci95
+
+    prep = prepare(name, args, device)
+    px = prep["pixels"]
+    labels, names = [c.value for c in px.classes], [c.name for c in px.classes]
+    print(f"  {name}: {len(px)} labelled pixels, {prep['n_polygons']} polygons, per class {prep['counts']}; "
+          f"prepared in {prep['prepare_s']:.0f} s", flush=True)
+    runs = []
+    for seed in args.seeds:
+        cached = os.path.join(args.workdir, name, f"cv_seed{seed}_folds{args.folds}_epochs{args.epochs or 0}.json")
+        if os.path.exists(cached):     # a seed already run with the same settings (resumable benchmark)
+            with open(cached) as fh:
+                runs.append(json.load(fh))
+            print(f"    seed {seed}: reused {cached}", flush=True)
             continue
-        m = r["done"].get("metrics", {})
-        n_ep = sum(1 for _, e in r["events"] if e.get("event") == "metric" and e.get("name") == "epoch")
-        logs = [e.get("message", "") for _, e in r["events"] if e.get("event") == "log"]
-        used = next((x for x in logs if "training and" in x and "validation pixels used" in x), "")
-        rows.append({"seed": s, "epochs": n_ep, "wall_s": r["wall_s"], "peak_rss_mib": r["peak_rss_mib"],
-                     "pixels": used, **{k: m.get(k) for k, _ in KEYS}})
-        print(f"    seed {s}: " + ", ".join(f"{lab} {fmt(m.get(k))}" for k, lab in KEYS)
-              + f"  ({n_ep} epochs, {r['wall_s']:.0f} s; {used})", flush=True)
-    return {"profile": profile, "device": device, "pretrain": how, "pretrain_wall_s": pre_times, "rows": rows}
+        tcfg = get_profile("fast", seed).training
+        if args.epochs:
+            tcfg = dataclasses.replace(tcfg, epochs=args.epochs,
+                                       milestones=tuple(m for m in tcfg.milestones if m < args.epochs) or (1,))
+        fold, k, _ = polygon_folds(px, args.folds, seed)
+        t0 = time.monotonic()
+        cv = cross_validate(prep["data"], prep["centre"], fold, k, prep["make_network"], tcfg, device, labels,
+                            names, prep["edge"])
+        runs.append({"seed": seed, "folds": k, "seconds": time.monotonic() - t0,
+                     "bdgf": {key: cv["bdgf"][key] for key in ("oa", "aa", "kappa")},
+                     "rf": {key: cv["rf"][key] for key in ("oa", "aa", "kappa")},
+                     "bdgf_folds": {key: cv["bdgf"][f"{key}_folds"]["folds"] for key in ("oa", "aa", "kappa")},
+                     "rf_folds": {key: cv["rf"][f"{key}_folds"]["folds"] for key in ("oa", "aa", "kappa")},
+                     "bdgf_pa": cv["bdgf"]["producers_accuracy"], "bdgf_ua": cv["bdgf"]["users_accuracy"],
+                     "rf_pa": cv["rf"]["producers_accuracy"], "rf_ua": cv["rf"]["users_accuracy"]})
+        r = runs[-1]
+        with open(cached, "w") as fh:
+            json.dump(r, fh)
+        print(f"    seed {seed}: {k} folds, pooled OA BDGF {r['bdgf']['oa']:.4f} RF {r['rf']['oa']:.4f}, kappa BDGF "
+              f"{r['bdgf']['kappa']:.4f} RF {r['rf']['kappa']:.4f} ({r['seconds']:.0f} s)", flush=True)
+    summary = {}
+    for model in ("bdgf", "rf"):
+        for key in ("oa", "aa", "kappa"):
+            vals = [v for r in runs for v in r[f"{model}_folds"][key] if v is not None]
+            summary[f"{model}_{key}"] = mean_ci95(vals)
+            summary[f"{model}_{key}_pooled"] = sum(r[model][key] for r in runs) / len(runs)
+    return {"dataset": name, "pixels": len(px), "polygons": prep["n_polygons"], "classes": names,
+            "folds": sorted({r["folds"] for r in runs}), "seeds": args.seeds, "runs": runs, "summary": summary,
+            "prepare_s": prep["prepare_s"]}
 
 
-def summary(res: dict, args) -> None:
-    rows = res["rows"]
-    print(f"\n{res['profile']} profile on {res['device']}: {res['pretrain']}; pretraining iterations "
-          f"{args.iterations or 'profile default'}, epochs {args.epochs or 'profile default'}, "
-          f"validation fraction {args.validation_fraction}")
-    print(f"{'seed':<8}" + "".join(f"{lab:>12}" for _, lab in KEYS) + f"{'train s':>10}")
-    for r in rows:
-        print(f"{r['seed']:<8}" + "".join(f"{fmt(r[k]):>12}" for k, _ in KEYS) + f"{r['wall_s']:>10.0f}")
-    if rows:
-        cells = []
-        for k, _ in KEYS:
-            v = [r[k] for r in rows if r[k] is not None]
-            if not v:
-                cells.append("-")
-            elif len(v) == 1:
-                cells.append(f"{v[0]:.4f}")
-            else:
-                cells.append(f"{statistics.mean(v):.4f}±{statistics.stdev(v):.4f}")
-        print(f"{'mean±sd':<8}" + "".join(f"{c:>12}" for c in cells) + f"   (n = {len(rows)} seeds)")
+def table(results: list[dict]) -> str:
+    head = (f"{'data set':<10}{'px':>7}{'pol.':>5}{'K':>3}{'seeds':>6}  {'BDGF OA':>16}{'RF OA':>16}"
+            f"{'BDGF kappa':>16}{'RF kappa':>16}{'pooled OA B/RF':>17}")
+    lines = [head]
+    for r in results:
+        s = r["summary"]
+
+        def ci(key):
+            m, h = s[key]
+            return f"{m:.4f} ± {h:.4f}"
+        lines.append(f"{r['dataset']:<10}{r['pixels']:>7}{r['polygons']:>5}{'/'.join(map(str, r['folds'])):>3}"
+                     f"{len(r['seeds']):>6}  {ci('bdgf_oa'):>16}{ci('rf_oa'):>16}{ci('bdgf_kappa'):>16}"
+                     f"{ci('rf_kappa'):>16}   {s['bdgf_oa_pooled']:.4f}/{s['rf_oa_pooled']:.4f}")
+    return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--scene", default=SCENE)
+    ap.add_argument("--datasets", nargs="+", default=["delmarva", "87_48", "69_24"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--profiles", nargs="+", choices=["fast", "paper"],
-                    help="default: fast, plus paper when CUDA is available")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                    help="auto: fast on the CPU, paper on CUDA when available")
-    ap.add_argument("--iterations", type=int, default=None, help="pretraining iterations (default: profile)")
-    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: profile)")
-    ap.add_argument("--pretrain", choices=["shared", "per-seed"], default="shared")
-    ap.add_argument("--pretrained", default=None, help="existing pretrain file to reuse for every seed")
-    ap.add_argument("--validation-fraction", type=float, default=0.3)
-    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the fast profile's)")
+    ap.add_argument("--shared", default=SHARED, help="folder with s2_delmarva/ and bigearthnet_mm/")
+    ap.add_argument("--workdir", default=None, help="keeps the pretrain files (reused when present)")
+    ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
     args = ap.parse_args()
+    import torch
 
-    workdir = args.workdir or tempfile.mkdtemp(prefix="bench_accuracy_")
-    os.makedirs(workdir, exist_ok=True)
-    has_cuda = cuda_available()
-    profiles = args.profiles or (["fast", "paper"] if has_cuda and args.device != "cpu" else ["fast"])
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from engine.device import resolve_device
+
+    device = torch.device(resolve_device(args.device))
+    args.workdir = args.workdir or tempfile.mkdtemp(prefix="bench_accuracy_")
+    os.makedirs(args.workdir, exist_ok=True)
     info = machine_info()
     print("machine:", json.dumps(info))
-    print(f"scene {args.scene}, seeds {args.seeds}, profiles {profiles}, workdir {workdir}")
-    if not has_cuda:
-        print("CUDA: not available -> fast profile on CPU only (no paper figures)")
+    print(f"fast profile, polygon-grouped {args.folds}-fold CV, seeds {args.seeds}, device {device}, "
+          f"torch threads {torch.get_num_threads()}, workdir {args.workdir}", flush=True)
     results = []
-    for profile in profiles:
-        device = "cpu" if profile == "fast" and args.device in ("auto", "cpu") else resolve_device(args.device)
-        results.append(run_profile(profile, device, args, bands(args.scene), workdir))
-    for res in results:
-        summary(res, args)
-    print("JSON:", json.dumps({"machine": info, "results": results}))
+    for name in args.datasets:
+        results.append(run_dataset(name, args, device))
+        print(table(results[-1:]), flush=True)
+    print("\nBDGF (fast) vs random forest, same polygon-grouped folds; mean over folds x seeds ± 95 % interval")
+    print(table(results))
+    print("JSON:", json.dumps({"machine": info, "args": vars(args), "results": results}, default=str))
     return 0
 
 

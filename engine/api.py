@@ -207,14 +207,17 @@ def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, 
 def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, class_field: str, output: str, *,
           layer: str | None = None, name_field: str | None = None, class_styles: dict | None = None,
           pretrained: str | None = None, profile: str = "fast", epochs: int | None = None,
-          iterations: int | None = None, validation_fraction: float = 0.3, seed: int = 0,
+          iterations: int | None = None, validation_fraction: float | None = None,
+          validation: str | None = None, seed: int = 0,
           device: str | None = "auto", extent: Any = None, report: str | None = None, overwrite: bool = False,
           early_stopping: bool = False, resume: bool = False, reporter: Reporter | None = None) -> dict:
     """Train the diffusion-guided group network from training polygons -> a model file (and HTML report).
 
     Without ``pretrained``, the diffusion model is pretrained first on the same rasters (profile iterations or
-    ``iterations``). Validation is on polygons held out by class (``validation_fraction``); a random forest on
-    the same training pixels is reported beside BDGF.
+    ``iterations``). Accuracy comes from ``validation`` (default: the profile's, ``cv:5``): cross-validation folds
+    grouped by polygon (``cv:K``), a polygon hold-out (``holdout:F``; ``validation_fraction=F`` is the same) or
+    none; a random forest under the same folds is reported beside BDGF. The final model is then trained on every
+    labelled pixel of every polygon.
 
     Returns:
         outputs dict: ``output``, ``report``, ``metrics`` (val OA / AA / kappa of BDGF and of the random forest).
@@ -224,6 +227,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     from .config import get_profile
     from .distributed import barrier, setup, teardown
     from .io.artifact import save_model
+    from .train import parse_validation
 
     rep = ensure(reporter)
     output = os.path.abspath(output)
@@ -238,7 +242,11 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         tcfg.milestones = tuple(m for m in tcfg.milestones if m < tcfg.epochs) or (max(tcfg.epochs // 2, 1),)
     if iterations:
         prof.diffusion.iterations = int(iterations)
-    tcfg.validation_fraction = float(validation_fraction)
+    if validation:
+        tcfg.validation = str(validation)
+    elif validation_fraction is not None:      # the former option: a polygon hold-out of that share
+        tcfg.validation = f"holdout:{float(validation_fraction)}" if validation_fraction > 0 else "none"
+    parse_validation(tcfg.validation)
     tcfg.early_stopping = bool(early_stopping)
     dinfo, dev = setup(_device(device, rep))
     if dinfo.enabled:
@@ -318,41 +326,175 @@ def _diffusion_model(stack: RasterStack, pretrained: str | None, prof: Any, seed
 
 def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: Any, prof: Any, seed: int,
                       window: Any, output: str, resume: bool, dev: torch.device, dinfo: Any, rep: Reporter) -> dict:
-    """Split, patches, group network training and validation (spec §5.1).
+    """Patches of every labelled pixel, validation (``TrainingConfig.validation``: cross-validation grouped by
+    polygon, a polygon hold-out, or none), then the final network trained on every polygon (spec §5.1).
 
     Returns:
-        ``{"model": TrainedModel, "history", "split", "accuracy", "baseline", "metrics", "train_pixels",
-        "validation_pixels"}``.
+        ``{"model": TrainedModel, "history", "split", "accuracy", "baseline", "metrics", "cv", "mode",
+        "labelled_pixels", "polygons", "notes"}``.
     """
     from .data.inputs import ClassifierInputs
     from .models.classifier import TrainedModel
     from .models.network import GroupNetwork
-    from .train import gather_patches, patch_tensors, split_training_pixels, train_network, validate
+    from .train import edge_pixels, gather_patches, patch_tensors, train_network
 
     tcfg = prof.training
     classes = [Category(c.value, c.name, c.color) for c in pixels.classes]
-    train_idx, val_idx, split_report, y_all = split_training_pixels(pixels, tcfg, seed, rep)
+    pixels, bound_note = _bound_pixels(pixels, tcfg, rep)
+    y_all = pixels.class_index()
     inputs = ClassifierInputs(stack.band_counts, stats)
     if tcfg.pca_components and stack.band_counts[0] > tcfg.pca_components:
         rep.info(f"PCA of the {stack.band_counts[0]} spectral bands to {tcfg.pca_components} components")
         inputs.fit_pca(stack, tcfg.pca_components, seed, window=window)
-    sel = np.concatenate([train_idx, val_idx])
-    patches, fmin, fmax = gather_patches(stack, pixels.rows[sel], pixels.cols[sel], y_all[sel], extractor,
-                                         inputs, tcfg.patch_size, tcfg.gather_tile, rep)
-    tr_ps, va_ps = patches.split(len(train_idx))
-    torch.manual_seed(seed)
-    net = GroupNetwork(inputs.n_spectral, inputs.n_auxiliary, extractor.channels, len(classes), prof.network)
+    patches, fmin, fmax = gather_patches(stack, pixels.rows, pixels.cols, y_all, extractor, inputs,
+                                         tcfg.patch_size, tcfg.gather_tile, rep)
+
+    def new_network(net_seed: int) -> GroupNetwork:
+        torch.manual_seed(net_seed)
+        return GroupNetwork(inputs.n_spectral, inputs.n_auxiliary, extractor.channels, len(classes), prof.network)
+
+    net = new_network(seed)
     model = TrainedModel(extractor, inputs, net, fmin, fmax, classes, tcfg.patch_size)
-    tr, va = patch_tensors(tr_ps, model), patch_tensors(va_ps, model)
+    data = patch_tensors(patches, model)
+    edge = edge_pixels(pixels.rows, pixels.cols, pixels.polygon_ids, tcfg.edge_radius)
+    n_polygons = int(len(np.unique(pixels.polygon_ids)))
     rep.info(f"Group network: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters, "
              f"C_spec {inputs.n_spectral}, C_aux {inputs.n_auxiliary}, C_dif {extractor.channels}, "
-             f"{len(classes)} classes")
-    history = train_network(net, tr, va if len(va_ps.y) else None, tcfg, dev, rep, checkpoint_path(output), resume)
-    accuracy, baseline, metrics = validate(net, va, tr_ps, va_ps, classes, tcfg, seed, dev,
-                                           dinfo.is_main, rep)
+             f"{len(classes)} classes; {len(y_all)} labelled pixels in {n_polygons} polygons ({int(edge.sum())} "
+             f"within {tcfg.edge_radius} px of a polygon edge), {tcfg.sampling} sampling"
+             + (", flip/rotation augmentation" if tcfg.augment else ""))
+    cv, split_report, mode = _validation_run(pixels, data, patches.centre, edge, new_network, tcfg, dev, classes,
+                                             dinfo, rep)
+    final_cfg = _refit_config(cv, tcfg, rep)
+    rep.info(f"Final model: trained on all {len(y_all)} labelled pixels of all {n_polygons} polygons")
+    history = train_network(net, _training_view(data, y_all, edge, final_cfg), None, final_cfg, dev, rep,
+                            checkpoint_path(output), resume)
+    accuracy, baseline, metrics = _cv_metrics(cv, rep)
     return {"model": model, "history": history, "split": split_report, "accuracy": accuracy,
-            "baseline": baseline, "metrics": metrics, "train_pixels": int(len(train_idx)),
-            "validation_pixels": int(len(val_idx))}
+            "baseline": baseline, "metrics": metrics, "cv": cv, "mode": mode, "labelled_pixels": int(len(y_all)),
+            "polygons": n_polygons, "notes": [bound_note] if bound_note else [], "epochs": final_cfg.epochs}
+
+
+def _bound_pixels(pixels: Any, tcfg: Any, rep: Reporter) -> tuple[Any, str]:
+    """Every labelled pixel up to ``tcfg.max_train_pixels`` (the memory bound; a random subset above it); with
+    ``sampling="capped"``, at most ``max_train_per_class`` per class (the former behaviour)."""
+    from .train import cap_per_class
+
+    rng = np.random.default_rng(tcfg.seed)
+    n = len(pixels)
+    if tcfg.sampling == "capped":
+        keep = cap_per_class(pixels.values, tcfg.max_train_per_class, rng)
+        return pixels.subset(keep), f"Capped sampling: {len(keep)} of {n} labelled pixels used."
+    if tcfg.max_train_pixels and n > tcfg.max_train_pixels:
+        keep = np.sort(rng.choice(n, int(tcfg.max_train_pixels), replace=False))
+        msg = (f"{n} labelled pixels exceed the memory bound of {tcfg.max_train_pixels} (max_train_pixels): a "
+               f"random {len(keep)} are used")
+        rep.warning(msg)
+        return pixels.subset(keep), msg
+    return pixels, ""
+
+
+def _training_view(data: dict, y: np.ndarray, edge: np.ndarray, tcfg: Any) -> dict:
+    """Every gathered pixel, with class-balanced sampling weights unless ``sampling="capped"``."""
+    from .train import patch_view, sampling_weights
+
+    idx = np.arange(len(y))
+    if tcfg.sampling == "capped":
+        return patch_view(data, idx)
+    return patch_view(data, idx, sampling_weights(y, edge, tcfg.edge_weight))
+
+
+def _validation_run(pixels: Any, data: dict, centre: np.ndarray, edge: np.ndarray, new_network: Any, tcfg: Any,
+                    dev: torch.device, classes: list, dinfo: Any, rep: Reporter) -> tuple[dict | None, dict, str]:
+    """``(cross-validation result or None, split report, mode)`` for ``tcfg.validation`` (``train.cross_validate``
+    on folds from ``data.labels.polygon_folds``, or a single polygon hold-out fold)."""
+    from .data.labels import polygon_folds, split_by_polygon
+    from .train import cross_validate, parse_validation
+
+    mode, arg = parse_validation(tcfg.validation)
+    fold, n_folds, split_report = None, 0, {"validation": tcfg.validation}
+    if mode == "cv":
+        fold, n_folds, split_report = polygon_folds(pixels, int(arg), tcfg.seed, tcfg.cv_block_size, reporter=rep)
+    elif mode == "holdout":
+        _, val_idx, split_report = split_by_polygon(pixels, arg, tcfg.seed, reporter=rep)
+        fold = np.full(len(pixels), -1, np.int64)
+        fold[val_idx] = 0
+        n_folds = 1 if len(val_idx) else 0
+    if not n_folds:
+        if mode != "none":
+            rep.warning("No validation polygons (every class has a single polygon): no accuracy is reported. "
+                        "Digitize at least two polygons per class.")
+        return None, split_report, mode
+    cfg = tcfg if dinfo.is_main else dataclasses.replace(tcfg, rf_trees=0)
+    cv = cross_validate(data, centre, fold, n_folds, new_network, cfg, dev, [int(c.value) for c in classes],
+                        [c.name for c in classes], edge, rep)
+    return cv, split_report, mode
+
+
+def _refit_config(cv: dict | None, tcfg: Any, rep: Reporter) -> Any:
+    """The final fit's configuration: with early stopping and cross-validation, the epoch count with the lowest
+    mean held-out loss over the folds; otherwise ``tcfg``."""
+    if not (cv and tcfg.early_stopping and cv.get("epoch_val_loss")):
+        return tcfg
+    best = int(np.argmin(cv["epoch_val_loss"])) + 1
+    rep.info(f"Early stopping: the mean held-out loss over the folds is lowest after epoch {best}; the final model "
+             f"is trained for {best} epochs")
+    return dataclasses.replace(tcfg, epochs=best, early_stopping=False,
+                               milestones=tuple(m for m in tcfg.milestones if m < best) or (best,))
+
+
+def _cv_metrics(cv: dict | None, rep: Reporter) -> tuple[dict | None, dict | None, dict]:
+    """Pooled held-out accuracy of BDGF and of the random forest, the ``done`` metrics, and a plain verdict."""
+    if not cv:
+        return None, None, {}
+    accuracy, baseline = cv["bdgf"], cv.get("rf")
+    metrics = {"oa": accuracy["oa"], "aa": accuracy["aa"], "kappa": accuracy["kappa"],
+               "oa_ci95": accuracy["oa_folds"]["ci95"], "kappa_ci95": accuracy["kappa_folds"]["ci95"],
+               "folds": cv["n_folds"]}
+    rep.metric("val_oa", accuracy["oa"], aa=accuracy["aa"], kappa=accuracy["kappa"], model="BDGF")
+    if baseline:
+        metrics.update(rf_oa=baseline["oa"], rf_aa=baseline["aa"], rf_kappa=baseline["kappa"])
+        rep.metric("rf_val_oa", baseline["oa"], aa=baseline["aa"], kappa=baseline["kappa"], model="RandomForest")
+    cv["verdict"] = _verdict(accuracy, baseline)
+    if cv["verdict"]:
+        (rep.warning if cv["verdict"].startswith("The random forest") else rep.info)(cv["verdict"])
+    return accuracy, baseline, metrics
+
+
+def _verdict(acc: dict, rf: dict | None) -> str:
+    """One plain sentence comparing BDGF and the random forest under the same folds (empty without both)."""
+    if not rf or acc.get("kappa") is None or rf.get("kappa") is None:
+        return ""
+    a, b = acc["oa_folds"], rf["oa_folds"]
+    if acc["kappa"] >= rf["kappa"] and acc["oa"] >= rf["oa"]:
+        return (f"BDGF is more accurate than the random forest on the held-out polygons: OA {acc['oa']:.1%} "
+                f"(fold mean {a['mean']:.1%} ± {a['ci95']:.1%}) against {rf['oa']:.1%} "
+                f"({b['mean']:.1%} ± {b['ci95']:.1%}), kappa {acc['kappa']:.3f} against {rf['kappa']:.3f}.")
+    return (f"The random forest wins on these polygons: OA {rf['oa']:.1%} (fold mean {b['mean']:.1%} ± "
+            f"{b['ci95']:.1%}) against {acc['oa']:.1%} for BDGF ({a['mean']:.1%} ± {a['ci95']:.1%}), kappa "
+            f"{rf['kappa']:.3f} against {acc['kappa']:.3f}. Consider the random forest for this map, more "
+            "training polygons, or the paper profile on a GPU.")
+
+
+def _cv_section(cv: dict, mode: str) -> dict:
+    """Training-report section: per-fold OA / AA / kappa of BDGF and the random forest, mean ± 95 % interval."""
+    rows = []
+    for r in cv["folds"]:
+        rf = r.get("rf") or {}
+        rows.append([str(r["fold"]), r["n"], r["bdgf"]["oa"], r["bdgf"]["aa"], r["bdgf"]["kappa"],
+                     rf.get("oa"), rf.get("aa"), rf.get("kappa")])
+    for label, part in (("mean", "mean"), ("± 95 % interval", "ci95")):
+        row = [label, ""]
+        for model in ("bdgf", "rf"):
+            row += [(cv.get(model) or {}).get(f"{k}_folds", {}).get(part) for k in ("oa", "aa", "kappa")]
+        rows.append(row)
+    title = "Cross-validation grouped by polygon" if mode == "cv" else "Polygon hold-out validation"
+    text = (f"{cv['n_folds']} fold(s): each fold's held-out pixels come from polygons that fold's model never saw; "
+            "the summary above pools every fold's held-out pixels into one confusion matrix, and the final model "
+            "is then trained on every polygon. " + cv.get("verdict", ""))
+    return {"title": title, "text": text,
+            "table": {"columns": ["fold", "held-out pixels", "BDGF OA", "BDGF AA", "BDGF kappa", "RF OA", "RF AA",
+                                  "RF kappa"], "rows": rows}}
 
 
 def _training_report(run: dict, pixels: Any, started: str, rep: Reporter, dev: torch.device, spectral: Modality,
@@ -365,17 +507,20 @@ def _training_report(run: dict, pixels: Any, started: str, rep: Reporter, dev: t
         "accuracy": run["accuracy"],
         "baseline": {"name": "Random forest", "accuracy": run["baseline"]} if run["baseline"] else None,
         "history": run["history"], "split": run["split"], "labels": pixels.report,
+        "sections": [_cv_section(run["cv"], run["mode"])] if run["cv"] else [],
         "warnings": [msg for level, msg in rep.messages if level == "warning"],
         "inputs": {"spectral": ", ".join(spectral.paths),
                    "auxiliary": "; ".join(f"{m.kind}: {', '.join(m.paths)}" for m in auxiliary) or "none",
                    "training": training, "class_field": class_field, "pretrained": pretrained or "none"},
-        "settings": {"profile": profile, "seed": seed, "device": str(dev), "epochs": tcfg.epochs,
-                     "patch_size": tcfg.patch_size, "train_pixels": run["train_pixels"],
-                     "validation_pixels": run["validation_pixels"]},
-        "notes": ["Validation pixels come from polygons held out of training (split by polygon, stratified "
-                  "by class), so the accuracy is not inflated by spatial autocorrelation.",
-                  "The random forest uses the centre-pixel spectral and auxiliary values of the same "
-                  "training pixels."],
+        "settings": {"profile": profile, "seed": seed, "device": str(dev), "epochs": run["epochs"],
+                     "validation": tcfg.validation, "sampling": tcfg.sampling, "augment": tcfg.augment,
+                     "patch_size": tcfg.patch_size, "labelled_pixels": run["labelled_pixels"],
+                     "polygons": run["polygons"]},
+        "notes": ["Accuracy comes from polygons held out of training (cross-validation folds grouped by polygon, or "
+                  "a polygon hold-out), so it is not inflated by spatial autocorrelation inside polygons; the final "
+                  "model is then trained on every labelled pixel of every polygon.",
+                  "The random forest uses the centre-pixel spectral and auxiliary values of the same training "
+                  "pixels, under the same folds."] + run["notes"],
     }
 
 

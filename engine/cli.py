@@ -132,8 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, metavar="N", help="training epochs (default: from the profile)")
     p.add_argument("--iterations", type=int, metavar="N",
                    help="pretraining iterations when no --pretrained is given (default: from the profile)")
-    p.add_argument("--validation-fraction", type=float, default=0.3, metavar="F",
-                   help="fraction of polygons held out for validation (split by polygon)")
+    p.add_argument("--validation", metavar="none|holdout:F|cv:K",
+                   help="accuracy estimate before the final model is trained on every polygon: cv:K = K-fold "
+                        "cross-validation grouped by polygon (default cv:5, fewer folds when a class has fewer "
+                        "polygons), holdout:F = a share F of each class's polygons held out once, none = no "
+                        "accuracy (fastest)")
+    p.add_argument("--validation-fraction", type=float, default=None, metavar="F",
+                   help="same as --validation holdout:F (kept for older scripts)")
     p.add_argument("--early-stopping", action="store_true",
                    help="keep the weights of the epoch with the lowest validation loss and stop after 20 epochs "
                         "without improvement (default: the last epoch)")
@@ -326,7 +331,7 @@ def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
     extent = extent_arg(args)
     _check_inputs([("--training", args.training), ("--pretrained", args.pretrained)])
     styles = _load_class_styles(args.class_styles)
-    if not 0.0 < args.validation_fraction < 1.0:
+    if args.validation_fraction is not None and not 0.0 < args.validation_fraction < 1.0:
         raise EngineError(f"--validation-fraction {args.validation_fraction} is outside (0, 1)",
                           "give a fraction such as 0.3")
     device = args.device  # resolved (and logged) by engine.api through engine.device.resolve_device
@@ -335,7 +340,8 @@ def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
     return api.train(spectral, aux, args.training, args.class_field, args.output, layer=args.layer,
                      name_field=args.name_field, class_styles=styles, pretrained=args.pretrained,
                      profile=args.profile, epochs=args.epochs, iterations=args.iterations,
-                     validation_fraction=args.validation_fraction, seed=args.seed, device=device, extent=extent,
+                     validation_fraction=args.validation_fraction, validation=args.validation, seed=args.seed,
+                     device=device, extent=extent,
                      report=args.report, overwrite=args.overwrite, early_stopping=args.early_stopping,
                      resume=args.resume, reporter=rep)
 

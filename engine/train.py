@@ -45,6 +45,25 @@ class TrainingConfig:
         gather_tile: tile side (pixels) used to gather patches.
         rf_trees: trees of the random-forest baseline (0 = no baseline).
         seed: split, subsampling, initialisation and shuffling.
+        sampling: ``"balanced"`` (default): every labelled pixel of the training polygons is in the pool and each
+            epoch draws ``samples_per_epoch`` patches with equal total probability per class (with replacement),
+            so a class of 12 pixels weighs as much as one of 2,000; ``"capped"``: the former behaviour, at most
+            ``max_train_per_class`` random pixels per class, each seen once per epoch.
+        samples_per_epoch: patches drawn per epoch with ``"balanced"`` (0 = ``max_train_per_class`` x classes).
+        max_train_pixels: memory bound on the labelled pixels gathered (all of them below it; above it a random
+            subset). Each pixel costs ``P² (4 C_spec + 4 C_aux + 2 C_dif)`` bytes (:func:`pixel_bytes`; 14.6 KiB
+            for 13 Sentinel-2 bands and the ``fast`` C_dif = 64), so 250 000 pixels ≈ 3.5 GiB.
+        augment: random flip/rotation of each training patch (the 8 symmetries of the square, the same for
+            every input of the patch); labels are unchanged because the centre pixel stays the centre.
+        spectral_jitter: std of a random per-patch, per-band gain and offset (z-score units) on the spectral
+            input (0 = off).
+        edge_weight: sampling weight of pixels within ``edge_radius`` pixels of their polygon's edge relative to
+            interior pixels of the same class (1 = uniform); their patches hold the neighbouring land cover.
+        validation: ``"cv:K"`` (K-fold cross-validation grouped by polygon, then one refit on all polygons),
+            ``"holdout:F"`` (a share F of each class's polygons held out, then one refit on all polygons) or
+            ``"none"`` (one fit on all polygons, no accuracy); see :func:`parse_validation`.
+        cv_block_size: > 0: cross-validation folds grouped by spatial blocks of this many grid pixels instead of
+            by polygon (``data.labels.polygon_folds``), so that neighbouring polygons do not leak.
     """
 
     patch_size: int = 9
@@ -65,6 +84,15 @@ class TrainingConfig:
     gather_tile: int = 128
     rf_trees: int = 200
     seed: int = 0
+    sampling: str = "balanced"
+    samples_per_epoch: int = 0
+    max_train_pixels: int = 250_000
+    augment: bool = True
+    spectral_jitter: float = 0.0
+    edge_weight: float = 1.0
+    edge_radius: int = 2
+    validation: str = "cv:5"
+    cv_block_size: int = 0
 
     def __post_init__(self) -> None:
         if self.patch_size < 1 or self.patch_size % 2 != 1:
@@ -72,6 +100,9 @@ class TrainingConfig:
         if self.epochs < 1:
             raise EngineError(f"Epochs must be at least 1, got {self.epochs}", "Use e.g. 30 (fast) or 200 (paper).")
         self.milestones = tuple(int(m) for m in self.milestones)
+        if self.sampling not in ("balanced", "capped"):
+            raise EngineError(f"Unknown sampling {self.sampling!r}", "Use 'balanced' or 'capped'.")
+        parse_validation(self.validation)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -128,7 +159,6 @@ def split_training_pixels(pixels: Any, config: TrainingConfig, seed: int, report
     rep.info(f"{len(train_idx)} training and {len(val_idx)} validation pixels used "
              f"(at most {config.max_train_per_class} / {config.max_val_per_class} per class)")
     return train_idx, val_idx, split_report, y_all
-
 
 
 def gather_patches(stack: Any, rows: np.ndarray, cols: np.ndarray, y: np.ndarray, extractor: FeatureExtractor,
@@ -221,9 +251,29 @@ def patch_tensors(ps: PatchSet, model: TrainedModel) -> dict[str, torch.Tensor]:
             "dif": scaled, "y": torch.from_numpy(ps.y)}
 
 
-def _batch(data: dict, idx: torch.Tensor, device: torch.device) -> tuple:
-    aux = None if data["aux"] is None else data["aux"][idx].to(device)
-    return data["spec"][idx].to(device), aux, data["dif"][idx].to(device).float(), data["y"][idx].to(device)
+def patch_view(data: dict, index: np.ndarray, weights: np.ndarray | None = None) -> dict:
+    """A subset of a patch-tensor dict (:func:`patch_tensors`) by row ``index`` without copying the patches;
+    optional sampling ``weights`` aligned with ``index`` (:func:`sampling_weights`)."""
+    out = {**data, "index": torch.as_tensor(np.asarray(index, np.int64))}
+    out["weights"] = None if weights is None else torch.as_tensor(np.asarray(weights, np.float64))
+    return out
+
+
+def view_labels(data: dict) -> np.ndarray:
+    """int64 ``(N,)`` class indices of a patch dict or :func:`patch_view`."""
+    y = data["y"] if data.get("index") is None else data["y"][data["index"]]
+    return y.numpy()
+
+
+def _batch(data: dict, idx: torch.Tensor, device: torch.device, augment: bool = False,
+           gen: torch.Generator | None = None, jitter: float = 0.0) -> tuple:
+    if data.get("index") is not None:
+        idx = data["index"][idx]
+    xs, fd = data["spec"][idx], data["dif"][idx].float()
+    xa = None if data["aux"] is None else data["aux"][idx]
+    if augment or jitter:
+        xs, xa, fd = augment_patches(xs, xa, fd, gen, jitter, flips=augment)
+    return (xs.to(device), None if xa is None else xa.to(device), fd.to(device), data["y"][idx].to(device))
 
 
 @torch.no_grad()
@@ -231,7 +281,7 @@ def evaluate(net: GroupNetwork, data: dict, device: torch.device, batch_size: in
              ) -> tuple[np.ndarray, float]:
     """Predicted class indices ``(N,)`` and the mean cross-entropy of the final logits on a patch set."""
     net.eval()
-    preds, loss_sum, n = [], 0.0, len(data["y"])
+    preds, loss_sum, n = [], 0.0, len(view_labels(data))
     for i in range(0, n, batch_size):
         idx = torch.arange(i, min(i + batch_size, n))
         xs, xa, fd, y = _batch(data, idx, device)
@@ -274,7 +324,7 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(config.milestones), gamma=config.gamma)
     gen = torch.Generator().manual_seed(config.seed + 17)
-    n = len(train["y"])
+    n = epoch_samples(config, view_labels(train)) if train.get("weights") is not None else len(view_labels(train))
     n_batches = max(math.ceil(n / config.batch_size), 1)
     history: list[dict] = []
     epoch0 = 0
@@ -300,10 +350,10 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
                                     lambda loss, e=epoch + 1: task.update(1, epoch=e, loss=loss))
             sched.step()
             rec = {"epoch": epoch + 1, "loss": loss_sum / max(n, 1), "lr": opt.param_groups[0]["lr"]}
-            if val is not None and len(val["y"]):
+            if val is not None and len(view_labels(val)):
                 pred, vloss = evaluate(net, val, device)
                 rec["val_loss"] = vloss
-                rec["val_oa"] = float(np.mean(pred == val["y"].numpy()))
+                rec["val_oa"] = float(np.mean(pred == view_labels(val)))
                 if config.early_stopping and vloss < best[0]:
                     best = (vloss, {k: v.detach().clone() for k, v in net.state_dict().items()})
             rec["seconds"] = time.monotonic() - t0
@@ -335,8 +385,12 @@ def _train_epoch(model: torch.nn.Module, net: GroupNetwork, opt: torch.optim.Opt
     """One epoch over shuffled batches (each process its share under torchrun); returns the summed loss
     (loss x batch size). ``on_batch(loss)`` is called after every optimiser step (progress, cancellation)."""
     net.train()
-    n = len(train["y"])
-    perm = torch.randperm(n, generator=gen)
+    if train.get("weights") is not None:     # class-balanced draws from every labelled pixel
+        n = epoch_samples(config, view_labels(train))
+        perm = torch.multinomial(train["weights"], n, replacement=True, generator=gen)
+    else:
+        n = len(view_labels(train))
+        perm = torch.randperm(n, generator=gen)
     loss_sum = 0.0
     for bi in range(max(math.ceil(n / config.batch_size), 1)):
         idx = perm[bi * config.batch_size:(bi + 1) * config.batch_size]
@@ -346,7 +400,7 @@ def _train_epoch(model: torch.nn.Module, net: GroupNetwork, opt: torch.optim.Opt
             continue
         if len(idx) == 1:          # BatchNorm needs two samples: reuse the last batch's neighbour
             idx = torch.cat([idx, perm[:1]])
-        xs, xa, fd, y = _batch(train, idx, device)
+        xs, xa, fd, y = _batch(train, idx, device, config.augment, gen, config.spectral_jitter)
         loss = model(xs, xa, fd, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -419,3 +473,188 @@ def random_forest_baseline(train: PatchSet, val: PatchSet, n_classes: int, trees
     acc = accuracy_metrics(confusion_matrix(val.y, pred, labels), labels, names)
     acc["seconds"] = time.monotonic() - t0
     return acc
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Validation modes, class-balanced sampling, augmentation (issue: training that beats the random forest)
+# ------------------------------------------------------------------------------------------------------------
+def parse_validation(text: str) -> tuple[str, float]:
+    """``"none"`` -> ("none", 0); ``"holdout:F"`` -> ("holdout", F), 0 < F < 1; ``"cv:K"`` -> ("cv", K), K >= 2.
+
+    Raises:
+        EngineError: any other text.
+    """
+    t = str(text).strip().lower()
+    kind, _, arg = t.partition(":")
+    try:
+        if kind == "none" and not arg:
+            return "none", 0.0
+        if kind == "holdout" and 0.0 < float(arg) < 1.0:
+            return "holdout", float(arg)
+        if kind == "cv" and int(arg) >= 2 and float(arg) == int(arg):
+            return "cv", float(int(arg))
+    except ValueError:
+        pass
+    raise EngineError(f"Validation {text!r} not understood",
+                      "Use none, holdout:F with 0 < F < 1 (e.g. holdout:0.3) or cv:K with K >= 2 (e.g. cv:5).")
+
+
+def d4_transform(x: torch.Tensor | None, k: int) -> torch.Tensor | None:
+    """Symmetry ``k`` (0..7) of the square on the last two axes: rotation by ``(k mod 4)·90°``, after a
+    left-right flip when ``k >= 4``. ``k = 0`` is the identity; the centre pixel of an odd patch stays put."""
+    if x is None:
+        return None
+    if k >= 4:
+        x = x.flip(-1)
+    return torch.rot90(x, k % 4, dims=(-2, -1)) if k % 4 else x
+
+
+def augment_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor, gen: torch.Generator,
+                    jitter: float = 0.0, flips: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Random flip/rotation per patch (``flips``: one of the 8 symmetries, the same for ``x_spec (B,C_spec,P,P)``,
+    ``x_aux (B,C_aux,P,P)`` and ``f_dif (B,C_dif,P,P)``), plus an optional spectral gain/offset jitter of std
+    ``jitter`` per patch and band. The centre pixel, hence the label, is unchanged."""
+    ks = torch.randint(0, 8 if flips else 1, (xs.shape[0],), generator=gen)
+    xs, fd = xs.clone(), fd.clone()
+    xa = None if xa is None else xa.clone()
+    for k in range(1, 8):
+        m = (ks == k).to(xs.device)
+        if bool(m.any()):
+            xs[m], fd[m] = d4_transform(xs[m], k), d4_transform(fd[m], k)
+            if xa is not None:
+                xa[m] = d4_transform(xa[m], k)
+    if jitter:
+        b, c = xs.shape[:2]
+        gain = 1.0 + jitter * torch.randn(b, c, 1, 1, generator=gen)
+        offset = jitter * torch.randn(b, c, 1, 1, generator=gen)
+        xs = xs * gain.to(xs.device) + offset.to(xs.device)
+    return xs, xa, fd
+
+
+def edge_pixels(rows: np.ndarray, cols: np.ndarray, polygon_ids: np.ndarray, radius: int = 2) -> np.ndarray:
+    """bool ``(N,)``: True for labelled pixels with a pixel within ``radius`` (Chebyshev distance, grid pixels)
+    that is not a labelled pixel of the same polygon, i.e. whose patch reaches the polygon's edge."""
+    n = len(rows)
+    if n == 0:
+        return np.zeros(0, bool)
+    r = int(radius)
+    width = int(cols.max()) + 2 * r + 2
+    key = (rows.astype(np.int64) + r) * width + cols.astype(np.int64) + r
+    order = np.argsort(key)
+    ks, ps = key[order], polygon_ids[order]
+    edge = np.zeros(n, bool)
+    for dr in range(-r, r + 1):
+        for dc in range(-r, r + 1):
+            if dr or dc:
+                q = key + dr * width + dc
+                i = np.clip(np.searchsorted(ks, q), 0, n - 1)
+                edge |= ~((ks[i] == q) & (ps[i] == polygon_ids))
+    return edge
+
+
+def sampling_weights(y: np.ndarray, edge: np.ndarray | None = None, edge_weight: float = 1.0) -> np.ndarray:
+    """float64 ``(N,)`` probabilities that give every class present in ``y`` the same total share (1 / classes)
+    and, within a class, weight ``edge_weight`` to edge pixels (:func:`edge_pixels`) against 1 for the others."""
+    w = np.ones(len(y), np.float64)
+    if edge is not None and edge_weight != 1.0:
+        w = np.where(edge, float(edge_weight), 1.0)
+    present = np.unique(y)
+    for c in present:
+        m = y == c
+        w[m] /= w[m].sum() * len(present)
+    return w
+
+
+def epoch_samples(config: TrainingConfig, y: np.ndarray) -> int:
+    """Patches drawn per epoch with balanced sampling: ``samples_per_epoch``, or when 0,
+    ``max_train_per_class`` x the number of classes in ``y`` (the budget of the former capped sampling)."""
+    return int(config.samples_per_epoch) or int(config.max_train_per_class) * max(len(np.unique(y)), 1)
+
+
+def pixel_bytes(n_spectral: int, n_auxiliary: int, n_diffusion: int, patch_size: int) -> int:
+    """Memory of one gathered training patch: ``P² (4 C_spec + 4 C_aux + 2 C_dif)`` bytes (float32 inputs,
+    float16 diffusion features)."""
+    return int(patch_size ** 2 * (4 * n_spectral + 4 * n_auxiliary + 2 * n_diffusion))
+
+
+def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of its 95 % confidence interval (Student t, ``n - 1`` degrees of freedom; 0 for n = 1).
+    """
+    from scipy import stats
+
+    v = np.asarray([x for x in values if x is not None], np.float64)
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    if len(v) == 1:
+        return float(v[0]), 0.0
+    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return float(v.mean()), float(half)
+
+
+def fit_random_forest(x_train: np.ndarray, y_train: np.ndarray, trees: int, seed: int):
+    """scikit-learn random forest on centre-pixel inputs ``(N, C_spec + C_aux)`` (the report's baseline)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=trees, random_state=seed, n_jobs=-1).fit(x_train, y_train)
+
+
+def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: int, make_network: Any,
+                   config: TrainingConfig, device: torch.device, labels: Sequence, names: Sequence[str],
+                   edge: np.ndarray | None = None, reporter: Reporter | None = None) -> dict:
+    """K-fold cross-validation of BDGF and of the random forest under the same folds (grouped by polygon).
+
+    For each fold ``f``: a fresh network (``make_network(seed)``) is trained on the pixels with ``fold != f``
+    (class-balanced sampling, augmentation: :func:`train_network`) and predicts the pixels with ``fold == f``;
+    a random forest (``config.rf_trees``; 0 = none) is fitted on the centre-pixel inputs of the same training
+    pixels. Pixels with fold -1 are always in training.
+
+    Args:
+        data: patch tensors of every labelled pixel (``_to_tensors``); centre: ``(N, C)`` centre-pixel inputs;
+        fold: int64 ``(N,)`` from ``labels.polygon_folds``; labels / names: class values and names (K).
+    Returns:
+        ``{"folds": [{"fold", "n", "bdgf": metrics, "rf": metrics, "history"}], "bdgf": summary, "rf": summary,
+        "epoch_val_loss": [mean over folds per epoch]}``; ``metrics`` = ``metrics.accuracy_metrics`` (OA, AA, kappa,
+        per-class producer's / user's accuracy, confusion matrix); ``summary`` = the pooled confusion matrix's
+        metrics plus ``{"oa"|"aa"|"kappa": {"mean", "ci95", "folds": [...]}}`` over folds.
+    """
+    rep = ensure(reporter)
+    y = view_labels(data)
+    k_labels = list(range(len(labels)))
+    pooled = {"bdgf": np.zeros((len(labels),) * 2, np.int64), "rf": np.zeros((len(labels),) * 2, np.int64)}
+    folds, curves = [], []
+    for f in range(n_folds):
+        tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+        rep.info(f"Cross-validation fold {f + 1}/{n_folds}: {len(tr)} training, {len(te)} held-out pixels")
+        cfg = dataclasses.replace(config, seed=config.seed * 1000 + f)
+        train_view = patch_view(data, tr, sampling_weights(y[tr], None if edge is None else edge[tr],
+                                                           config.edge_weight))
+        net = make_network(cfg.seed)
+        # held-out loss per epoch only when it is used (early stopping): it costs a pass over the fold
+        history = train_network(net, train_view, patch_view(data, te) if config.early_stopping else None, cfg,
+                                device, rep)
+        curves.append([h.get("val_loss") for h in history])
+        pred, _ = evaluate(net, patch_view(data, te), device)
+        rec = {"fold": f + 1, "n": int(len(te)), "history": history}
+        cm = confusion_matrix(y[te], pred, k_labels)
+        pooled["bdgf"] += cm
+        rec["bdgf"] = accuracy_metrics(cm, labels, names)
+        if config.rf_trees:
+            rf = fit_random_forest(centre[tr], y[tr], config.rf_trees, cfg.seed)
+            cm = confusion_matrix(y[te], rf.predict(centre[te]), k_labels)
+            pooled["rf"] += cm
+            rec["rf"] = accuracy_metrics(cm, labels, names)
+        folds.append(rec)
+        rep.metric("cv_fold", f + 1, oa=rec["bdgf"]["oa"], kappa=rec["bdgf"]["kappa"],
+                   rf_oa=(rec.get("rf") or {}).get("oa"), rf_kappa=(rec.get("rf") or {}).get("kappa"))
+    out = {"folds": folds, "n_folds": n_folds}
+    for model in ("bdgf", "rf") if config.rf_trees else ("bdgf",):
+        summary = accuracy_metrics(pooled[model], labels, names)
+        for key in ("oa", "aa", "kappa"):
+            vals = [r[model][key] for r in folds if r[model][key] is not None]
+            mean, half = mean_ci95(vals)
+            summary[f"{key}_folds"] = {"mean": mean, "ci95": half, "folds": vals}
+        out[model] = summary
+    n_ep = min(len(c) for c in curves) if curves else 0
+    out["epoch_val_loss"] = [float(np.mean([c[e] for c in curves])) for e in range(n_ep)
+                             if all(c[e] is not None for c in curves)]
+    return out

@@ -627,3 +627,74 @@ def split_by_polygon(pixels: LabelledPixels, validation_fraction: float = 0.3, s
         f"{r['name']}: {r['train_polygons']}/{r['val_polygons']} pol., {r['train_pixels']}/{r['val_pixels']} px"
         for r in rep_classes) + " (train/validation)")
     return train_idx, val_idx, report
+
+
+def polygon_folds(pixels: LabelledPixels, k: int = 5, seed: int = 0, block_size: int = 0,
+                  reporter: Any = None) -> tuple[np.ndarray, int, dict]:
+    """Cross-validation folds grouped by polygon (or by spatial block), stratified by class.
+
+    By polygon (``block_size`` 0): for each class, its polygons are shuffled (``default_rng(seed)``) and dealt,
+    largest first, to the fold holding the fewest pixels of that class, so folds are balanced in pixels and a
+    polygon never has pixels in two folds. The number of folds is ``min(k, fewest polygons of any class)``
+    (said in the log); a class with a single polygon is never held out (it is in the training part of every
+    fold, warning). By spatial block (``block_size`` > 0 grid pixels): every polygon goes with the
+    ``block_size x block_size`` block holding its first pixel, and whole blocks are dealt to the folds, so
+    neighbouring polygons are never split between training and testing.
+
+    Returns:
+        ``(fold, K, report)``: int64 ``(N,)`` fold of each pixel (-1 = never held out), the number of folds
+        (0 when fewer than 2 are possible: no cross-validation) and ``{"folds", "requested", "by", "classes":
+        [{"value", "name", "polygons", "pixels_per_fold"}], "never_held_out": [values]}``.
+    """
+    emit = ensure(reporter).log
+    rng = np.random.default_rng(seed)
+    n_poly = {c.value: np.unique(pixels.polygon_ids[pixels.values == c.value]) for c in pixels.classes}
+    multi = [len(v) for v in n_poly.values() if len(v) >= 2]
+    kk = int(min([int(k)] + multi)) if multi else 0
+    single = [c for c in pixels.classes if len(n_poly[c.value]) == 1]
+    fold = np.full(len(pixels), -1, np.int64)
+    if kk >= 2 and block_size and block_size > 0:
+        pid_block = {}
+        for p in np.unique(pixels.polygon_ids):
+            i = int(np.flatnonzero(pixels.polygon_ids == p)[0])
+            pid_block[int(p)] = (int(pixels.rows[i]) // block_size, int(pixels.cols[i]) // block_size)
+        blocks = sorted(set(pid_block.values()))
+        kk = min(kk, len(blocks))
+        group = np.array([blocks.index(pid_block[int(p)]) for p in pixels.polygon_ids])
+        _deal(group, np.arange(len(pixels)), kk, rng, fold)
+    elif kk >= 2:
+        for c in pixels.classes:
+            if len(n_poly[c.value]) >= 2:
+                sel = np.flatnonzero(pixels.values == c.value)
+                _deal(pixels.polygon_ids[sel], sel, kk, rng, fold)
+    by = f"spatial block of {block_size} px" if block_size else "polygon"
+    report = {"folds": kk, "requested": int(k), "by": by,
+              "never_held_out": [c.value for c in single], "classes": []}
+    for c in pixels.classes:
+        sel = pixels.values == c.value
+        report["classes"].append({"value": c.value, "name": c.name, "polygons": int(len(n_poly[c.value])),
+                                  "pixels_per_fold": [int(np.count_nonzero(sel & (fold == f))) for f in range(kk)]})
+    if kk < 2:
+        emit("warning", "Cross-validation needs at least two polygons of some class: no validation folds")
+    elif kk < int(k):
+        emit("warning", f"{kk}-fold cross-validation instead of {k}: the class with the fewest polygons has {kk}")
+    else:
+        emit("info", f"{kk}-fold cross-validation grouped by {report['by']}")
+    if single and kk >= 2:
+        emit("warning", "Class(es) with a single polygon are never held out (no accuracy for them): "
+                        + ", ".join(f"{c.name} (value {c.value})" for c in single))
+    return fold, kk, report
+
+
+def _deal(group: np.ndarray, rows: np.ndarray, k: int, rng: np.random.Generator, fold: np.ndarray) -> None:
+    """Assign whole groups (polygon or block ids of ``rows``) to ``k`` folds, largest first, each to the fold with
+    the fewest pixels so far (ties broken by a seeded shuffle)."""
+    ids, sizes = np.unique(group, return_counts=True)
+    perm = rng.permutation(len(ids))
+    ids, sizes = ids[perm], sizes[perm]
+    order = np.argsort(-sizes, kind="stable")
+    load = np.zeros(k, np.int64)
+    for j in order:
+        f = int(np.argmin(load + rng.random(k) * 1e-3))
+        fold[rows[group == ids[j]]] = f
+        load[f] += sizes[j]

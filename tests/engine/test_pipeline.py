@@ -76,9 +76,12 @@ def test_training_beats_chance_and_reports_random_forest(workflow):
     assert 0 <= m["rf_oa"] <= 1 and "rf_kappa" in m
     html = (workflow["dir"] / "train.html").read_text()
     assert "Random forest" in html and "BDGF" in html
+    assert "Cross-validation grouped by polygon" in html
+    # default validation cv:5 -> K folds (fewer when a class has fewer polygons), then the final fit
+    folds = [e for e in workflow["train"] if e["event"] == "metric" and e["name"] == "cv_fold"]
+    assert len(folds) == m["folds"] >= 2 and all(0 <= e["oa"] <= 1 for e in folds)
     epochs = [e for e in workflow["train"] if e["event"] == "metric" and e["name"] == "epoch"]
-    assert [e["value"] for e in epochs] == [1, 2, 3, 4]
-    assert all(0 <= e["val_oa"] <= 1 for e in epochs)
+    assert [e["value"] for e in epochs] == [1, 2, 3, 4] * (m["folds"] + 1)
 
 
 def test_classification_raster_is_styled(workflow):

@@ -1,0 +1,131 @@
+"""Training recipe: cross-validation folds grouped by polygon, the final model on every polygon, class-balanced
+sampling and label-preserving flip/rotation augmentation (real Delmarva crop polygons where labels matter)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import EngineError
+from engine.data.grid import Modality, RasterStack
+from engine.data.labels import polygon_folds, read_polygons
+from engine.train import augment_patches, d4_transform, edge_pixels, mean_ci95, parse_validation, sampling_weights
+
+torch.set_num_threads(1)
+# 192 x 128 px around the Water and Cropland polygons (as in test_pipeline)
+EXTENT = (441130, 4172060, 443050, 4173340)
+
+
+@pytest.fixture(scope="module")
+def crop_pixels(delmarva_bands, delmarva_polygons):
+    with RasterStack([Modality(delmarva_bands, "spectral")]) as stack:
+        return read_polygons(delmarva_polygons, "class_id", stack.grid)
+
+
+def test_cv_folds_never_share_a_polygon(crop_pixels):
+    px = crop_pixels
+    n_poly = {c.value: len(np.unique(px.polygon_ids[px.values == c.value])) for c in px.classes}
+    for seed in (0, 1):
+        fold, k, report = polygon_folds(px, 5, seed)
+        assert k == min(5, min(n for n in n_poly.values() if n >= 2))
+        for pid in np.unique(px.polygon_ids):
+            assert len(np.unique(fold[px.polygon_ids == pid])) == 1, pid     # a polygon sits in one fold
+        for c in px.classes:
+            sel = px.values == c.value
+            if n_poly[c.value] >= 2:      # every fold holds out some polygon of every class that has >= K
+                assert set(np.unique(fold[sel])) == set(range(k)), c.name
+            else:                         # a single polygon is never held out
+                assert np.all(fold[sel] == -1)
+        assert report["never_held_out"] == [v for v, n in n_poly.items() if n == 1]
+    # by spatial block: polygons whose first pixel shares a 256 px block share a fold
+    fold, k, _ = polygon_folds(px, 3, 0, block_size=256)
+    assert k >= 2
+    first = {int(p): int(np.flatnonzero(px.polygon_ids == p)[0]) for p in np.unique(px.polygon_ids)}
+    by_block: dict = {}
+    for p, i in first.items():
+        by_block.setdefault((px.rows[i] // 256, px.cols[i] // 256), set()).add(int(fold[i]))
+    assert all(len(f) == 1 for f in by_block.values())
+
+
+def test_balanced_sampling_gives_each_class_its_share():
+    y = np.r_[np.zeros(12), np.ones(2000), np.full(300, 2)].astype(np.int64)
+    w = sampling_weights(y)
+    draws = torch.multinomial(torch.as_tensor(w), 60_000, replacement=True,
+                              generator=torch.Generator().manual_seed(0)).numpy()
+    share = np.bincount(y[draws], minlength=3) / len(draws)
+    np.testing.assert_allclose(share, [1 / 3] * 3, atol=0.01)
+    # edge pixels weighted 3:1 within their class, class shares unchanged
+    edge = np.zeros(len(y), bool)
+    edge[12:512] = True
+    w = sampling_weights(y, edge, 3.0)
+    assert w[12] == pytest.approx(3 * w[600])
+    np.testing.assert_allclose([w[y == c].sum() for c in range(3)], [1 / 3] * 3)
+
+
+def test_edge_pixels_are_those_near_the_polygon_edge():
+    rows, cols = np.meshgrid(np.arange(10), np.arange(10), indexing="ij")
+    edge = edge_pixels(rows.ravel(), cols.ravel(), np.zeros(100, np.int64), radius=2).reshape(10, 10)
+    expected = np.ones((10, 10), bool)
+    expected[2:8, 2:8] = False
+    np.testing.assert_array_equal(edge, expected)
+
+
+def test_augmentation_keeps_labels():
+    g = torch.Generator().manual_seed(0)
+    xs = torch.randn(64, 5, 9, 9, generator=g)
+    # the 8 symmetries are distinct and keep the centre pixel (the labelled one) in place
+    outs = [d4_transform(xs[:1], k) for k in range(8)]
+    assert len({tuple(o.flatten().tolist()) for o in outs}) == 8
+    assert all(torch.equal(o[..., 4, 4], xs[:1, :, 4, 4]) for o in outs)
+    # the same transform for every input of a patch (spectral, auxiliary, diffusion features)
+    data = {"spec": xs, "aux": xs[:, :2].clone(), "dif": xs[:, :3].half(),
+            "y": torch.randint(0, 4, (64,), generator=g)}
+    s, a, f = augment_patches(data["spec"], data["aux"], data["dif"].float(), g)
+    assert torch.equal(a, s[:, :2]) and torch.allclose(f, s[:, :3].half().float())
+    assert torch.equal(s[..., 4, 4], xs[..., 4, 4])
+    assert not torch.equal(s, xs)                       # something was flipped or rotated
+    s2, _, _ = augment_patches(xs, None, xs[:, :1], g, jitter=0.1)
+    assert not torch.equal(s2[..., 4, 4], xs[..., 4, 4])   # spectral jitter changes values, not the geometry
+
+
+def test_validation_option_and_interval():
+    assert parse_validation("cv:5") == ("cv", 5.0)
+    assert parse_validation("holdout:0.25") == ("holdout", 0.25)
+    assert parse_validation("none") == ("none", 0.0)
+    for bad in ("cv:1", "cv:2.5", "holdout:1", "kfold", "none:3"):
+        with pytest.raises(EngineError, match="Validation"):
+            parse_validation(bad)
+    mean, half = mean_ci95([0.9, 0.92, 0.94])
+    assert mean == pytest.approx(0.92) and half == pytest.approx(4.303 * 0.02 / np.sqrt(3), rel=1e-3)
+
+
+def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_path, monkeypatch):
+    """Cross-validation fits never see their held-out polygons; the final fit sees every labelled pixel."""
+    import engine.train as training
+    from engine import api
+
+    calls = []
+    real = training.train_network
+
+    def spy(net, train, val, config, *a, **k):
+        calls.append((train["index"].numpy().copy(), None if val is None else val["index"].numpy().copy()))
+        return real(net, train, val, config, *a, **k)
+
+    monkeypatch.setattr(training, "train_network", spy)
+    out = api.train(Modality(delmarva_bands, "spectral"), [], delmarva_polygons, "class_id",
+                    str(tmp_path / "m.safetensors"), iterations=1, epochs=1, validation="cv:3", device="cpu",
+                    extent=EXTENT)
+    with RasterStack([Modality(delmarva_bands, "spectral")]) as stack:
+        from engine.api import _training_pixels, _window
+        from engine.progress import ensure
+        px = _training_pixels(delmarva_polygons, "class_id", stack, _window(stack, EXTENT), ensure(None))
+    fold, k, _ = polygon_folds(px, 3, 0)
+    assert k == 2 and len(calls) == k + 1       # 2 folds (fewest polygons of a held-out class: 2) + final fit
+    for f, (tr, _) in enumerate(calls[:-1]):    # each fold's fit sees none of its held-out polygons
+        np.testing.assert_array_equal(np.sort(tr), np.flatnonzero(fold != f))
+        assert not set(px.polygon_ids[tr].tolist()) & set(px.polygon_ids[fold == f].tolist())
+    final, val = calls[-1]
+    assert val is None and np.array_equal(np.sort(final), np.arange(len(px)))
+    assert set(px.polygon_ids[final].tolist()) == set(np.unique(px.polygon_ids).tolist())
+    assert 0 <= out["metrics"]["oa"] <= 1 and "rf_oa" in out["metrics"]
