@@ -571,8 +571,13 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
              confidence: str | None = None, probabilities: str | None = None, uncertainty: str | None = None,
              extent: Any = None, mask: str | None = None, mask_layer: str | None = None,
              device: str | None = "auto", tile: int | None = None, batch_size: int | None = None,
-             overwrite: bool = False, band_order: str = "name", reporter: Reporter | None = None) -> dict:
+             overwrite: bool = False, band_order: str = "name", backend: str = "auto",
+             reporter: Reporter | None = None) -> dict:
     """Classify a scene (or an extent / mask polygons) with a model file, tile by tile (bounded memory).
+
+    ``backend`` (``models.inference.BACKENDS``): ``auto`` runs the fast path (OpenVINO on the CPU when installed,
+    else the rewritten torch network), ``eager`` the reference model. Under torchrun every process classifies its
+    share of the tiles and rank 0 writes the outputs (``predict.classify_scene``).
 
     Writes a styled classification GeoTIFF (colour table, category names, QML sidecar), and optionally the
     confidence raster, the per-class probability stack and the uncertainty raster (band 1 normalised entropy,
@@ -586,8 +591,12 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
         EngineError: pretrain-only, foreign, damaged or non-finite model file; inputs that do not match the model;
             a scene without valid pixels or on another scale; an unwritable or full output folder.
     """
+    import contextlib
+
+    from .distributed import setup, teardown
     from .io.rasters import ClassificationWriter
     from .models.classifier import TrainedModel
+    from .models.inference import InferenceBackend
     from .predict import classify_scene, polygon_mask_geometries
 
     rep = ensure(reporter)
@@ -597,6 +606,7 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
             check_output(p, overwrite)
     mods = [spectral, *auxiliary]
     tensors, meta, prof, grid, dev = _classifier_and_grid(model, mods, device, rep)
+    dinfo, dev = setup(dev)
     stack, mods = _open_matched(meta, mods, grid, model, rep, band_order)
     with stack:
         window = _window(stack, extent)
@@ -604,14 +614,20 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
         out_grid = stack.grid if window is None else stack.grid.crop(window)
         _check_classify_outputs(out_grid, len(meta.classes), output, confidence, probabilities, uncertainty)
         tm = TrainedModel.from_tensors(tensors, meta, dev)
+        fast = None if backend == "eager" else InferenceBackend(tm, backend)
         geoms = polygon_mask_geometries(mask, stack.grid, mask_layer) if mask else None
-        rep.info(f"Classifying {out_grid.width} x {out_grid.height} px in tiles of {tile or prof.tile} px")
-        with ClassificationWriter(output, out_grid.crs, out_grid.transform, out_grid.width, out_grid.height,
-                                  tm.classes, overwrite=overwrite, confidence_path=confidence,
-                                  probabilities_path=probabilities, uncertainty_path=uncertainty,
-                                  reporter=rep) as writer:
+        rep.info(f"Classifying {out_grid.width} x {out_grid.height} px in tiles of {tile or prof.tile} px "
+                 f"({fast.name + ' ' + fast.precision if fast else 'eager'} inference"
+                 f"{f', {dinfo.world} processes' if dinfo.enabled else ''})")
+        writer_cm = contextlib.nullcontext(None) if not dinfo.is_main else ClassificationWriter(
+            output, out_grid.crs, out_grid.transform, out_grid.width, out_grid.height, tm.classes,
+            overwrite=overwrite, confidence_path=confidence, probabilities_path=probabilities,
+            uncertainty_path=uncertainty, reporter=rep)
+        with writer_cm as writer:
             summary = classify_scene(tm, stack, writer, window, tile or prof.tile, batch_size or prof.batch_size,
-                                     geoms, rep, want_probabilities=bool(probabilities or uncertainty))
+                                     geoms, rep, want_probabilities=bool(probabilities or uncertainty),
+                                     backend=fast)
+    teardown()
     out = {"output": output, "class_counts": summary["class_counts"], "pixels": summary["pixels"]}
     if confidence:
         out["confidence"] = os.path.abspath(confidence)

@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-layer", metavar="NAME", help="layer of a multi-layer mask file")
     p.add_argument("--tile", type=int, metavar="N", help="tile size in pixels (default: from the model)")
     p.add_argument("--batch-size", type=int, metavar="N", help="patches per batch (default: from the model)")
+    p.add_argument("--backend", choices=("auto", "openvino", "torch", "eager"), default="auto",
+                   help="inference: auto = OpenVINO on the CPU when installed, else PyTorch with the exact "
+                        "rewrites of the fast path; eager = the reference PyTorch model (slowest)")
 
     p = sub.add_parser("assess", parents=[common], formatter_class=_Formatter,
                        help="accuracy assessment of a classification against reference polygons",
@@ -363,7 +366,8 @@ def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:
     return api.classify(args.model, spectral, aux, args.output, confidence=args.confidence,
                         probabilities=args.probabilities, uncertainty=args.uncertainty, extent=extent,
                         mask=args.mask, mask_layer=args.mask_layer, device=device,
-                        tile=args.tile, batch_size=args.batch_size, overwrite=args.overwrite, reporter=rep)
+                        tile=args.tile, batch_size=args.batch_size, overwrite=args.overwrite,
+                        backend=args.backend, reporter=rep)
 
 
 def cmd_assess(args: argparse.Namespace, rep: Reporter) -> dict:

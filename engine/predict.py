@@ -52,7 +52,8 @@ def polygon_mask_geometries(path: str, grid: Any, layer: str | None = None) -> l
 
 @torch.no_grad()
 def classify_window(model: TrainedModel, stack: Any, window: Window, batch_size: int = 1024,
-                    inside: np.ndarray | None = None, on_batch: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    inside: np.ndarray | None = None, on_batch: Any = None, backend: Any = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Classify every valid pixel of one window of the reference grid.
 
     Args:
@@ -60,6 +61,7 @@ def classify_window(model: TrainedModel, stack: Any, window: Window, batch_size:
         window: :class:`Window` of the grid.
         batch_size: patches per network call. inside: optional bool ``(h, w)`` extra mask (mask polygons).
         on_batch: called with the number of pixels after every batch (progress; may raise ``Cancelled``).
+        backend: ``models.inference.InferenceBackend`` (fast path); None = the eager model (the reference).
     Returns:
         ``class_index (h, w)`` int64 (-1 = nodata), ``confidence (h, w)`` float32 (max class probability, 0 at
         nodata), ``probabilities (K, h, w)`` float32.
@@ -68,7 +70,8 @@ def classify_window(model: TrainedModel, stack: Any, window: Window, batch_size:
     P = model.patch_size
     K = len(model.classes)
     height, width = window.height, window.width
-    inputs = model.window_inputs(stack, window.grown(m))
+    grown = window.grown(m)
+    inputs = model.window_inputs(stack, grown) if backend is None else backend.window_inputs(stack, grown)
     core_valid = inputs.valid[m:m + height, m:m + width]
     if inside is not None:
         core_valid = core_valid & inside
@@ -78,60 +81,99 @@ def classify_window(model: TrainedModel, stack: Any, window: Window, batch_size:
     rr, cc = np.nonzero(core_valid)
     if len(rr) == 0:
         return cls, conf, probs
-    out = []
-    for i in range(0, len(rr), batch_size):
-        r, c = rr[i:i + batch_size], cc[i:i + batch_size]
-        spec, aux, dif = inputs.patches(r + m, c + m, P)       # the grown window starts m pixels earlier
-        out.append(torch.softmax(model.net(spec, aux, dif).logits.float(), dim=1).cpu())
-        if on_batch is not None:
-            on_batch(len(r))
-    p = torch.cat(out).numpy()                                   # (N, K)
+
+    def batches():
+        for i in range(0, len(rr), batch_size):
+            r, c = rr[i:i + batch_size], cc[i:i + batch_size]
+            yield (i, *inputs.patches(r + m, c + m, P))        # the grown window starts m pixels earlier
+
+    if backend is None:
+        p = np.zeros((len(rr), K), np.float32)
+        for i, spec, aux, dif in batches():
+            p[i:i + len(spec)] = torch.softmax(model.net(spec, aux, dif).logits.float(), dim=1).cpu().numpy()
+            if on_batch is not None:
+                on_batch(len(spec))
+    else:
+        p = backend.probabilities(batches(), len(rr), on_batch)   # (N, K)
     cls[rr, cc] = p.argmax(1)
     conf[rr, cc] = p.max(1)
     probs[:, rr, cc] = p.T
     return cls, conf, probs
 
 
+def _gather_on_main(result: Any, dinfo: Any) -> list:
+    """Every rank's ``result`` on rank 0 (rank order); ``[result]`` without torchrun, ``[]`` on other ranks."""
+    if not dinfo.enabled:
+        return [result]
+    import torch.distributed as dist
+
+    results = [None] * dinfo.world if dinfo.is_main else None
+    dist.gather_object(result, results, dst=0)
+    return results if dinfo.is_main else []
+
+
 def classify_scene(model: TrainedModel, stack: Any, writer: Any, window: Sequence[int] | None = None,
                    tile: int = 256, batch_size: int = 1024, mask_geometries: list[dict] | None = None,
-                   reporter: Reporter | None = None, want_probabilities: bool = False) -> dict:
+                   reporter: Reporter | None = None, want_probabilities: bool = False, backend: Any = None) -> dict:
     """Classify a scene (or ``window = (row_off, col_off, height, width)``) tile by tile into ``writer``.
 
+    Under torchrun (``engine.distributed``) the tiles are dealt round-robin: in every round each rank classifies
+    one tile, rank 0 gathers the round's results (``torch.distributed.gather_object``; memory: one tile per
+    rank) and writes them, so the output is the one a single process writes. Other ranks pass ``writer=None``.
+
     Args:
-        writer: ``rasterout.ClassificationWriter`` whose pixel (0, 0) is the window's top-left pixel.
+        writer: ``io.rasters.ClassificationWriter`` whose pixel (0, 0) is the window's top-left pixel.
         mask_geometries: polygons in the grid CRS; pixels outside them are nodata.
+        backend: ``models.inference.InferenceBackend``; None = the eager model.
     Returns:
-        ``{"pixels": classified pixel count, "class_counts": {value: count}, "tiles": n}``.
+        ``{"pixels": classified pixel count, "class_counts": {value: count}, "tiles": n}`` (on rank 0).
     """
-    from rasterio.features import geometry_mask
+    from .distributed import info as dist_info
 
     rep = ensure(reporter)
+    dinfo = dist_info()
     r0, c0, H, W = (0, 0, stack.grid.height, stack.grid.width) if window is None else [int(v) for v in window]
     values = np.array([int(c.value) for c in model.classes], np.int64)
     tiles = list(iter_windows(H, W, tile, (r0, c0, H, W)))
     counts = np.zeros(len(values), np.int64)
     task = rep.task("classify", H * W, unit="px")
     try:
-        for t in tiles:
-            inside = None
-            if mask_geometries:
-                inside = geometry_mask(mask_geometries, out_shape=(t.height, t.width),
-                                       transform=stack.grid.window_transform(t.row_off, t.col_off), invert=True)
+        for first in range(0, len(tiles), dinfo.world):
+            rep.check_cancelled()
+            group = tiles[first:first + dinfo.world]
+            mine = group[dinfo.rank] if dinfo.rank < len(group) else None
             done = [0]
 
             def on_batch(n: int) -> None:
                 done[0] += n
                 task.update(n)
 
-            rep.check_cancelled()
-            cls, conf, probs = classify_window(model, stack, t, batch_size, inside, on_batch)
-            ok = cls >= 0
-            out = np.zeros(cls.shape, np.int64)
-            out[ok] = values[cls[ok]]
-            counts += np.bincount(cls[ok], minlength=len(values))
-            writer.write(t.row_off - r0, t.col_off - c0, out, conf, probs if want_probabilities else None)
-            task.update(t.height * t.width - done[0])   # nodata pixels of the tile
+            result = None
+            if mine is not None:
+                result = _classify_tile(model, stack, mine, batch_size, mask_geometries, on_batch, backend,
+                                        want_probabilities)
+            for t, res in zip(group, _gather_on_main(result, dinfo)):
+                cls, conf, probs = res
+                ok = cls >= 0
+                out = np.zeros(cls.shape, np.int64)
+                out[ok] = values[cls[ok]]
+                counts += np.bincount(cls[ok], minlength=len(values))
+                writer.write(t.row_off - r0, t.col_off - c0, out, conf, probs)
+            task.update(sum(t.height * t.width for t in group) - done[0])   # nodata pixels, other ranks' tiles
     finally:
         task.close()
     return {"pixels": int(counts.sum()), "tiles": len(tiles),
             "class_counts": {int(v): int(n) for v, n in zip(values, counts)}}
+
+
+def _classify_tile(model: TrainedModel, stack: Any, t: Window, batch_size: int, mask_geometries: Any,
+                   on_batch: Any, backend: Any, want_probabilities: bool) -> tuple:
+    """``(class_index, confidence, probabilities | None)`` of one tile (:func:`classify_window`)."""
+    inside = None
+    if mask_geometries:
+        from rasterio.features import geometry_mask
+
+        inside = geometry_mask(mask_geometries, out_shape=(t.height, t.width),
+                               transform=stack.grid.window_transform(t.row_off, t.col_off), invert=True)
+    cls, conf, probs = classify_window(model, stack, t, batch_size, inside, on_batch, backend)
+    return cls, conf, probs if want_probabilities else None

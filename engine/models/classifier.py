@@ -59,14 +59,17 @@ class TrainedModel:
         v = torch.as_tensor(valid, device=f.device)
         return ((f - lo) / span) * v.to(f.dtype)
 
-    def window_inputs(self, stack: Any, window: Window) -> WindowInputs:
+    def window_inputs(self, stack: Any, window: Window, extractor: Any = None) -> WindowInputs:
         """All network inputs of a window (:func:`engine.data.windows.read_window`), ready for the network.
+
+        ``extractor``: the feature extractor to use instead of :attr:`extractor` (e.g. the compiled encoder of
+        ``models.inference.InferenceBackend.extractor``).
 
         Returns:
             :class:`WindowInputs`: ``spec (C_spec, h, w)``, ``aux (C_aux, h, w) | None`` and the [0, 1]-scaled
             ``features (C_dif, h, w)`` as float32 tensors on the model's device (0 where invalid), ``valid``.
         """
-        spec, aux, f, valid = read_window(stack, self.extractor, self.inputs, window)
+        spec, aux, f, valid = read_window(stack, extractor or self.extractor, self.inputs, window)
         dev = self.device
         f = self.scale_features(f, valid)
         return WindowInputs(torch.from_numpy(spec).to(dev), None if aux is None else torch.from_numpy(aux).to(dev),

@@ -321,6 +321,35 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 15)
 
 
+def _mix32_u32(x: np.ndarray) -> np.ndarray:
+    """:func:`_mix32` on uint32 numpy arrays: wrap-around multiplication is the ``& (2^32 - 1)`` of the int64 form."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x2C1B3C6D)
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x297A2D39)
+    return x ^ (x >> np.uint32(15))
+
+
+def _hash_u32(seed: int, stream: int, bands: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two 32-bit hashes of :func:`hash_normal` computed on uint32 numpy arrays (CPU): the same bits as the
+    int64 torch form at half the memory traffic and without the masks (3x faster; a tile's noise is ~8 % of its
+    diffusion features on the CPU otherwise)."""
+    def u32(t: torch.Tensor, add: int = 0) -> np.ndarray:
+        return ((t.numpy().astype(np.int64) + add) & _M32).astype(np.uint32)
+
+    with np.errstate(over="ignore"):
+        key = _mix32_u32(np.array(((int(seed) & _M32) + stream * 0x9E3779B9) & _M32, np.uint32))
+        hb = _mix32_u32(key + u32(bands))[:, None, None]
+        hr = _mix32_u32(u32(rows))[None, :, None]
+        hc = _mix32_u32(u32(cols, 0x5BD1E995))[None, None, :]
+        h1 = _mix32_u32(_mix32_u32(hb ^ hr) + hc)
+        h2 = _mix32_u32(h1 + np.uint32(0x68E31DA4))
+    return torch.from_numpy(h1.astype(np.int64)), torch.from_numpy(h2.astype(np.int64))
+
+
 def hash_normal(seed: int, bands: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
                 stream: int = 0) -> torch.Tensor:
     """Standard-normal field that is a pure function of ``(seed, stream, band, global row, global col)``.
@@ -334,12 +363,15 @@ def hash_normal(seed: int, bands: torch.Tensor, rows: torch.Tensor, cols: torch.
     Returns:
         float32 ``(S, h, w)`` on the device of ``bands``.
     """
-    key = _mix32(torch.tensor(int(seed) & _M32, dtype=torch.int64, device=bands.device) + stream * 0x9E3779B9)
-    hb = _mix32(key + bands.to(torch.int64)).view(-1, 1, 1)
-    hr = _mix32(rows.to(torch.int64) & _M32).view(1, -1, 1)
-    hc = _mix32((cols.to(torch.int64) + 0x5BD1E995) & _M32).view(1, 1, -1)
-    h1 = _mix32(_mix32(hb ^ hr) + hc)
-    h2 = _mix32(h1 + 0x68E31DA4)
+    if bands.device.type == "cpu":
+        h1, h2 = _hash_u32(seed, stream, bands, rows, cols)
+    else:
+        key = _mix32(torch.tensor(int(seed) & _M32, dtype=torch.int64, device=bands.device) + stream * 0x9E3779B9)
+        hb = _mix32(key + bands.to(torch.int64)).view(-1, 1, 1)
+        hr = _mix32(rows.to(torch.int64) & _M32).view(1, -1, 1)
+        hc = _mix32((cols.to(torch.int64) + 0x5BD1E995) & _M32).view(1, 1, -1)
+        h1 = _mix32(_mix32(hb ^ hr) + hc)
+        h2 = _mix32(h1 + 0x68E31DA4)
     u1 = (h1.to(torch.float64) + 0.5) / 4294967296.0
     u2 = (h2.to(torch.float64) + 0.5) / 4294967296.0
     return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)).to(torch.float32)
@@ -412,12 +444,15 @@ class FeatureExtractor:
         return fs.x_t
 
     @torch.no_grad()
-    def features_for_array(self, x: np.ndarray | torch.Tensor, row_off: int, col_off: int) -> torch.Tensor:
+    def features_for_array(self, x: np.ndarray | torch.Tensor, row_off: int, col_off: int,
+                           encoder: Any = None) -> torch.Tensor:
         """Features of the core of an assembled array that already includes the halo.
 
         Args:
             x: ``(S, h + 2·halo, w + 2·halo)`` float32 from :meth:`BandLayout.assemble`.
             row_off, col_off: global grid offsets of the *core* (first non-halo pixel).
+            encoder: optional compiled U-Net encoder ``x_t (1, 1, S, H, W) -> feat[0]`` used instead of
+                :meth:`SpectralDiffUNet.features` with ``bn_mode="eval"`` (``models.inference``).
         Returns:
             float32 ``(C_dif, h, w)`` torch tensor on :attr:`device`.
         """
@@ -443,6 +478,8 @@ class FeatureExtractor:
                 with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True,
                                                 allow_tf32=False):
                     f = self.unet.features(xt, t)[0]          # (16w, S/8, H, W)
+            elif encoder is not None and self.config.bn_mode == "eval":
+                f = encoder(xt)[0]
             else:
                 f = self.unet.features(xt, t)[0]
         finally:

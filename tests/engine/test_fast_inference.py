@@ -1,0 +1,130 @@
+"""Fast inference path (engine/models/inference.py) against the eager reference, on the embedded Delmarva crop,
+and classification sharded over 2 torchrun processes (Gloo) against one process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from engine import api
+from engine.data.grid import Modality
+from engine.data.windows import Window
+from engine.models import diffusion
+from engine.models.inference import ClsTokenStream, DepthPool, InferenceBackend, export_copy, openvino_version
+
+ROOT = Path(__file__).resolve().parents[2]
+DELMARVA = ROOT / "resources" / "sample_data" / "delmarva_s2"
+BANDS = sorted(str(p) for p in DELMARVA.glob("s2_B*.tif"))
+EXTENT = {"bounds": (441130.0, 4172060.0, 443050.0, 4173340.0), "crs": None}   # 192 x 128 px, 2 classes
+CLASSIFY_EXTENT = ["441130", "4172700", "441770", "4173340"]                    # 64 x 64 px of it
+BACKENDS = ["torch"] + (["openvino"] if openvino_version() else [])
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fast")
+    spectral = Modality(BANDS, "spectral")
+    api.pretrain(spectral, [], str(d / "pre.safetensors"), iterations=3, device="cpu", extent=EXTENT)
+    api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(d / "model.safetensors"),
+              pretrained=str(d / "pre.safetensors"), epochs=3, device="cpu", extent=EXTENT)
+    return str(d / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def loaded(model_file):
+    from engine.data.grid import RasterStack
+    from engine.io.artifact import load_model
+    from engine.models.classifier import TrainedModel
+
+    tensors, meta = load_model(model_file, device="cpu")
+    spectral = Modality(BANDS, "spectral")
+    stack = RasterStack([spectral])
+    yield TrainedModel.from_tensors(tensors, meta, "cpu"), stack
+    stack.close()
+
+
+def test_uint32_noise_hash_is_the_int64_hash():
+    bands, rows, cols = torch.arange(16), torch.arange(-40, 90), torch.arange(5000, 5070)
+    for seed in (0, 7, 2 ** 33 + 5):
+        for stream in (0, 1):
+            key = diffusion._mix32(torch.tensor(seed & diffusion._M32) + stream * 0x9E3779B9)
+            hb = diffusion._mix32(key + bands).view(-1, 1, 1)
+            hr = diffusion._mix32(rows & diffusion._M32).view(1, -1, 1)
+            hc = diffusion._mix32((cols + 0x5BD1E995) & diffusion._M32).view(1, 1, -1)
+            h1 = diffusion._mix32(diffusion._mix32(hb ^ hr) + hc)
+            h2 = diffusion._mix32(h1 + 0x68E31DA4)
+            got1, got2 = diffusion._hash_u32(seed, stream, bands, rows, cols)
+            assert torch.equal(got1, h1) and torch.equal(got2, h2)
+
+
+def test_exact_rewrites_are_applied_and_keep_the_logits(loaded):
+    tm, stack = loaded
+    inputs = tm.window_inputs(stack, Window(300, 300, 40, 40))
+    rr, cc = np.meshgrid(np.arange(4, 36), np.arange(4, 36), indexing="ij")
+    spec, aux, dif = inputs.patches(rr.ravel(), cc.ravel(), tm.patch_size)
+    fast = export_copy(tm.net, (spec[:8], aux, dif[:8]))
+    assert isinstance(fast.cnn.pool1, DepthPool) and isinstance(fast.transformer.stream_dif, ClsTokenStream)
+    with torch.no_grad():
+        ref, got = tm.net(spec, aux, dif).logits, fast(spec, aux, dif).logits
+    assert float((got - ref).abs().max()) < 1e-4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fast_path_agrees_with_the_eager_model(loaded, backend):
+    from engine.predict import classify_window
+
+    tm, stack = loaded
+    window = Window(420, 60, 96, 96)                 # water, cropland and their edges
+    cls_ref, _, p_ref = classify_window(tm, stack, window)
+    fast = InferenceBackend(tm, backend)
+    assert fast.name == backend and fast.precision == "f32"
+    cls, _, p = classify_window(tm, stack, window, backend=fast)
+    assert (cls_ref >= 0).all()
+    assert float(np.mean(cls == cls_ref)) >= 0.999
+    assert float(np.abs(p - p_ref).max()) < 1e-3
+
+
+def test_openvino_is_refused_on_a_gpu_model(loaded):
+    tm, _ = loaded
+
+    class OnGpu:
+        device = torch.device("cuda")
+    from engine.errors import EngineError
+
+    with pytest.raises(EngineError, match="CPU only"):
+        InferenceBackend(OnGpu(), "openvino")
+
+
+def _engine(args: list[str], nproc: int = 1, port: int = 29631) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    launcher = ([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+                 f"--master_port={port}"] if nproc > 1 else [sys.executable])
+    proc = subprocess.run([*launcher, "-m", "engine", *args, "--device", "cpu", "--json-progress"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_torchrun_sharded_classification_equals_one_process(model_file, tmp_path):
+    common = ["classify", "--model", model_file, "--spectral", *BANDS, "--extent", *CLASSIFY_EXTENT,
+              "--tile", "24"]                         # 9 tiles: an odd count, so one rank gets one more
+    one, two = tmp_path / "one.tif", tmp_path / "two.tif"
+    _engine([*common, "--output", str(one), "--confidence", str(tmp_path / "one_conf.tif")])
+    proc = _engine([*common, "--output", str(two), "--confidence", str(tmp_path / "two_conf.tif")], nproc=2)
+    assert proc.stdout.count('"event": "done"') == 1          # rank 0 reports, once
+    with rasterio.open(one) as a, rasterio.open(two) as b:
+        assert a.read(1).tobytes() == b.read(1).tobytes()
+        assert b.colormap(1) == a.colormap(1) and a.profile == b.profile
+    with rasterio.open(tmp_path / "one_conf.tif") as a, rasterio.open(tmp_path / "two_conf.tif") as b:
+        assert np.array_equal(a.read(1), b.read(1))
+    assert (tmp_path / "two.qml").exists() and (tmp_path / "two.tif.aux.xml").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["one.tif", "one.qml", "one.tif.aux.xml", "one_conf.tif", "two.tif", "two.qml", "two.tif.aux.xml",
+         "two_conf.tif"])
