@@ -134,3 +134,32 @@ def test_non_finite_weights_refused(tmp_path):
     with pytest.raises(EngineError) as exc:
         check_finite("m.safetensors", {"w": torch.ones(3), "net.head": torch.tensor([1.0, float("nan")])})
     assert "non-finite" in exc.value.message and "net.head" in exc.value.message and "1 of 2" in exc.value.message
+
+
+def test_scene_grid_is_the_scenes_own(tmp_path):
+    import rasterio
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    from engine.checks import scene_grid
+    from engine.data.grid import Modality
+    from engine.io.schema import GridInfo
+
+    src_path = os.path.join(DATA, "s2_B02.tif")
+    paths = {}
+    with rasterio.open(src_path) as src:
+        model_grid = GridInfo(src.crs.to_wkt(), tuple(src.res), tuple(src.bounds))
+        for res in (10, 20):   # the crop in the neighbouring UTM zone, at 10 m and at 20 m
+            transform, width, height = calculate_default_transform(src.crs, "EPSG:32617", src.width, src.height,
+                                                                   *src.bounds, resolution=res)
+            profile = dict(src.profile, crs="EPSG:32617", transform=transform, width=width, height=height)
+            paths[res] = str(tmp_path / f"b02_utm17_{res}m.tif")
+            with rasterio.open(paths[res], "w", **profile) as dst:
+                reproject(rasterio.band(src, 1), rasterio.band(dst, 1), resampling=Resampling.bilinear)
+    log = Log()
+    grid = scene_grid([Modality([paths[10]], "spectral")], model_grid, log)
+    with rasterio.open(paths[10]) as scene:
+        assert grid.crs.to_epsg() == 32617 and grid.width == scene.width and grid.height == scene.height
+    assert "scene's own grid" in log.messages[-1][1] and "nothing is resampled" in log.messages[-1][1]
+    grid = scene_grid([Modality([paths[20]], "spectral")], model_grid, log)
+    assert grid.crs.to_epsg() == 32617 and tuple(round(r, 6) for r in grid.res) == (10.0, 10.0)
+    assert "resampled to 10 m" in log.messages[-1][1] and "20 m" in log.messages[-1][1]
