@@ -25,6 +25,10 @@ from .progress import Reporter, ensure
 WINDOW = 2048
 
 
+
+#: More different values than this in a "classification" means it is an image band, not a class map.
+MAX_MAP_CLASSES = 1000
+
 def pixel_area_m2(crs, transform, height: int | None = None) -> tuple[float, str]:
     """Area of one pixel in m² and a note on how it was obtained.
 
@@ -217,15 +221,19 @@ def _check_on_map(valid: np.ndarray, n_ref: int, rpath: str, cpath: str, warn: A
 
 
 def _class_raster_nodata(cpath: str) -> float | None:
-    """The nodata value of an integer class raster (band 1).
+    """The nodata value of a one-band integer class raster.
 
     Raises:
-        EngineError: the raster is not of an integer type (an image, not a class map).
+        EngineError: the raster has several bands or is not of an integer type (an image, not a class map).
     """
     import rasterio
 
     with rasterio.open(cpath) as src:
-        if src.count < 1 or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
+        if src.count != 1:
+            raise EngineError(f"Classification {cpath} has {src.count} bands, so it is not a classification: a "
+                              "classified raster has one band of class values",
+                              "choose the classified GeoTIFF written by Classify, not the imagery")
+        if not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
             raise EngineError(f"Classification {cpath} is not an integer class raster (type {src.dtypes[0]})",
                               "choose the classified GeoTIFF written by Classify (or any integer class raster)")
         return src.nodata
@@ -254,7 +262,11 @@ def _values_at(cpath: str, grid: Any, rows: np.ndarray, cols: np.ndarray, rep: R
 
 def _map_pixel_counts(cpath: str, box: tuple[int, int, int, int], nodata: float | None, rep: Reporter
                       ) -> np.ndarray:
-    """Pixels per class value (``(65536,)`` int64, nodata and 0 zeroed) in ``box = (row, col, height, width)``."""
+    """Pixels per class value (``(65536,)`` int64, nodata and 0 zeroed) in ``box = (row, col, height, width)``.
+
+    Raises:
+        EngineError: more than ``MAX_MAP_CLASSES`` values (an image band, not a class map).
+    """
     import rasterio
     from rasterio.windows import Window
 
@@ -273,6 +285,10 @@ def _map_pixel_counts(cpath: str, box: tuple[int, int, int, int], nodata: float 
     counts[0] = 0
     if nodata is not None and 0 < nodata < 65536 and float(nodata).is_integer():
         counts[int(nodata)] = 0
+    if int(np.count_nonzero(counts)) > MAX_MAP_CLASSES:   # an image band (reflectance, DN), not a class map
+        raise EngineError(f"Classification {cpath} holds {int(np.count_nonzero(counts))} different values, so it is "
+                          f"not a class map (more than {MAX_MAP_CLASSES} classes)",
+                          "choose the classified GeoTIFF written by Classify, not an image band")
     return counts
 
 

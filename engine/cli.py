@@ -24,7 +24,7 @@ import traceback
 from typing import Any, Callable, Sequence
 
 from . import __version__
-from .contract import AUXILIARY_KINDS, DEVICES, EXIT_CANCELLED, EXIT_OK, EXIT_UNEXPECTED, PROFILES
+from .contract import AUXILIARY_KINDS, DEVICES, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OK, EXIT_UNEXPECTED, PROFILES
 from .errors import Cancelled, EngineError
 from .progress import CancelToken, Reporter
 
@@ -95,6 +95,31 @@ def _inputs_parent() -> argparse.ArgumentParser:
     return p
 
 
+def _add_classify(sub: Any, parents: list) -> None:
+    """The ``classify`` sub-command."""
+    p = sub.add_parser("classify", parents=parents, formatter_class=_Formatter,
+                       help="classify a scene with a trained model",
+                       description="Classify the scene tile by tile with a trained model.")
+    p.add_argument("--model", required=True, metavar="MODEL.safetensors", help="trained model file")
+    p.add_argument("--output", required=True, metavar="CLASSES.tif", help="classified GeoTIFF to write")
+    p.add_argument("--band-order", choices=("name", "positional"), default="name",
+                   help="name: match the bands to the model's by Sentinel-2 name, description or wavelength "
+                        "(reordered when given in another order; a missing or unknown band is refused); "
+                        "positional: take them in the given order (files renamed after training)")
+    p.add_argument("--confidence", metavar="CONF.tif", help="confidence raster (maximum class probability)")
+    p.add_argument("--probabilities", metavar="PROB.tif", help="per-class probability stack")
+    p.add_argument("--uncertainty", metavar="UNC.tif",
+                   help="uncertainty raster: band 1 normalised entropy (0-1), band 2 margin between the two most "
+                        "probable classes (0-1)")
+    p.add_argument("--mask", metavar="POLYGONS", help="classify only inside these polygons")
+    p.add_argument("--mask-layer", metavar="NAME", help="layer of a multi-layer mask file")
+    p.add_argument("--tile", type=int, metavar="N", help="tile size in pixels (default: from the model)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="patches per batch (default: from the model)")
+    p.add_argument("--backend", choices=("auto", "openvino", "torch", "eager"), default="auto",
+                   help="inference: auto = OpenVINO on the CPU when installed, else PyTorch with the exact "
+                        "rewrites of the fast path; eager = the reference PyTorch model (slowest)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m engine`` argument parser (sub-commands pretrain, train, classify, assess, info, doctor)."""
     common, inputs = _common_parent(), _inputs_parent()
@@ -146,23 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resume an interrupted training from OUTPUT.checkpoint.safetensors (give the same "
                         "inputs and --pretrained)")
 
-    p = sub.add_parser("classify", parents=[inputs, common], formatter_class=_Formatter,
-                       help="classify a scene with a trained model",
-                       description="Classify the scene tile by tile with a trained model.")
-    p.add_argument("--model", required=True, metavar="MODEL.safetensors", help="trained model file")
-    p.add_argument("--output", required=True, metavar="CLASSES.tif", help="classified GeoTIFF to write")
-    p.add_argument("--confidence", metavar="CONF.tif", help="confidence raster (maximum class probability)")
-    p.add_argument("--probabilities", metavar="PROB.tif", help="per-class probability stack")
-    p.add_argument("--uncertainty", metavar="UNC.tif",
-                   help="uncertainty raster: band 1 normalised entropy (0-1), band 2 margin between the two most "
-                        "probable classes (0-1)")
-    p.add_argument("--mask", metavar="POLYGONS", help="classify only inside these polygons")
-    p.add_argument("--mask-layer", metavar="NAME", help="layer of a multi-layer mask file")
-    p.add_argument("--tile", type=int, metavar="N", help="tile size in pixels (default: from the model)")
-    p.add_argument("--batch-size", type=int, metavar="N", help="patches per batch (default: from the model)")
-    p.add_argument("--backend", choices=("auto", "openvino", "torch", "eager"), default="auto",
-                   help="inference: auto = OpenVINO on the CPU when installed, else PyTorch with the exact "
-                        "rewrites of the fast path; eager = the reference PyTorch model (slowest)")
+    _add_classify(sub, [inputs, common])
 
     p = sub.add_parser("assess", parents=[common], formatter_class=_Formatter,
                        help="accuracy assessment of a classification against reference polygons",
@@ -283,10 +292,31 @@ def extent_arg(args: argparse.Namespace) -> dict[str, Any] | None:
     return {"bounds": (xmin, ymin, xmax, ymax), "crs": args.extent_crs or None}
 
 
+#: Options whose values are files a command reads (an output may never be one of them, even with --overwrite).
+INPUT_OPTIONS = ("spectral", "aux", "training", "pretrained", "class_styles", "model", "mask", "classification",
+                 "reference", "input")
+
+
+def _input_files(args: argparse.Namespace) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for opt in INPUT_OPTIONS:
+        value = getattr(args, opt, None)
+        if not value:
+            continue
+        if opt == "aux":   # [[KIND, FILE, ...], ...]
+            value = [p for group in value for p in group[1:]]
+        found["--" + opt.replace("_", "-")] = [value] if isinstance(value, str) else [str(v) for v in value]
+    return found
+
+
 def check_outputs(command: str, args: argparse.Namespace) -> None:
-    """Refuse existing outputs (exit 4) and duplicated output names before any work."""
+    """Refuse existing outputs (exit 4), outputs that are inputs (even with --overwrite) and duplicated output
+    names, before any work."""
+    from .checks import check_not_inputs
     from .files import check_output
 
+    check_not_inputs({f"--{opt}": getattr(args, opt, None) for opt in OUTPUT_OPTIONS.get(command, ())},
+                     _input_files(args))
     seen: dict[str, str] = {}
     for opt in OUTPUT_OPTIONS.get(command, ()):
         path = getattr(args, opt, None)
@@ -367,7 +397,7 @@ def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:
                         probabilities=args.probabilities, uncertainty=args.uncertainty, extent=extent,
                         mask=args.mask, mask_layer=args.mask_layer, device=device,
                         tile=args.tile, batch_size=args.batch_size, overwrite=args.overwrite,
-                        backend=args.backend, reporter=rep)
+                        band_order=args.band_order, backend=args.backend, reporter=rep)
 
 
 def cmd_assess(args: argparse.Namespace, rep: Reporter) -> dict:
@@ -450,6 +480,24 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Reporter], dict]] = {
 }
 
 
+def system_error(exc: BaseException) -> tuple[str, str]:
+    """(message, hint) for an error the operating system raised: a user can act on it, it is not a bug."""
+    import errno
+
+    if isinstance(exc, MemoryError):
+        return (f"Out of memory: {exc}".rstrip(": "),
+                "Lower --tile / --batch-size (Tile size / Batch size in QGIS), classify a smaller extent, or use the "
+                "fast profile.")
+    where = exc.filename or ""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        return f"No space left on the device while writing {where}", "Free some space or choose another folder."
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"Permission denied: {where} ({reason})",
+                "Choose files and folders you can read and write.")
+    return f"{reason}: {where}" if where else reason, "Check the files and folders given."
+
+
 # -- signals and main ---------------------------------------------------------------------------------------
 
 def install_signal_handlers(token: CancelToken) -> Callable[[], None]:
@@ -513,7 +561,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (Cancelled, KeyboardInterrupt) as exc:
             rep.log("warning", f"Cancelled: {token.reason or exc or 'interrupted'}; partial outputs were removed")
             return EXIT_CANCELLED
+        except (OSError, MemoryError) as exc:  # the system's answer (permissions, disk full, memory): not a bug
+            traceback.print_exc(file=sys.stderr)
+            rep.error(*system_error(exc))
+            return EXIT_BAD_INPUT
         except Exception as exc:  # a bug: message for the user, traceback for the developer
+            if type(exc).__name__ == "OutOfMemoryError":   # torch.cuda.OutOfMemoryError
+                rep.error(*system_error(MemoryError(str(exc))))
+                return EXIT_BAD_INPUT
             traceback.print_exc(file=sys.stderr)
             rep.error(f"Unexpected error: {type(exc).__name__}: {exc}",
                       "this is a bug in the engine; please report it with the traceback from the log")
