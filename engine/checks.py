@@ -195,8 +195,9 @@ def match_bands(model: ModalityInfo, given: Sequence[Band], order: str = "name",
                 parts.append("missing " + ", ".join(_short(b) for b in missing))
             if unknown:
                 parts.append("not in the model " + ", ".join(b.label() for b in unknown))
-            raise EngineError(f"The {kind} bands do not match {model_file}: {'; '.join(parts)}. The model expects "
-                              f"{len(want)} bands: {_expected(model)}", HINT_BAND_ORDER)
+            raise EngineError(f"The {kind} bands do not match {model_file} ({len(have)} bands given, {len(want)} "
+                              f"expected): {'; '.join(parts)}. The model expects: {_expected(model)}",
+                              HINT_BAND_ORDER)
         idx = [have.index(k) for k in want]
         if idx == list(range(len(idx))):
             return None
