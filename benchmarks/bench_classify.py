@@ -70,7 +70,8 @@ sys.exit(rc)
 
 # ------------------------------------------------------------------------------------------------ helpers
 def bands(scene_dir: str) -> list[str]:
-    files = sorted(glob.glob(os.path.join(scene_dir, "s2_B*.tif")))
+    files = sorted(glob.glob(os.path.join(scene_dir, "s2_B*.tif"))) or sorted(
+        glob.glob(os.path.join(scene_dir, "s2_B*.vrt")))      # make_mosaic_vrt.py's virtual scenes
     if len(files) != 13:
         raise SystemExit(f"expected 13 s2_B*.tif band files in {scene_dir}, found {len(files)}")
     return files
@@ -224,7 +225,7 @@ def scene_windows(scene_dir: str, sizes: list[str]) -> list[tuple[str, list[str]
     import rasterio
 
     # the reference grid is the finest band (10 m: B02)
-    with rasterio.open(os.path.join(scene_dir, "s2_B02.tif")) as ds:
+    with rasterio.open(next(b for b in bands(scene_dir) if "s2_B02." in b)) as ds:
         W, H, tr = ds.width, ds.height, ds.transform
     out = []
     for s in sizes:

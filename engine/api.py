@@ -614,7 +614,7 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
         out_grid = stack.grid if window is None else stack.grid.crop(window)
         _check_classify_outputs(out_grid, len(meta.classes), output, confidence, probabilities, uncertainty)
         tm = TrainedModel.from_tensors(tensors, meta, dev)
-        fast = None if backend == "eager" else InferenceBackend(tm, backend)
+        fast = None if backend == "eager" else InferenceBackend(tm, backend, pixels=out_grid.width * out_grid.height)
         geoms = polygon_mask_geometries(mask, stack.grid, mask_layer) if mask else None
         rep.info(f"Classifying {out_grid.width} x {out_grid.height} px in tiles of {tile or prof.tile} px "
                  f"({fast.name + ' ' + fast.precision if fast else 'eager'} inference"

@@ -42,6 +42,8 @@ __all__ = ["BACKENDS", "PRECISIONS", "InferenceBackend", "DepthPool", "ClsTokenS
 BACKENDS = ("auto", "openvino", "torch", "eager")
 PRECISIONS = ("f32", "bf16")
 Batch = tuple[int, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"]
+#: below this many pixels ``auto`` does not prepare OpenVINO (its ~10-30 s set-up would outweigh the gain)
+OPENVINO_MIN_PIXELS = 250_000
 
 
 def openvino_version() -> str | None:
@@ -198,6 +200,8 @@ class InferenceBackend:
         model: the trained model (eval mode). backend: one of :data:`BACKENDS` (see the module docstring).
         precision: OpenVINO inference precision, ``"f32"`` (default) or ``"bf16"``.
         threads: CPU threads (default ``torch.get_num_threads()``).
+        pixels: pixels the run will classify, if known: ``"auto"`` takes torch below :data:`OPENVINO_MIN_PIXELS`,
+            where preparing OpenVINO (tracing and compiling, ~10-30 s) costs more than it saves.
     Attributes:
         name: backend in use (``"openvino"``, ``"torch"`` or ``"eager"``); precision: ``"f32"`` / ``"bf16"``;
         extractor: the feature extractor to read windows with (a :class:`FastExtractor` under OpenVINO).
@@ -205,7 +209,8 @@ class InferenceBackend:
         EngineError: unknown backend / precision; ``"openvino"`` with the model on a GPU or OpenVINO missing.
     """
 
-    def __init__(self, model: Any, backend: str = "auto", precision: str = "f32", threads: int | None = None):
+    def __init__(self, model: Any, backend: str = "auto", precision: str = "f32", threads: int | None = None,
+                 pixels: int | None = None):
         if backend not in BACKENDS:
             raise EngineError(f"Unknown inference backend {backend!r}", f"Use one of: {', '.join(BACKENDS)}.")
         if precision not in PRECISIONS:
@@ -217,7 +222,8 @@ class InferenceBackend:
             raise EngineError("OpenVINO is not installed in the engine's Python",
                               "Install it (pip install openvino, see requirements.txt) or use --backend torch.")
         if backend == "auto":
-            backend = "openvino" if on_cpu and openvino_version() is not None else "torch"
+            big = pixels is None or pixels >= OPENVINO_MIN_PIXELS
+            backend = "openvino" if on_cpu and big and openvino_version() is not None else "torch"
         self.model = model
         self.name = backend
         self.precision = precision if backend == "openvino" else "f32"

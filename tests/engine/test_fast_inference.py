@@ -33,7 +33,7 @@ def model_file(tmp_path_factory):
     spectral = Modality(BANDS, "spectral")
     api.pretrain(spectral, [], str(d / "pre.safetensors"), iterations=3, device="cpu", extent=EXTENT)
     api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(d / "model.safetensors"),
-              pretrained=str(d / "pre.safetensors"), epochs=3, device="cpu", extent=EXTENT)
+              pretrained=str(d / "pre.safetensors"), epochs=2, validation="none", device="cpu", extent=EXTENT)
     return str(d / "model.safetensors")
 
 
@@ -48,6 +48,15 @@ def loaded(model_file):
     stack = RasterStack([spectral])
     yield TrainedModel.from_tensors(tensors, meta, "cpu"), stack
     stack.close()
+
+
+@pytest.fixture(scope="module")
+def eager_reference(loaded):
+    from engine.predict import classify_window
+
+    tm, stack = loaded
+    window = Window(440, 80, 64, 64)                 # water, cropland and their edges
+    return window, classify_window(tm, stack, window)
 
 
 def test_uint32_noise_hash_is_the_int64_hash():
@@ -77,12 +86,11 @@ def test_exact_rewrites_are_applied_and_keep_the_logits(loaded):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_fast_path_agrees_with_the_eager_model(loaded, backend):
+def test_fast_path_agrees_with_the_eager_model(loaded, eager_reference, backend):
     from engine.predict import classify_window
 
     tm, stack = loaded
-    window = Window(420, 60, 96, 96)                 # water, cropland and their edges
-    cls_ref, _, p_ref = classify_window(tm, stack, window)
+    window, (cls_ref, _, p_ref) = eager_reference
     fast = InferenceBackend(tm, backend)
     assert fast.name == backend and fast.precision == "f32"
     cls, _, p = classify_window(tm, stack, window, backend=fast)
@@ -91,8 +99,9 @@ def test_fast_path_agrees_with_the_eager_model(loaded, backend):
     assert float(np.abs(p - p_ref).max()) < 1e-3
 
 
-def test_openvino_is_refused_on_a_gpu_model(loaded):
+def test_auto_backend_choice_and_openvino_refused_on_a_gpu_model(loaded):
     tm, _ = loaded
+    assert InferenceBackend(tm, "auto", pixels=64 * 64).name == "torch"       # set-up would outweigh the gain
 
     class OnGpu:
         device = torch.device("cuda")
@@ -102,10 +111,18 @@ def test_openvino_is_refused_on_a_gpu_model(loaded):
         InferenceBackend(OnGpu(), "openvino")
 
 
-def _engine(args: list[str], nproc: int = 1, port: int = 29631) -> subprocess.CompletedProcess:
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _engine(args: list[str], nproc: int = 1) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     launcher = ([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-                 f"--master_port={port}"] if nproc > 1 else [sys.executable])
+                 f"--master_port={_free_port()}"] if nproc > 1 else [sys.executable])
     proc = subprocess.run([*launcher, "-m", "engine", *args, "--device", "cpu", "--json-progress"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -114,7 +131,7 @@ def _engine(args: list[str], nproc: int = 1, port: int = 29631) -> subprocess.Co
 
 def test_torchrun_sharded_classification_equals_one_process(model_file, tmp_path):
     common = ["classify", "--model", model_file, "--spectral", *BANDS, "--extent", *CLASSIFY_EXTENT,
-              "--tile", "24"]                         # 9 tiles: an odd count, so one rank gets one more
+              "--tile", "24", "--backend", "torch"]   # 9 tiles: an odd count, so one rank gets one more
     one, two = tmp_path / "one.tif", tmp_path / "two.tif"
     _engine([*common, "--output", str(one), "--confidence", str(tmp_path / "one_conf.tif")])
     proc = _engine([*common, "--output", str(two), "--confidence", str(tmp_path / "two_conf.tif")], nproc=2)
