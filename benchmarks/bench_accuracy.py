@@ -140,6 +140,9 @@ def run_dataset(name: str, args, device) -> dict:
                 runs.append(json.load(fh))
             print(f"    seed {seed}: reused {cached}", flush=True)
             continue
+        if args.cached_only:
+            print(f"    seed {seed}: not run (--cached-only)", flush=True)
+            continue
         tcfg = get_profile("fast", seed).training
         if args.epochs:
             tcfg = dataclasses.replace(tcfg, epochs=args.epochs,
@@ -161,13 +164,16 @@ def run_dataset(name: str, args, device) -> dict:
         print(f"    seed {seed}: {k} folds, pooled OA BDGF {r['bdgf']['oa']:.4f} RF {r['rf']['oa']:.4f}, kappa BDGF "
               f"{r['bdgf']['kappa']:.4f} RF {r['rf']['kappa']:.4f} ({r['seconds']:.0f} s)", flush=True)
     summary = {}
+    if not runs:
+        raise SystemExit(f"{name}: no seed was run")
     for model in ("bdgf", "rf"):
         for key in ("oa", "aa", "kappa"):
             vals = [v for r in runs for v in r[f"{model}_folds"][key] if v is not None]
             summary[f"{model}_{key}"] = mean_ci95(vals)
             summary[f"{model}_{key}_pooled"] = sum(r[model][key] for r in runs) / len(runs)
     return {"dataset": name, "pixels": len(px), "polygons": prep["n_polygons"], "classes": names,
-            "folds": sorted({r["folds"] for r in runs}), "seeds": args.seeds, "runs": runs, "summary": summary,
+            "folds": sorted({r["folds"] for r in runs}), "seeds": [r["seed"] for r in runs], "runs": runs,
+            "summary": summary,
             "prepare_s": prep["prepare_s"]}
 
 
@@ -196,6 +202,8 @@ def main() -> int:
     ap.add_argument("--shared", default=SHARED, help="folder with s2_delmarva/ and bigearthnet_mm/")
     ap.add_argument("--workdir", default=None, help="keeps the pretrain files (reused when present)")
     ap.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--cached-only", action="store_true",
+                    help="only print the seeds already run with these settings (results cached in --workdir)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
     args = ap.parse_args()
