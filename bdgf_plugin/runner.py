@@ -31,6 +31,9 @@ from .engine_env import clean_environment
 from .settings import SETUP_ALGORITHM, engine_python, setup_command
 
 CANCEL_GRACE_S = 4.0  # SIGTERM, then SIGKILL: the engine is gone within 5 s of a cancel
+# pretrain / train finish the running batch and write their checkpoint for RESUME after SIGTERM: on a busy CPU
+# that can take longer than CANCEL_GRACE_S, and a kill would lose the checkpoint (usually < 1 s)
+CHECKPOINT_GRACE_S = 20.0
 POLL_S = 0.1
 STDERR_TAIL = 40
 
@@ -260,6 +263,7 @@ def run_engine(command: str, args: list, feedback: QgsProcessingFeedback | None 
         raise QgsProcessingException(missing_engine_message(python or "?", origin, translate("BdgfRunner",
             "The file does not exist.")))
     cmd = [python, "-m", "engine", command] + [str(a) for a in args] + ["--json-progress"]
+    grace = CHECKPOINT_GRACE_S if command in ("pretrain", "train") else CANCEL_GRACE_S
     preexisting = {p for p in cleanup_on_cancel if p and os.path.exists(p)}
     log = None
     if log_path:
@@ -297,7 +301,7 @@ def run_engine(command: str, args: list, feedback: QgsProcessingFeedback | None 
                 cancelled = True
                 feedback.pushInfo(translate("BdgfRunner",
                     "Cancelling: stopping the engine (process {pid})").format(pid=proc.pid))
-                _stop(proc)
+                _stop(proc, grace)
                 break
             try:
                 tag, line = q.get(timeout=POLL_S)
@@ -354,12 +358,12 @@ def run_engine(command: str, args: list, feedback: QgsProcessingFeedback | None 
             while proc.poll() is None:  # streams closed: the process is exiting
                 if feedback.isCanceled():
                     cancelled = True
-                    _stop(proc)
+                    _stop(proc, grace)
                     break
                 time.sleep(POLL_S)
     finally:
         if proc.poll() is None:
-            _stop(proc)
+            _stop(proc, grace)
         for t in threads:
             t.join(1.0)
         for stream in (proc.stdout, proc.stderr):

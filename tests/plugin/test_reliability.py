@@ -148,14 +148,17 @@ def test_unwritable_output_folder_refused_in_preflight(provider, small_training,
 # -- cancel: one line, checkpoint kept, RESUME continues --------------------------------------------------------
 
 class _CancelAt:
-    """Cancels the feedback at the first progress text of ``stage`` (after ``skip`` of them)."""
+    """Cancels the feedback at the first progress text of ``stage`` (after ``skip`` of them, and after a log
+    message containing ``after`` when given)."""
 
-    def __init__(self, stage, skip=0):
+    def __init__(self, stage, skip=0, after=None):
         self.fb = LogFeedback()
-        self.stage, self.skip = stage, skip
+        self.stage, self.skip, self.after = stage, skip, after
         self.fb.progressChanged.connect(self._maybe)
 
     def _maybe(self, _value):
+        if self.after and not any(self.after in m for m in self.fb.messages):
+            return
         if self.fb.texts and self.fb.texts[-1].startswith(self.stage + ":"):
             if self.skip <= 0:
                 threading.Timer(0.05, self.fb.cancel).start()
@@ -195,7 +198,7 @@ def test_cancelled_train_keeps_checkpoint_and_resumes(provider, small_training, 
     # RESUME without a checkpoint: refused with the checkpoint's name
     text, _ = _refused("bdgf:train", dict(params, RESUME=True))
     assert "no checkpoint" in text and out + ".checkpoint.safetensors" in text
-    cancel = _CancelAt("train", skip=1)
+    cancel = _CancelAt("train", skip=1, after="Final model")  # the final training writes the checkpoint
     text, _ = _refused("bdgf:train", params, cancel.fb)
     checkpoint = out + ".checkpoint.safetensors"
     assert text.startswith("Cancelled by the user; no output written.") and "Traceback" not in text, text

@@ -90,8 +90,9 @@ def test_crash_without_error_event(bdgf_plugin, tmp_path):
     assert "exit code 1" in str(exc.value) and "RuntimeError: boom" in str(exc.value)
 
 
-@pytest.mark.parametrize("mode,limit", [("slow", 3.0), ("ignore_term", 5.0)])
-def test_cancel_stops_child(bdgf_plugin, tmp_path, monkeypatch, mode, limit):
+@pytest.mark.parametrize("mode,command,limit", [("slow", "pretrain", 3.0), ("ignore_term", "classify", 5.0)])
+def test_cancel_stops_child(bdgf_plugin, tmp_path, monkeypatch, mode, command, limit):
+    """SIGTERM, then SIGKILL after the grace: 4 s, or 20 s for pretrain / train, which write their checkpoint."""
     from bdgf.bdgf_plugin import runner
 
     pidfile = str(tmp_path / "pid")
@@ -102,7 +103,7 @@ def test_cancel_stops_child(bdgf_plugin, tmp_path, monkeypatch, mode, limit):
     timer.start()
     t0 = time.monotonic()
     with pytest.raises(runner.EngineCancelled):
-        runner.run_engine("pretrain", ["--output", out], rec.fb, python=make_fake_python(tmp_path, mode),
+        runner.run_engine(command, ["--output", out], rec.fb, python=make_fake_python(tmp_path, mode),
                           cleanup_on_cancel=[out])
     elapsed = time.monotonic() - t0 - 1.0
     assert elapsed < limit, elapsed

@@ -1,4 +1,5 @@
-"""Background runs (QgsProcessingAlgRunnerTask): increasing progress, cancel stops the engine within 5 s."""
+"""Background runs (QgsProcessingAlgRunnerTask): increasing progress, cancel stops the engine (at once when idle;
+train / pretrain are given up to runner.CHECKPOINT_GRACE_S to write their checkpoint)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def test_task_progress_and_cancel(bdgf_plugin, provider, small_training, tmp_pat
     task.cancel()
     assert wait_until(lambda: "ok" in state, timeout_milliseconds=20000)
     assert state["ok"] is False
-    assert state["t"] - t0 < 5.0, state["t"] - t0
+    # the engine writes its checkpoint before it exits (killed after runner.CHECKPOINT_GRACE_S at the latest)
+    assert state["t"] - t0 < runner.CHECKPOINT_GRACE_S + 2.0, state["t"] - t0
     assert not any(_alive(pid) for pid in pids)
     assert not os.path.exists(out)
     # the checkpoint of the interrupted run is kept for RESUME (issue 11); nothing else is left
