@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${1:-.venv/bin/python}"
 WORK="${2:-$(mktemp -d -t bench_gpu_XXXX)}"
+mkdir -p "$WORK"
 export BENCH_WORK="$WORK"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 "$PY" - <<'EOF'
@@ -74,7 +75,7 @@ for profile in (["fast", "paper"] if cuda else ["fast"]):
            "pretrain_peak_mib": peak_mib()}
     peak_reset()
     api.train(spectral, [], str(crop / "training_polygons.gpkg"), "class_id", str(model), pretrained=str(pre),
-              profile=profile, epochs=epochs, device=device, overwrite=True)
+              profile=profile, epochs=epochs, validation="none", device=device, overwrite=True)
     row["train_peak_mib"] = peak_mib()
     tensors, meta = load_model(str(model), device="cpu")
     tm = TrainedModel.from_tensors(tensors, meta, device)
