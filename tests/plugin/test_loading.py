@@ -13,17 +13,23 @@ from .conftest import REPO
 
 EXPECTED = {
     "bdgf:pretrain": ["SPECTRAL", "AUXILIARY", "AUXILIARY_KIND", "EXTENT", "DEVICE", "PROFILE", "ITERATIONS",
-                      "SEED", "OUTPUT_MODEL"],
+                      "SEED", "RESUME", "OUTPUT_MODEL"],
     "bdgf:train": ["SPECTRAL", "AUXILIARY", "AUXILIARY_KIND", "TRAINING", "CLASS_FIELD", "PRETRAINED", "EXTENT",
-                   "DEVICE", "PROFILE", "ITERATIONS", "EPOCHS", "SEED", "VALIDATION_FRACTION", "OUTPUT_MODEL",
-                   "OUTPUT_REPORT"],
-    "bdgf:classify": ["MODEL", "SPECTRAL", "AUXILIARY", "AUXILIARY_KIND", "EXTENT", "DEVICE", "TILE_SIZE",
-                      "BATCH_SIZE", "OUTPUT", "OUTPUT_CONFIDENCE"],
-    "bdgf:assess": ["CLASSIFICATION", "REFERENCE", "CLASS_FIELD", "OUTPUT_REPORT", "OUTPUT_TABLE"],
+                   "DEVICE", "PROFILE", "ITERATIONS", "EPOCHS", "SEED", "VALIDATION_FRACTION", "RESUME",
+                   "OUTPUT_MODEL", "OUTPUT_REPORT"],
+    "bdgf:classify": ["MODEL", "SPECTRAL", "AUXILIARY", "AUXILIARY_KIND", "BAND_ORDER", "EXTENT", "MASK", "DEVICE",
+                      "TILE_SIZE", "BATCH_SIZE", "OUTPUT", "OUTPUT_CONFIDENCE", "OUTPUT_UNCERTAINTY",
+                      "OUTPUT_PROBABILITIES"],
+    "bdgf:assess": ["CLASSIFICATION", "REFERENCE", "CLASS_FIELD", "STRATUM_FIELD", "OUTPUT_REPORT", "OUTPUT_TABLE"],
+    "bdgf:cleanup": ["INPUT", "MMU", "MMU_UNIT", "MAJORITY", "CONNECTIVITY", "OUTPUT"],
+    "bdgf:sampledesign": ["INPUT", "TARGET_SE", "EXPECTED_UA", "EXPECTED_UA_CLASSES", "MIN_PER_CLASS", "SAMPLE_SIZE",
+                          "MIN_DISTANCE", "SEED", "OUTPUT"],
+    "bdgf:suggestsamples": ["MODEL", "SPECTRAL", "AUXILIARY", "AUXILIARY_KIND", "EXTENT", "MASK", "COUNT",
+                            "MIN_DISTANCE", "MEASURE", "BALANCE", "DEVICE", "TILE_SIZE", "BATCH_SIZE", "OUTPUT"],
     "bdgf:setupengine": ["DEVICE", "BASE_PYTHON", "MAMBA", "ENV_FOLDER", "TORCH_INDEX_URL", "INSTALLER", "REINSTALL"],
     "bdgf:enginereport": ["OUTPUT_TEXT"],
 }
-ADVANCED = {"ITERATIONS", "EPOCHS", "SEED", "VALIDATION_FRACTION", "TILE_SIZE", "BATCH_SIZE"}
+ADVANCED = {"ITERATIONS", "EPOCHS", "SEED", "VALIDATION_FRACTION", "TILE_SIZE", "BATCH_SIZE", "RESUME"}
 
 
 def test_metadata_complete():
