@@ -194,7 +194,7 @@ def main() -> None:
     for r in runs:
         m = r["metrics"]
         print(f"\n{r['name']}  ({r['dir']})")
-        print("  validation on held-out polygons    OA     AA   kappa")
+        print("  cross-validation by polygon        OA     AA   kappa")
         print(f"    BDGF (fast profile)            {fmt(m.get('oa'))}  {fmt(m.get('aa'))}  {fmt(m.get('kappa'))}")
         print(f"    random forest, same pixels     {fmt(m.get('rf_oa'))}  {fmt(m.get('rf_aa'))}  {fmt(m.get('rf_kappa'))}")
         print("  stage timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["timings"].items()))
@@ -202,7 +202,8 @@ def main() -> None:
                   "training_report.html", "assessment.html", "assessment.csv", "classification.png"):
             print(f"    {r['dir'] / f}")
     print("\nThe assessment reports compare the maps with the training polygons themselves (optimistic);"
-          "\nthe validation figures above come from polygons held out of training.")
+          "\nthe validation figures above come from cross-validation folds grouped by polygon (each fold's"
+          "\npolygons held out of its training); the final model is then refit on every polygon.")
 
 
 if __name__ == "__main__":

@@ -117,3 +117,15 @@ def test_non_file_raster_rejected(provider, tmp_path):
         assert not ok and "GeoTIFF" in msg
     finally:
         QgsProject.instance().removeMapLayer(wms.id())
+
+
+def test_validation_mode_is_checked_before_the_engine_runs(provider, training_polys):
+    alg, ctx = _alg("bdgf:train")
+    base = {"SPECTRAL": band_paths(), "TRAINING": training_polys, "CLASS_FIELD": "class_id",
+            "OUTPUT_MODEL": "TEMPORARY_OUTPUT"}
+    for bad in ("cv:1", "holdout:1.5", "kfold"):
+        ok, msg = alg.checkParameterValues({**base, "VALIDATION": bad}, ctx)
+        assert not ok and bad in msg and "cv:K" in msg
+    for good in ("cv:3", "holdout:0.25", "none"):
+        ok, msg = alg.checkParameterValues({**base, "VALIDATION": good}, ctx)
+        assert ok or "Validation" not in msg, msg
