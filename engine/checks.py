@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 from typing import Any, Callable, Sequence
 
+from .contract import write_probe_error
 from .errors import EngineError
 from .io.schema import Band, BandStatistics, GridInfo, ModalityInfo
 
@@ -58,12 +58,7 @@ def _folder_error(folder: str) -> str:
     say nothing for root, ACLs or read-only mounts."""
     if not os.path.isdir(folder):
         return "the folder does not exist"
-    try:
-        with tempfile.TemporaryFile(dir=folder, prefix=".bdgf-write-test-"):
-            pass
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return ""
+    return write_probe_error(folder)
 
 
 def check_outputs_writable(paths: Sequence[str | None]) -> None:

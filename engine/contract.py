@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import os
+import tempfile
 from typing import Any
 
 from . import __version__ as ENGINE_VERSION
@@ -133,3 +134,17 @@ def read_metadata_dict(path: str) -> dict:
         EngineError: missing, damaged, foreign or newer-format file (see :func:`read_metadata`).
     """
     return read_metadata(path).to_dict()
+
+
+def write_probe_error(folder: str) -> str:
+    """Why a new file cannot be created in the existing folder ``folder``, or "" when it can.
+
+    A real temporary file is created and removed: permission bits say nothing for root, ACLs or read-only
+    mounts. Shared by the engine's output checks and the plugin's pre-flight. Raises nothing.
+    """
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".bdgf-write-test-"):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""

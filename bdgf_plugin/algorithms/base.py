@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 
 from qgis.core import (
     QgsCoordinateTransform,
@@ -81,12 +80,7 @@ def folder_problem(folder: str) -> str:
         probe = parent
     if not os.path.isdir(probe):
         return QCoreApplication.translate("BdgfAlgorithm", "{path} is a file, not a folder").format(path=probe)
-    try:
-        with tempfile.TemporaryFile(dir=probe, prefix=".bdgf-write-test-"):
-            pass
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return ""
+    return contract.write_probe_error(probe)
 
 
 class BdgfAlgorithm(QgsProcessingAlgorithm):
