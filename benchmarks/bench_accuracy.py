@@ -15,7 +15,10 @@ rough guide), the pooled (all held-out pixels) figures, the per-seed pooled OA a
 the JSON of everything.
 
     nice -n 10 .venv/bin/python benchmarks/bench_accuracy.py [--datasets delmarva 87_48 69_24] [--seeds 0 1 2]
-        [--folds 5] [--epochs N] [--workdir DIR] [--device cpu|cuda|auto]
+        [--folds 5] [--epochs N] [--workdir DIR] [--device cpu|cuda|auto] [--set spectral_jitter=0.1 ...]
+
+``--set NAME=VALUE`` overrides a field of the profile's ``TrainingConfig`` (e.g. ``spectral_jitter=0.1``,
+``edge_weight=2``) to compare training recipes under the same folds; results are cached per setting.
 """
 
 from __future__ import annotations
@@ -134,7 +137,9 @@ def run_dataset(name: str, args, device) -> dict:
           f"prepared in {prep['prepare_s']:.0f} s", flush=True)
     runs = []
     for seed in args.seeds:
-        cached = os.path.join(args.workdir, name, f"cv_seed{seed}_folds{args.folds}_epochs{args.epochs or 0}.json")
+        tag = "".join(f"_{k}{v}" for k, v in sorted(args.overrides.items()))
+        cached = os.path.join(args.workdir, name,
+                              f"cv_seed{seed}_folds{args.folds}_epochs{args.epochs or 0}{tag}.json")
         if os.path.exists(cached):     # a seed already run with the same settings (resumable benchmark)
             with open(cached) as fh:
                 runs.append(json.load(fh))
@@ -147,6 +152,7 @@ def run_dataset(name: str, args, device) -> dict:
         if args.epochs:
             tcfg = dataclasses.replace(tcfg, epochs=args.epochs,
                                        milestones=tuple(m for m in tcfg.milestones if m < args.epochs) or (1,))
+        tcfg = dataclasses.replace(tcfg, **args.overrides)
         fold, k, _ = polygon_folds(px, args.folds, seed)
         t0 = time.monotonic()
         cv = cross_validate(prep["data"], prep["centre"], fold, k, prep["make_network"], tcfg, device, labels,
@@ -175,6 +181,32 @@ def run_dataset(name: str, args, device) -> dict:
             "folds": sorted({r["folds"] for r in runs}), "seeds": [r["seed"] for r in runs], "runs": runs,
             "summary": summary,
             "prepare_s": prep["prepare_s"]}
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["spectral_jitter=0.1", "augment=false"]`` -> typed ``TrainingConfig`` overrides.
+
+    Raises:
+        SystemExit: unknown field or a value that does not parse as the field's type."""
+    import dataclasses
+
+    from engine.config import get_profile
+
+    base = get_profile("fast").training
+    fields = {f.name for f in dataclasses.fields(base)}
+    out = {}
+    for item in items:
+        key, _, text = item.partition("=")
+        if key not in fields or not text:
+            raise SystemExit(f"--set {item!r}: expected NAME=VALUE with NAME one of {sorted(fields)}")
+        current = getattr(base, key)
+        if isinstance(current, bool):
+            out[key] = text.lower() in ("1", "true", "yes")
+        elif isinstance(current, tuple):
+            out[key] = tuple(int(v) for v in text.split(","))
+        else:
+            out[key] = type(current)(text)
+    return out
 
 
 def table(results: list[dict]) -> str:
@@ -206,7 +238,10 @@ def main() -> int:
                     help="only print the seeds already run with these settings (results cached in --workdir)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a TrainingConfig field of the fast profile, e.g. spectral_jitter=0.1 (repeatable)")
     args = ap.parse_args()
+    args.overrides = parse_overrides(args.set)
     import torch
 
     if args.threads:

@@ -401,7 +401,7 @@ def _training_view(data: dict, y: np.ndarray, edge: np.ndarray, tcfg: Any) -> di
     idx = np.arange(len(y))
     if tcfg.sampling == "capped":
         return patch_view(data, idx)
-    return patch_view(data, idx, sampling_weights(y, edge, tcfg.edge_weight))
+    return patch_view(data, idx, sampling_weights(y, edge, tcfg.edge_weight, tcfg.class_balance))
 
 
 def _validation_run(pixels: Any, data: dict, centre: np.ndarray, edge: np.ndarray, new_network: Any, tcfg: Any,

@@ -534,10 +534,16 @@ def install_signal_handlers(token: CancelToken) -> Callable[[], None]:
     return restore
 
 
+GDAL_CACHE_MB = 256   # GDAL block cache of the engine process (MB): keeps peak memory flat in scene size
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (``__main__`` passes it to ``sys.exit``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # GDAL's block cache defaults to 5 % of RAM and fills with every window read, so the process would grow with
+    # the scene; windows are read once, so a small cache costs nothing. A user's own setting wins.
+    os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))
     json_mode = bool(getattr(args, "json_progress", False))
     token = CancelToken()
     real_stdout = sys.stdout

@@ -59,6 +59,8 @@ class TrainingConfig:
             input (0 = off).
         edge_weight: sampling weight of pixels within ``edge_radius`` pixels of their polygon's edge relative to
             interior pixels of the same class (1 = uniform); their patches hold the neighbouring land cover.
+        class_balance: how far balanced sampling evens out the classes (:func:`sampling_weights`): 1 = equal
+            shares, 0.5 = shares proportional to the square root of the pixel counts, 0 = proportional.
         validation: ``"cv:K"`` (K-fold cross-validation grouped by polygon, then one refit on all polygons),
             ``"holdout:F"`` (a share F of each class's polygons held out, then one refit on all polygons) or
             ``"none"`` (one fit on all polygons, no accuracy); see :func:`parse_validation`.
@@ -90,6 +92,7 @@ class TrainingConfig:
     augment: bool = True
     spectral_jitter: float = 0.0
     edge_weight: float = 1.0
+    class_balance: float = 1.0
     edge_radius: int = 2
     validation: str = "cv:5"
     cv_block_size: int = 0
@@ -552,16 +555,30 @@ def edge_pixels(rows: np.ndarray, cols: np.ndarray, polygon_ids: np.ndarray, rad
     return edge
 
 
-def sampling_weights(y: np.ndarray, edge: np.ndarray | None = None, edge_weight: float = 1.0) -> np.ndarray:
-    """float64 ``(N,)`` probabilities that give every class present in ``y`` the same total share (1 / classes)
-    and, within a class, weight ``edge_weight`` to edge pixels (:func:`edge_pixels`) against 1 for the others."""
+def sampling_weights(y: np.ndarray, edge: np.ndarray | None = None, edge_weight: float = 1.0,
+                     class_balance: float = 1.0) -> np.ndarray:
+    """float64 ``(N,)`` draw probabilities of the labelled pixels ``y (N,)`` (class indices).
+
+    Class ``c`` with ``n_c`` pixels gets the total share ``n_c^(1-b) / sum_k n_k^(1-b)`` with
+    ``b = class_balance``: 1 = every class present the same share (1 / classes), 0 = shares proportional to the
+    pixel counts (plain random draws), 0.5 = square-root balancing (a class of 40 pixels is drawn about 3 times
+    less often than one of 400, not as often). Within a class, edge pixels (:func:`edge_pixels`) weigh
+    ``edge_weight`` against 1 for the others.
+
+    Raises:
+        EngineError: ``class_balance`` outside [0, 1]."""
+    if not 0.0 <= class_balance <= 1.0:
+        raise EngineError(f"class_balance must be between 0 and 1, got {class_balance}",
+                          "Use 1 (equal class shares), 0.5 (square-root) or 0 (proportional to pixel counts).")
     w = np.ones(len(y), np.float64)
     if edge is not None and edge_weight != 1.0:
         w = np.where(edge, float(edge_weight), 1.0)
-    present = np.unique(y)
-    for c in present:
+    present, counts = np.unique(y, return_counts=True)
+    share = counts.astype(np.float64) ** (1.0 - class_balance)
+    share /= share.sum()
+    for c, s_c in zip(present, share):
         m = y == c
-        w[m] /= w[m].sum() * len(present)
+        w[m] *= s_c / w[m].sum()
     return w
 
 
@@ -627,7 +644,7 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
         rep.info(f"Cross-validation fold {f + 1}/{n_folds}: {len(tr)} training, {len(te)} held-out pixels")
         cfg = dataclasses.replace(config, seed=config.seed * 1000 + f)
         train_view = patch_view(data, tr, sampling_weights(y[tr], None if edge is None else edge[tr],
-                                                           config.edge_weight))
+                                                           config.edge_weight, config.class_balance))
         net = make_network(cfg.seed)
         # held-out loss per epoch only when it is used (early stopping): it costs a pass over the fold
         history = train_network(net, train_view, patch_view(data, te) if config.early_stopping else None, cfg,

@@ -63,6 +63,16 @@ def test_balanced_sampling_gives_each_class_its_share():
     np.testing.assert_allclose([w[y == c].sum() for c in range(3)], [1 / 3] * 3)
 
 
+def test_partial_class_balance_interpolates_between_equal_and_proportional_shares():
+    y = np.r_[np.zeros(16), np.ones(1600), np.full(400, 2)].astype(np.int64)
+    shares = lambda b: np.array([sampling_weights(y, class_balance=b)[y == c].sum() for c in range(3)])  # noqa: E731
+    np.testing.assert_allclose(shares(0.0), np.bincount(y) / len(y))
+    np.testing.assert_allclose(shares(0.5), np.array([4, 40, 20]) / 64)    # square roots of 16, 1600, 400
+    np.testing.assert_allclose(shares(1.0), [1 / 3] * 3)
+    with pytest.raises(EngineError, match="class_balance"):
+        sampling_weights(y, class_balance=1.5)
+
+
 def test_edge_pixels_are_those_near_the_polygon_edge():
     rows, cols = np.meshgrid(np.arange(10), np.arange(10), indexing="ij")
     edge = edge_pixels(rows.ravel(), cols.ravel(), np.zeros(100, np.int64), radius=2).reshape(10, 10)
