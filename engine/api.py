@@ -210,14 +210,16 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
           iterations: int | None = None, validation_fraction: float | None = None,
           validation: str | None = None, seed: int = 0,
           device: str | None = "auto", extent: Any = None, report: str | None = None, overwrite: bool = False,
-          early_stopping: bool = False, resume: bool = False, reporter: Reporter | None = None) -> dict:
+          early_stopping: bool = False, resume: bool = False, class_balance: float | None = None,
+          reporter: Reporter | None = None) -> dict:
     """Train the diffusion-guided group network from training polygons -> a model file (and HTML report).
 
     Without ``pretrained``, the diffusion model is pretrained first on the same rasters (profile iterations or
     ``iterations``). Accuracy comes from ``validation`` (default: the profile's, ``cv:5``): cross-validation folds
     grouped by polygon (``cv:K``), a polygon hold-out (``holdout:F``; ``validation_fraction=F`` is the same) or
     none; a random forest under the same folds is reported beside BDGF. The final model is then trained on every
-    labelled pixel of every polygon.
+    labelled pixel of every polygon. ``class_balance`` (default: the profile's, 1) sets how far the sampling
+    evens out the classes (``train.sampling_weights``: 1 = equal shares, 0.5 = square root, 0 = proportional).
 
     Returns:
         outputs dict: ``output``, ``report``, ``metrics`` (val OA / AA / kappa of BDGF and of the random forest).
@@ -227,7 +229,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     from .config import get_profile
     from .distributed import barrier, setup, teardown
     from .io.artifact import save_model
-    from .train import parse_validation
+    from .train import parse_validation, sampling_weights
 
     rep = ensure(reporter)
     output = os.path.abspath(output)
@@ -247,6 +249,9 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     elif validation_fraction is not None:      # the former option: a polygon hold-out of that share
         tcfg.validation = f"holdout:{float(validation_fraction)}" if validation_fraction > 0 else "none"
     parse_validation(tcfg.validation)
+    if class_balance is not None:
+        sampling_weights(np.zeros(1, np.int64), class_balance=float(class_balance))   # range check, before any work
+        tcfg.class_balance = float(class_balance)
     tcfg.early_stopping = bool(early_stopping)
     dinfo, dev = setup(_device(device, rep))
     if dinfo.enabled:

@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "accuracy (fastest)")
     p.add_argument("--validation-fraction", type=float, default=None, metavar="F",
                    help="same as --validation holdout:F (kept for older scripts)")
+    p.add_argument("--class-balance", type=float, default=None, metavar="B",
+                   help="how far the sampling evens out the classes: 1 = every class drawn equally often "
+                        "(default), 0.5 = in proportion to the square root of its pixel count, 0 = in proportion "
+                        "to its pixel count")
     p.add_argument("--early-stopping", action="store_true",
                    help="keep the weights of the epoch with the lowest validation loss and stop after 20 epochs "
                         "without improvement (default: the last epoch)")
@@ -376,7 +380,7 @@ def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
                      validation_fraction=args.validation_fraction, validation=args.validation, seed=args.seed,
                      device=device, extent=extent,
                      report=args.report, overwrite=args.overwrite, early_stopping=args.early_stopping,
-                     resume=args.resume, reporter=rep)
+                     resume=args.resume, class_balance=args.class_balance, reporter=rep)
 
 
 def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:

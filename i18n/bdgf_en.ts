@@ -92,242 +92,242 @@
 <context>
     <name>BdgfAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="142"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="137"/>
         <source>Accuracy assessment</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="143"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="138"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="187"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="182"/>
         <source>Spectral rasters (stacked in order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="190"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="185"/>
         <source>Auxiliary rasters (SAR or elevation)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="193"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="188"/>
         <source>Auxiliary kind</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="193"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="188"/>
         <source>SAR backscatter (dB)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="193"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="188"/>
         <source>SAR backscatter (linear power)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="193"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="188"/>
         <source>Elevation</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="199"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="194"/>
         <source>Extent (empty: the whole raster)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="203"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
         <source>Device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="203"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
         <source>Automatic (CUDA if available)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="203"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
         <source>CUDA GPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="203"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
         <source>CPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="208"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="203"/>
         <source>Profile</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="208"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="203"/>
         <source>Fast</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="208"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="203"/>
         <source>Paper (full published settings)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="220"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="215"/>
         <source>Class field (empty: from the layer&apos;s categorized style)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="250"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="245"/>
         <source>Give at least one spectral raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="424"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="419"/>
         <source>Choose a class field: the layer &apos;{name}&apos; has no categorized style to take the classes from.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="472"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="467"/>
         <source>The polygon layer is not valid.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="509"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="504"/>
         <source>The polygon layer has no features (or no selected features).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="493"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="488"/>
         <source>The extent does not overlap the rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="530"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="525"/>
         <source>Engine: {python} ({device})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="482"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="477"/>
         <source>Field &apos;{field}&apos; is not in the polygon layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="510"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="505"/>
         <source>No polygon overlaps the rasters (or the extent {extent}, {crs}). Check that the polygons and the rasters cover the same place.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="514"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="509"/>
         <source>The class field &apos;{field}&apos; has {n} class(es) in the (selected) polygons inside the rasters and extent: at least two classes are needed.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="83"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="82"/>
         <source>{path} is a file, not a folder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="339"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="334"/>
         <source>{param}: the file {path} does not exist. Check the path (was the file moved or renamed?).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="342"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="337"/>
         <source>{param}: {path} exists but cannot be opened as a layer. Check that it is a raster or vector file GDAL/OGR can read.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="388"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="383"/>
         <source>The output &apos;{output}&apos; ({path}) is also the input &apos;{input}&apos;: the run would replace its own input. Choose another file name for the output.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="392"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="387"/>
         <source>The outputs &apos;{a}&apos; and &apos;{b}&apos; are the same file {path}: give each output its own file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="397"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="392"/>
         <source>The output &apos;{output}&apos; ({path}) is a folder: give a file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="402"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="397"/>
         <source>The folder {folder} of the output &apos;{output}&apos; cannot be written ({problem}). Choose a folder you can write to.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="442"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="437"/>
         <source>point</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="442"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="437"/>
         <source>line</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="443"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="438"/>
         <source>polygon</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="444"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="439"/>
         <source>polygons or points</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="444"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="439"/>
         <source>polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="445"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="440"/>
         <source>&apos;{name}&apos; is a {kind} layer, but &apos;{param}&apos; needs {needs}. Digitize polygons around the areas to label, or buffer the {kind}s first (Vector &gt; Geoprocessing Tools &gt; Buffer).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="450"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="445"/>
         <source>The layer &apos;{name}&apos; given as &apos;{param}&apos; is empty (no features, or no selected features with &apos;Selected features only&apos;).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="461"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="456"/>
         <source>Class value(s) {values} in the field &apos;{field}&apos; cannot be used: class values must be whole numbers from 1 to 65535, because 0 is the nodata value of the classified map. Recode them (for example with the Field Calculator) or use a text class field.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="541"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="536"/>
         <source>Resume an interrupted run from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="557"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="552"/>
         <source>&apos;Resume&apos; is ticked but there is no checkpoint of an interrupted run for the output {output} ({checkpoint}). Give the same output file as the interrupted run, or untick &apos;Resume&apos; to start from the beginning.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="559"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="554"/>
         <source>(temporary file)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="566"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="561"/>
         <source>The checkpoint {files} was kept: run again with &apos;Resume&apos; ticked (same inputs and output) to continue from it.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="584"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="579"/>
         <source>{path} exists: it is replaced when the run succeeds (left as it is if the run fails or is cancelled).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="590"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="585"/>
         <source>Cannot create the folder of {path}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="597"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="592"/>
         <source>Cancelled by the user; no output written.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1413,67 +1413,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="72"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="77"/>
         <source>HTML report: classes, pixel counts, validation accuracy.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="77"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="82"/>
         <source>Training polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="79"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="84"/>
         <source>Pretrained diffusion model (optional)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="85"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="90"/>
         <source>Pretraining iterations</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="86"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="91"/>
         <source>Training epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="87"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="92"/>
         <source>Random seed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="90"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="95"/>
         <source>Validation fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="95"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="103"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="95"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="103"/>
         <source>Safetensors model (*.safetensors)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="97"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="105"/>
         <source>Training report</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="97"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="105"/>
         <source>HTML files (*.html)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="147"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="155"/>
         <source>Classes from the layer style: {classes}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="133"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="141"/>
         <source>{path} is a {kind} model, not pretrained diffusion weights: give a file written by &apos;Pretrain diffusion model&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1493,23 +1493,33 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="67"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="72"/>
         <source>Continue a training that was cancelled or failed, from the checkpoint &lt;output&gt;.checkpoint.safetensors it left next to the output. Give the same inputs and output file as the interrupted run.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="70"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="75"/>
         <source>The trained model (.safetensors). An existing file is replaced only when training succeeds; it can never be one of the inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="88"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="93"/>
         <source>Validation (cv:K, holdout:F or none)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="120"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="128"/>
         <source>Validation &apos;{value}&apos; is not understood: write cv:K (K &gt;= 2, e.g. cv:5), holdout:F (0 &lt; F &lt; 1, e.g. holdout:0.3) or none.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="67"/>
+        <source>How far training evens out the classes: 1 draws every class equally often, so a class of 40 pixels weighs as much as one of 4 000 (good for rare classes, may over-map them); 0.5 draws in proportion to the square root of the pixel count; 0 in proportion to the pixel count. Empty: 1.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="99"/>
+        <source>Class balance (0-1)</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

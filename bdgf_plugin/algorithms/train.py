@@ -64,6 +64,11 @@ class TrainAlgorithm(BdgfAlgorithm):
                                       "validation fraction below when that is set.")),
             (self.VALIDATION_FRACTION, self.tr("Fraction of the polygons of each class held out for "
                                                "validation (hold-out mode). Empty: cross-validation.")),
+            (self.CLASS_BALANCE, self.tr("How far training evens out the classes: 1 draws every class equally "
+                                         "often, so a class of 40 pixels weighs as much as one of 4 000 (good "
+                                         "for rare classes, may over-map them); 0.5 draws in proportion to the "
+                                         "square root of the pixel count; 0 in proportion to the pixel count. "
+                                         "Empty: 1.")),
             (self.RESUME, self.tr("Continue a training that was cancelled or failed, from the checkpoint "
                                   "<output>.checkpoint.safetensors it left next to the output. Give the same inputs "
                                   "and output file as the interrupted run.")),
@@ -91,6 +96,9 @@ class TrainAlgorithm(BdgfAlgorithm):
                                           QgsProcessingParameterNumber.Double, optional=True,
                                           minValue=0.0, maxValue=0.9)
         self.add(vf, advanced=True)
+        self.add(QgsProcessingParameterNumber(self.CLASS_BALANCE, self.tr("Class balance (0-1)"),
+                                              QgsProcessingParameterNumber.Double, optional=True,
+                                              minValue=0.0, maxValue=1.0), advanced=True)
         self.add_resume()
         self.add(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), self.tr("Safetensors model (*.safetensors)")))
@@ -167,6 +175,9 @@ class TrainAlgorithm(BdgfAlgorithm):
             args += ["--validation", validation]
         elif vf is not None:
             args += ["--validation-fraction", repr(vf)]
+        balance = self.optional_double(parameters, self.CLASS_BALANCE, context)
+        if balance is not None:
+            args += ["--class-balance", repr(balance)]
         args += self.extent_args(parameters, context) + self.device_args(parameters, context)
         args += self.resume_args(parameters, context)
         stages = [("gather", 1), ("train", 3)]

@@ -60,7 +60,7 @@ def test_help_every_command_without_torch():
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("NOTORCH")
     for opt in ("--spectral", "--aux", "--output", "--profile", "--iterations", "--resume", "--training",
-                "--class-field", "--class-styles", "--pretrained", "--validation-fraction", "--early-stopping",
+                "--class-field", "--class-styles", "--pretrained", "--validation-fraction", "--early-stopping", "--class-balance",
                 "--model", "--confidence", "--probabilities", "--mask", "--tile", "--batch-size",
                 "--classification", "--reference", "--table", "--json", "--json-progress", "--device", "--seed",
                 "--overwrite", "--extent", "--extent-crs", "--nodata-spectral", "--nodata-aux"):
@@ -132,6 +132,17 @@ def test_bad_input_and_usage(tmp_path):
     assert r.returncode == 2 and "missing.tif" in r.stderr and r.stdout == ""
     r = run("assess", "--classification", cls, "--json-progress")  # usage error
     assert r.returncode == 2 and events(r.stdout)[-1]["event"] == "error"
+
+
+def test_train_refuses_a_class_balance_outside_0_1_before_any_work(tmp_path):
+    crop = os.path.join(ROOT, "resources", "sample_data", "delmarva_s2")
+    bands = sorted(os.path.join(crop, f) for f in os.listdir(crop) if f.startswith("s2_B") and f.endswith(".tif"))
+    out = tmp_path / "m.safetensors"
+    r = run("train", "--spectral", *bands, "--training", os.path.join(crop, "training_polygons.gpkg"),
+            "--class-field", "class_id", "--output", out, "--class-balance", "1.5", "--json-progress")
+    ev = events(r.stdout)
+    assert r.returncode == 2 and ev[-1]["event"] == "error" and "class_balance" in ev[-1]["message"]
+    assert "1.5" in ev[-1]["message"] and ev[-1]["hint"] and not out.exists()
 
 
 def test_unexpected_error(monkeypatch, capsys, tmp_path):

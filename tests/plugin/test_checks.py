@@ -119,6 +119,28 @@ def test_non_file_raster_rejected(provider, tmp_path):
         QgsProject.instance().removeMapLayer(wms.id())
 
 
+def test_class_balance_is_range_checked_and_reaches_the_engine(provider, training_polys, monkeypatch, tmp_path):
+    from qgis.core import QgsProcessingFeedback
+
+    alg, ctx = _alg("bdgf:train")
+    ok, msg = alg.checkParameterValues({"SPECTRAL": band_paths(), "TRAINING": training_polys,
+                                        "CLASS_FIELD": "class_id", "CLASS_BALANCE": 1.5,
+                                        "OUTPUT_MODEL": "TEMPORARY_OUTPUT"}, ctx)
+    assert not ok and "balance" in msg.lower(), msg
+    seen = {}
+
+    def fake_run(self, command, args, *rest, **kw):
+        seen["command"], seen["args"] = command, list(args)
+        return {"output": args[args.index("--output") + 1]}
+    monkeypatch.setattr(type(alg), "run_engine", fake_run)
+    alg.prepared = {"inputs": ["--spectral", *band_paths()]}
+    out = str(tmp_path / "m.safetensors")
+    alg.processAlgorithm({"SPECTRAL": band_paths(), "CLASS_BALANCE": 0.5, "OUTPUT_MODEL": out,
+                          "OUTPUT_REPORT": ""}, ctx, QgsProcessingFeedback())
+    i = seen["args"].index("--class-balance")
+    assert seen["command"] == "train" and seen["args"][i + 1] == "0.5"
+
+
 def test_validation_mode_is_checked_before_the_engine_runs(provider, training_polys):
     alg, ctx = _alg("bdgf:train")
     base = {"SPECTRAL": band_paths(), "TRAINING": training_polys, "CLASS_FIELD": "class_id",
