@@ -120,26 +120,9 @@ def _add_classify(sub: Any, parents: list) -> None:
                         "rewrites of the fast path; eager = the reference PyTorch model (slowest)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m engine`` argument parser (sub-commands pretrain, train, classify, assess, info, doctor)."""
-    common, inputs = _common_parent(), _inputs_parent()
-    parser = _Parser(prog="python -m engine", formatter_class=_Formatter,
-                     description="BDGF engine: Balanced Diffusion-Guided Fusion for multimodal land-cover "
-                                 "classification (run from the plugin folder).",
-                     epilog="Exit codes: 0 ok, 1 unexpected error, 2 bad input, 3 cancelled, 4 output exists.")
-    parser.add_argument("--version", action="version", version=f"BDGF engine {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
-    p = sub.add_parser("pretrain", parents=[inputs, common], formatter_class=_Formatter,
-                       help="self-supervised diffusion pretraining on the unlabelled scene",
-                       description="Pretrain the spectral diffusion model on the scene (no labels needed).")
-    p.add_argument("--output", required=True, metavar="PRETRAIN.safetensors", help="pretrained model file to write")
-    p.add_argument("--profile", choices=PROFILES, default="fast", help="configuration profile")
-    p.add_argument("--iterations", type=int, metavar="N", help="pretraining iterations (default: from the profile)")
-    p.add_argument("--resume", action="store_true", help="resume an interrupted pretraining from its checkpoint")
-
-    p = sub.add_parser("train", parents=[inputs, common], formatter_class=_Formatter,
+def _add_train(sub: Any, parents: list) -> None:
+    """The ``train`` sub-command (docs/command-line.md)."""
+    p = sub.add_parser("train", parents=parents, formatter_class=_Formatter,
                        help="train a classifier from labelled polygons",
                        description="Train the BDGF classifier from training polygons (pretraining first unless "
                                    "--pretrained is given).")
@@ -175,6 +158,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resume an interrupted training from OUTPUT.checkpoint.safetensors (give the same "
                         "inputs and --pretrained)")
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m engine`` argument parser (sub-commands pretrain, train, classify, assess, info, doctor)."""
+    common, inputs = _common_parent(), _inputs_parent()
+    parser = _Parser(prog="python -m engine", formatter_class=_Formatter,
+                     description="BDGF engine: Balanced Diffusion-Guided Fusion for multimodal land-cover "
+                                 "classification (run from the plugin folder).",
+                     epilog="Exit codes: 0 ok, 1 unexpected error, 2 bad input, 3 cancelled, 4 output exists.")
+    parser.add_argument("--version", action="version", version=f"BDGF engine {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("pretrain", parents=[inputs, common], formatter_class=_Formatter,
+                       help="self-supervised diffusion pretraining on the unlabelled scene",
+                       description="Pretrain the spectral diffusion model on the scene (no labels needed).")
+    p.add_argument("--output", required=True, metavar="PRETRAIN.safetensors", help="pretrained model file to write")
+    p.add_argument("--profile", choices=PROFILES, default="fast", help="configuration profile")
+    p.add_argument("--iterations", type=int, metavar="N", help="pretraining iterations (default: from the profile)")
+    p.add_argument("--resume", action="store_true", help="resume an interrupted pretraining from its checkpoint")
+
+    _add_train(sub, [inputs, common])
     _add_classify(sub, [inputs, common])
 
     p = sub.add_parser("assess", parents=[common], formatter_class=_Formatter,
