@@ -204,6 +204,36 @@ def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, 
 # ------------------------------------------------------------------------------------------------------------
 # train
 # ------------------------------------------------------------------------------------------------------------
+def _training_profile(profile: str, seed: int, epochs: int | None, iterations: int | None,
+                      validation: str | None, validation_fraction: float | None, class_balance: float | None) -> Any:
+    """The named profile with :func:`train`'s options applied (``config.Profile``).
+
+    Raises:
+        EngineError: an unknown validation mode, or a class balance outside [0, 1]."""
+    from .config import get_profile
+    from .train import parse_validation
+
+    prof = get_profile(profile, seed)
+    tcfg = prof.training
+    if epochs:
+        tcfg.epochs = int(epochs)
+        tcfg.milestones = tuple(m for m in tcfg.milestones if m < tcfg.epochs) or (max(tcfg.epochs // 2, 1),)
+    if iterations:
+        prof.diffusion.iterations = int(iterations)
+    if validation:
+        tcfg.validation = str(validation)
+    elif validation_fraction is not None:      # the former option: a polygon hold-out of that share
+        tcfg.validation = f"holdout:{float(validation_fraction)}" if validation_fraction > 0 else "none"
+    parse_validation(tcfg.validation)
+    if class_balance is not None:
+        if not 0.0 <= float(class_balance) <= 1.0:
+            raise EngineError(f"Class balance (--class-balance) {class_balance} is outside 0-1",
+                              "Use 1 (every class drawn equally often, the default), 0.5 (in proportion to the "
+                              "square root of its pixel count) or 0 (in proportion to its pixel count).")
+        tcfg.class_balance = float(class_balance)
+    return prof
+
+
 def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, class_field: str, output: str, *,
           layer: str | None = None, name_field: str | None = None, class_styles: dict | None = None,
           pretrained: str | None = None, profile: str = "fast", epochs: int | None = None,
@@ -226,10 +256,8 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     Raises:
         EngineError: bad inputs (rasters, polygons, class field, pretrain file of other modalities).
     """
-    from .config import get_profile
     from .distributed import barrier, setup, teardown
     from .io.artifact import save_model
-    from .train import parse_validation, sampling_weights
 
     rep = ensure(reporter)
     output = os.path.abspath(output)
@@ -237,21 +265,8 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     if report:
         report = os.path.abspath(report)
         check_output(report, overwrite)
-    prof = get_profile(profile, seed)
+    prof = _training_profile(profile, seed, epochs, iterations, validation, validation_fraction, class_balance)
     tcfg = prof.training
-    if epochs:
-        tcfg.epochs = int(epochs)
-        tcfg.milestones = tuple(m for m in tcfg.milestones if m < tcfg.epochs) or (max(tcfg.epochs // 2, 1),)
-    if iterations:
-        prof.diffusion.iterations = int(iterations)
-    if validation:
-        tcfg.validation = str(validation)
-    elif validation_fraction is not None:      # the former option: a polygon hold-out of that share
-        tcfg.validation = f"holdout:{float(validation_fraction)}" if validation_fraction > 0 else "none"
-    parse_validation(tcfg.validation)
-    if class_balance is not None:
-        sampling_weights(np.zeros(1, np.int64), class_balance=float(class_balance))   # range check, before any work
-        tcfg.class_balance = float(class_balance)
     tcfg.early_stopping = bool(early_stopping)
     dinfo, dev = setup(_device(device, rep))
     if dinfo.enabled:

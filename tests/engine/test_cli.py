@@ -141,7 +141,7 @@ def test_train_refuses_a_class_balance_outside_0_1_before_any_work(tmp_path):
     r = run("train", "--spectral", *bands, "--training", os.path.join(crop, "training_polygons.gpkg"),
             "--class-field", "class_id", "--output", out, "--class-balance", "1.5", "--json-progress")
     ev = events(r.stdout)
-    assert r.returncode == 2 and ev[-1]["event"] == "error" and "class_balance" in ev[-1]["message"]
+    assert r.returncode == 2 and ev[-1]["event"] == "error" and "--class-balance" in ev[-1]["message"]
     assert "1.5" in ev[-1]["message"] and ev[-1]["hint"] and not out.exists()
 
 
