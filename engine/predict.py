@@ -23,6 +23,7 @@ import torch
 from .data.windows import Window, iter_windows
 from .errors import EngineError
 from .models.classifier import TrainedModel
+from .models.inference import InferenceBackend
 from .progress import Reporter, ensure
 
 
@@ -70,8 +71,9 @@ def classify_window(model: TrainedModel, stack: Any, window: Window, batch_size:
     P = model.patch_size
     K = len(model.classes)
     height, width = window.height, window.width
-    grown = window.grown(m)
-    inputs = model.window_inputs(stack, grown) if backend is None else backend.window_inputs(stack, grown)
+    if backend is None:
+        backend = InferenceBackend(model, "eager")
+    inputs = backend.window_inputs(stack, window.grown(m))
     core_valid = inputs.valid[m:m + height, m:m + width]
     if inside is not None:
         core_valid = core_valid & inside
@@ -87,14 +89,7 @@ def classify_window(model: TrainedModel, stack: Any, window: Window, batch_size:
             r, c = rr[i:i + batch_size], cc[i:i + batch_size]
             yield (i, *inputs.patches(r + m, c + m, P))        # the grown window starts m pixels earlier
 
-    if backend is None:
-        p = np.zeros((len(rr), K), np.float32)
-        for i, spec, aux, dif in batches():
-            p[i:i + len(spec)] = torch.softmax(model.net(spec, aux, dif).logits.float(), dim=1).cpu().numpy()
-            if on_batch is not None:
-                on_batch(len(spec))
-    else:
-        p = backend.probabilities(batches(), len(rr), on_batch)   # (N, K)
+    p = backend.probabilities(batches(), len(rr), on_batch)   # (N, K)
     cls[rr, cc] = p.argmax(1)
     conf[rr, cc] = p.max(1)
     probs[:, rr, cc] = p.T
