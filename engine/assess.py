@@ -23,11 +23,9 @@ from .progress import Reporter, ensure
 
 #: side of the square windows read from the classification raster (pixels; multiple of the 256 GeoTIFF tiles).
 WINDOW = 2048
-
-
-
 #: More different values than this in a "classification" means it is an image band, not a class map.
 MAX_MAP_CLASSES = 1000
+
 
 def pixel_area_m2(crs, transform, height: int | None = None) -> tuple[float, str]:
     """Area of one pixel in m² and a note on how it was obtained.
