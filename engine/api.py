@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .contract import checkpoint_path
+from .contract import checkpoint_path, parse_validation
 from .data.grid import Modality, RasterStack, compute_statistics
 from .errors import EngineError
 from .files import check_output
@@ -211,7 +211,7 @@ def _training_profile(profile: str, seed: int, epochs: int | None, iterations: i
     Raises:
         EngineError: an unknown validation mode, or a class balance outside [0, 1]."""
     from .config import get_profile
-    from .train import parse_validation
+    from .train import check_class_balance
 
     prof = get_profile(profile, seed)
     tcfg = prof.training
@@ -226,11 +226,7 @@ def _training_profile(profile: str, seed: int, epochs: int | None, iterations: i
         tcfg.validation = f"holdout:{float(validation_fraction)}" if validation_fraction > 0 else "none"
     parse_validation(tcfg.validation)
     if class_balance is not None:
-        if not 0.0 <= float(class_balance) <= 1.0:
-            raise EngineError(f"Class balance (--class-balance) {class_balance} is outside 0-1",
-                              "Use 1 (every class drawn equally often, the default), 0.5 (in proportion to the "
-                              "square root of its pixel count) or 0 (in proportion to its pixel count).")
-        tcfg.class_balance = float(class_balance)
+        tcfg.class_balance = check_class_balance(class_balance)
     return prof
 
 
@@ -429,7 +425,7 @@ def _validation_run(pixels: Any, data: dict, centre: np.ndarray, edge: np.ndarra
     """``(cross-validation result or None, split report, mode)`` for ``tcfg.validation`` (``train.cross_validate``
     on folds from ``data.labels.polygon_folds``, or a single polygon hold-out fold)."""
     from .data.labels import polygon_folds, split_by_polygon
-    from .train import cross_validate, parse_validation
+    from .train import cross_validate
 
     mode, arg = parse_validation(tcfg.validation)
     fold, n_folds, split_report = None, 0, {"validation": tcfg.validation}

@@ -3,7 +3,7 @@
 The QGIS plugin imports this module and nothing else from the engine. It declares:
 
 - the names the command line accepts: :data:`PROFILES`, :data:`DEVICES`, :data:`MODALITY_KINDS`,
-  :data:`AUXILIARY_KINDS`;
+  :data:`AUXILIARY_KINDS`, and the validation modes of ``train --validation`` (:func:`parse_validation`);
 - the process exit codes (:data:`EXIT_OK` ... :data:`EXIT_OUTPUT_EXISTS`);
 - the files the engine writes next to an output: :func:`checkpoint_path` (kept for ``--resume``),
   :func:`temporary_name` / :func:`temporary_glob` (renamed on success, left behind only by a killed engine);
@@ -30,8 +30,9 @@ __all__ = [
     "FORMAT_VERSION", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_OUTPUT_EXISTS",
     "EngineError", "OutputExistsError", "Cancelled", "checkpoint_path", "checkpoint_paths", "temporary_name",
     "temporary_glob", "EVENTS", "progress_event", "log_event", "metric_event", "done_event", "error_event",
-    "read_metadata", "read_metadata_dict", "verify_tensors", "ModelMetadata", "ModalityInfo", "Band", "BandStatistics", "Category",
-    "GridInfo", "UNCERTAINTY_BANDS", "STRATUM_FIELD", "STRATUM_SIZE_FIELD", "REFERENCE_FIELD", "SUGGESTED_CLASS_FIELD",
+    "read_metadata", "read_metadata_dict", "verify_tensors", "ModelMetadata", "ModalityInfo", "Band",
+    "BandStatistics", "Category", "GridInfo", "parse_validation", "write_probe_error", "UNCERTAINTY_BANDS",
+    "STRATUM_FIELD", "STRATUM_SIZE_FIELD", "REFERENCE_FIELD", "SUGGESTED_CLASS_FIELD",
 ]
 
 #: Named sets of stage configurations (``engine/config.py``; docs/profiles.md).
@@ -148,3 +149,24 @@ def write_probe_error(folder: str) -> str:
     except OSError as exc:
         return exc.strerror or str(exc)
     return ""
+
+
+def parse_validation(text: str) -> tuple[str, float]:
+    """``"none"`` -> ("none", 0); ``"holdout:F"`` -> ("holdout", F), 0 < F < 1; ``"cv:K"`` -> ("cv", K), K >= 2.
+
+    Raises:
+        EngineError: any other text.
+    """
+    t = str(text).strip().lower()
+    kind, _, arg = t.partition(":")
+    try:
+        if kind == "none" and not arg:
+            return "none", 0.0
+        if kind == "holdout" and 0.0 < float(arg) < 1.0:
+            return "holdout", float(arg)
+        if kind == "cv" and int(arg) >= 2 and float(arg) == int(arg):
+            return "cv", float(int(arg))
+    except ValueError:
+        pass
+    raise EngineError(f"Validation {text!r} not understood",
+                      "Use none, holdout:F with 0 < F < 1 (e.g. holdout:0.3) or cv:K with K >= 2 (e.g. cv:5).")

@@ -20,6 +20,7 @@ import torch
 
 from .data.inputs import ClassifierInputs
 from .data.windows import Window, WindowInputs, read_window
+from .contract import parse_validation
 from .errors import Cancelled, EngineError
 from .io.artifact import load_checkpoint, load_optimizer, save_checkpoint
 from .metrics import accuracy_metrics, confusion_matrix
@@ -481,27 +482,6 @@ def random_forest_baseline(train: PatchSet, val: PatchSet, n_classes: int, trees
 # ------------------------------------------------------------------------------------------------------------
 # Validation modes, class-balanced sampling, augmentation (issue: training that beats the random forest)
 # ------------------------------------------------------------------------------------------------------------
-def parse_validation(text: str) -> tuple[str, float]:
-    """``"none"`` -> ("none", 0); ``"holdout:F"`` -> ("holdout", F), 0 < F < 1; ``"cv:K"`` -> ("cv", K), K >= 2.
-
-    Raises:
-        EngineError: any other text.
-    """
-    t = str(text).strip().lower()
-    kind, _, arg = t.partition(":")
-    try:
-        if kind == "none" and not arg:
-            return "none", 0.0
-        if kind == "holdout" and 0.0 < float(arg) < 1.0:
-            return "holdout", float(arg)
-        if kind == "cv" and int(arg) >= 2 and float(arg) == int(arg):
-            return "cv", float(int(arg))
-    except ValueError:
-        pass
-    raise EngineError(f"Validation {text!r} not understood",
-                      "Use none, holdout:F with 0 < F < 1 (e.g. holdout:0.3) or cv:K with K >= 2 (e.g. cv:5).")
-
-
 def d4_transform(x: torch.Tensor | None, k: int) -> torch.Tensor | None:
     """Symmetry ``k`` (0..7) of the square on the last two axes: rotation by ``(k mod 4)·90°``, after a
     left-right flip when ``k >= 4``. ``k = 0`` is the identity; the centre pixel of an odd patch stays put."""
@@ -555,6 +535,20 @@ def edge_pixels(rows: np.ndarray, cols: np.ndarray, polygon_ids: np.ndarray, rad
     return edge
 
 
+def check_class_balance(value: float) -> float:
+    """``value`` as a float when it is a valid class balance (:func:`sampling_weights`), 0 to 1.
+
+    Raises:
+        EngineError: outside [0, 1]; the message names the value, ``--class-balance`` and ``class_balance``.
+    """
+    if not 0.0 <= float(value) <= 1.0:
+        raise EngineError(f"Class balance {value} is outside 0-1 (--class-balance; class_balance of the training "
+                          "configuration)",
+                          "Use 1 (every class drawn equally often, the default), 0.5 (in proportion to the square "
+                          "root of its pixel count) or 0 (in proportion to its pixel count).")
+    return float(value)
+
+
 def sampling_weights(y: np.ndarray, edge: np.ndarray | None = None, edge_weight: float = 1.0,
                      class_balance: float = 1.0) -> np.ndarray:
     """float64 ``(N,)`` draw probabilities of the labelled pixels ``y (N,)`` (class indices).
@@ -567,9 +561,7 @@ def sampling_weights(y: np.ndarray, edge: np.ndarray | None = None, edge_weight:
 
     Raises:
         EngineError: ``class_balance`` outside [0, 1]."""
-    if not 0.0 <= class_balance <= 1.0:
-        raise EngineError(f"class_balance must be between 0 and 1, got {class_balance}",
-                          "Use 1 (equal class shares), 0.5 (square-root) or 0 (proportional to pixel counts).")
+    class_balance = check_class_balance(class_balance)
     w = np.ones(len(y), np.float64)
     if edge is not None and edge_weight != 1.0:
         w = np.where(edge, float(edge_weight), 1.0)

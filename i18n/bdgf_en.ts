@@ -1343,182 +1343,177 @@
 <context>
     <name>TrainAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="24"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="22"/>
         <source>Train classifier</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="27"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="25"/>
         <source>bdgf,train,training,classification,land cover,deep learning,polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="39"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="37"/>
         <source>Optical rasters, stacked in the given order. Classify must get the same rasters (same bands, same order).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="41"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="39"/>
         <source>Optional auxiliary rasters (SAR backscatter or elevation).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="42"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="40"/>
         <source>What the auxiliary rasters hold.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="43"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="41"/>
         <source>Polygon layer with the training areas; any CRS (reprojected by the engine). &apos;Selected features only&apos; is honoured; memory layers and layers with unsaved edits are exported to a temporary GeoPackage.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="46"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="44"/>
         <source>Field with the class of each polygon (integers keep their values, text classes are numbered 1..K). Empty: the field, names and colours of the layer&apos;s categorized style. When the style is categorized on this field, its names and colours are used too.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="50"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="48"/>
         <source>Optional pretrained diffusion weights from &apos;Pretrain diffusion model&apos;. Empty: pretraining runs first on these rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="52"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="50"/>
         <source>Restrict training to this extent. Empty: the whole raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="53"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="51"/>
         <source>Automatic uses a CUDA GPU when available, otherwise the CPU.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="54"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="52"/>
         <source>Fast: small network, few epochs. Paper: the published settings.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="55"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="53"/>
         <source>Pretraining iterations when no pretrained weights are given (empty: the profile&apos;s default).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="57"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="55"/>
         <source>Training epochs (empty: the profile&apos;s default).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="58"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="56"/>
         <source>Random seed, for reproducible runs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="77"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="75"/>
         <source>HTML report: classes, pixel counts, validation accuracy.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="82"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="80"/>
         <source>Training polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="84"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="82"/>
         <source>Pretrained diffusion model (optional)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="90"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="88"/>
         <source>Pretraining iterations</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="91"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="89"/>
         <source>Training epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="92"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="90"/>
         <source>Random seed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="95"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="93"/>
         <source>Validation fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="103"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="101"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="103"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="101"/>
         <source>Safetensors model (*.safetensors)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="105"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="103"/>
         <source>Training report</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="105"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="103"/>
         <source>HTML files (*.html)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="155"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="156"/>
         <source>Classes from the layer style: {classes}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="141"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="142"/>
         <source>{path} is a {kind} model, not pretrained diffusion weights: give a file written by &apos;Pretrain diffusion model&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="30"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="28"/>
         <source>Trains a BDGF land-cover classifier from training polygons: diffusion features of the imagery (pretrained here or given as pretrained weights) fused with the spectral and auxiliary bands. Accuracy comes from cross-validation grouped by polygon (never by pixel), next to a random forest under the same folds; the final model is refit on every polygon. Writes a self-describing model file (classes, colours, bands, normalisation) and an HTML validation report.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="59"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="57"/>
         <source>How accuracy is estimated before the final model is refit on every polygon: &apos;cv:K&apos; (K-fold cross-validation grouped by polygon, with a random forest under the same folds; K is lowered when a class has fewer polygons), &apos;holdout:F&apos; (one share F of each class&apos;s polygons held out), or &apos;none&apos; (fastest: no accuracy figures). Empty: cv:5, or holdout with the validation fraction below when that is set.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="65"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="63"/>
         <source>Fraction of the polygons of each class held out for validation (hold-out mode). Empty: cross-validation.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="72"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="70"/>
         <source>Continue a training that was cancelled or failed, from the checkpoint &lt;output&gt;.checkpoint.safetensors it left next to the output. Give the same inputs and output file as the interrupted run.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="75"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="73"/>
         <source>The trained model (.safetensors). An existing file is replaced only when training succeeds; it can never be one of the inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="93"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="91"/>
         <source>Validation (cv:K, holdout:F or none)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="128"/>
-        <source>Validation &apos;{value}&apos; is not understood: write cv:K (K &gt;= 2, e.g. cv:5), holdout:F (0 &lt; F &lt; 1, e.g. holdout:0.3) or none.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="67"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="65"/>
         <source>How far training evens out the classes: 1 draws every class equally often, so a class of 40 pixels weighs as much as one of 4 000 (good for rare classes, may over-map them); 0.5 draws in proportion to the square root of the pixel count; 0 in proportion to the pixel count. Empty: 1.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="99"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="97"/>
         <source>Class balance (0-1)</source>
         <translation type="unfinished"></translation>
     </message>

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -11,7 +9,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ...engine.contract import EngineError
+from ...engine.contract import EngineError, parse_validation
 from ...engine.contract import read_metadata_dict as read_metadata
 from .. import layers as bl
 from .base import BdgfAlgorithm
@@ -123,10 +121,13 @@ class TrainAlgorithm(BdgfAlgorithm):
         return True, ""
 
     def check_validation(self, parameters, context):
+        """The engine's own parser of validation modes (``contract.parse_validation``), before the engine runs."""
         value = (self.parameterAsString(parameters, self.VALIDATION, context) or "").strip()
-        if value and not re.fullmatch(r"none|holdout:0?\.\d+|cv:([2-9]|[1-9]\d+)", value):
-            return False, self.tr("Validation '{value}' is not understood: write cv:K (K >= 2, e.g. cv:5), "
-                                  "holdout:F (0 < F < 1, e.g. holdout:0.3) or none.").format(value=value)
+        if value:
+            try:
+                parse_validation(value)
+            except EngineError as exc:
+                return False, f"{exc.message} ({exc.hint})"
         return True, ""
 
     def check_pretrained(self, parameters, context):
