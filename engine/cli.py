@@ -24,7 +24,8 @@ import traceback
 from typing import Any, Callable, Sequence
 
 from . import __version__
-from .contract import AUXILIARY_KINDS, DEVICES, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OK, EXIT_UNEXPECTED, PROFILES
+from .contract import (AUXILIARY_KINDS, BACKENDS, DEVICES, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OK,
+                       EXIT_UNEXPECTED, PROFILES)
 from .errors import Cancelled, EngineError
 from .progress import CancelToken, Reporter
 
@@ -115,7 +116,7 @@ def _add_classify(sub: Any, parents: list) -> None:
     p.add_argument("--mask-layer", metavar="NAME", help="layer of a multi-layer mask file")
     p.add_argument("--tile", type=int, metavar="N", help="tile size in pixels (default: from the model)")
     p.add_argument("--batch-size", type=int, metavar="N", help="patches per batch (default: from the model)")
-    p.add_argument("--backend", choices=("auto", "openvino", "torch", "eager"), default="auto",
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="inference: auto = OpenVINO on the CPU when installed, else PyTorch with the exact "
                         "rewrites of the fast path; eager = the reference PyTorch model (slowest)")
 

@@ -26,7 +26,8 @@ from .io.schema import (FILE_KINDS, FORMAT_VERSION, Band, BandStatistics, Catego
                         ModelMetadata, read_metadata, verify_tensors)
 
 __all__ = [
-    "ENGINE_VERSION", "PROFILES", "DEVICES", "MODALITY_KINDS", "AUXILIARY_KINDS", "SAR_KINDS", "FILE_KINDS",
+    "ENGINE_VERSION", "PROFILES", "DEVICES", "BACKENDS", "MODALITY_KINDS", "AUXILIARY_KINDS", "SAR_KINDS",
+    "FILE_KINDS",
     "FORMAT_VERSION", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_OUTPUT_EXISTS",
     "EngineError", "OutputExistsError", "Cancelled", "checkpoint_path", "checkpoint_paths", "temporary_name",
     "temporary_glob", "EVENTS", "progress_event", "log_event", "metric_event", "done_event", "error_event",
@@ -39,6 +40,8 @@ __all__ = [
 PROFILES = ("fast", "paper")
 #: ``--device`` values: ``auto`` takes a CUDA GPU when the engine's torch sees one.
 DEVICES = ("auto", "cuda", "cpu")
+#: ``classify --backend`` values (``models.inference``): ``auto`` = the fast path, ``eager`` = the reference model.
+BACKENDS = ("auto", "openvino", "torch", "eager")
 #: Modality kinds: spectral reflectance / DN, SAR backscatter in dB or linear power, elevation in metres.
 MODALITY_KINDS = ("spectral", "sar_db", "sar_linear", "elevation")
 #: Kinds of ``--aux KIND FILE...``.

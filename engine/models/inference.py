@@ -34,12 +34,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..contract import BACKENDS
 from ..errors import EngineError
 
 __all__ = ["BACKENDS", "PRECISIONS", "InferenceBackend", "DepthPool", "ClsTokenStream", "export_copy",
            "openvino_version"]
 
-BACKENDS = ("auto", "openvino", "torch", "eager")
 PRECISIONS = ("f32", "bf16")
 Batch = tuple[int, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"]
 #: below this many pixels ``auto`` does not prepare OpenVINO (its ~10-30 s set-up would outweigh the gain)
