@@ -19,6 +19,9 @@ the JSON of everything.
 
 ``--set NAME=VALUE`` overrides a field of the profile's ``TrainingConfig`` (e.g. ``spectral_jitter=0.1``,
 ``edge_weight=2``) to compare training recipes under the same folds; results are cached per setting.
+``--set patch_size=P`` (odd) also builds the network for P x P patches and feeds it the centre P x P of the
+patches, which are gathered once at the larger of P and the paper's 9 (a centre crop is exactly what gathering at
+P gives). Cached results carry the patch size in their name (``..._p5.json``).
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ def dataset(name: str, shared: str):
 def prepare(name: str, args, device) -> dict:
     """Pretrain once and gather the patches of every labelled pixel, cached in ``WORKDIR/NAME/``
     (``pretrain.safetensors``, ``patches.npz``, ``meta.json``) and reused when present."""
+    import dataclasses
+
     import numpy as np
     import torch
 
@@ -83,6 +88,9 @@ def prepare(name: str, args, device) -> dict:
         print(f"  {name}: pretraining (fast profile defaults) ...", flush=True)
         api.pretrain(mods[0], mods[1:], pre, profile="fast", seed=0, device=str(device))
     prof = get_profile("fast", 0)
+    p = args.overrides.get("patch_size", prof.training.patch_size)
+    # gathered once at the larger of P and the paper's 9, so that every smaller patch is a centre crop of it
+    p_gather = max(p, get_profile("paper").training.patch_size)
     tensors, meta = load_model(pre, device="cpu")
     extractor = FeatureExtractor.from_tensors(tensors, meta, device)
     if not os.path.exists(cache):
@@ -92,12 +100,19 @@ def prepare(name: str, args, device) -> dict:
             px = drop_invalid(read_polygons(polygons, "class_id", stack.grid), stack)
             inputs = ClassifierInputs(stack.band_counts, meta.statistics())
             ps, fmin, fmax = gather_patches(stack, px.rows, px.cols, px.class_index(), extractor, inputs,
-                                            prof.training.patch_size, prof.training.gather_tile)
+                                            p_gather, prof.training.gather_tile)
         np.savez(cache, spec=ps.spec, aux=ps.aux if ps.aux is not None else np.zeros(0), dif=ps.dif, y=ps.y,
                  pid=px.polygon_ids, rows=px.rows, cols=px.cols, fmin=fmin.numpy(), fmax=fmax.numpy())
         with open(os.path.join(folder, "meta.json"), "w") as fh:
             json.dump({"classes": [c.to_dict() for c in px.classes]}, fh)
     z = dict(np.load(cache))
+    p_gathered = z["spec"].shape[-1]
+    if p > p_gathered or p % 2 != 1:
+        raise SystemExit(f"--set patch_size={p}: use an odd size up to the gathered {p_gathered}")
+    r0 = (p_gathered - p) // 2     # the centre P x P of a gathered patch is the patch gathered at P
+    for key in ("spec", "aux", "dif"):
+        if z[key].ndim == 4:
+            z[key] = np.ascontiguousarray(z[key][:, :, r0:r0 + p, r0:r0 + p])
     with open(os.path.join(folder, "meta.json")) as fh:
         classes = [ClassInfo.from_dict(c) for c in json.load(fh)["classes"]]
     values = np.array([c.value for c in classes])[z["y"]]
@@ -110,13 +125,15 @@ def prepare(name: str, args, device) -> dict:
     scaled = (((dif.float() - lo) / (hi - lo).clamp_min(1e-6)) * nonzero).half()
     data = {"spec": torch.from_numpy(z["spec"]), "aux": None if aux is None else torch.from_numpy(aux),
             "dif": scaled, "y": torch.from_numpy(z["y"])}
-    centre = z["spec"][:, :, 4, 4] if aux is None else np.concatenate([z["spec"][:, :, 4, 4], aux[:, :, 4, 4]], 1)
+    c = p // 2
+    centre = z["spec"][:, :, c, c] if aux is None else np.concatenate([z["spec"][:, :, c, c], aux[:, :, c, c]], 1)
+    net_cfg = dataclasses.replace(prof.network, patch_size=p)
 
     def make_network(seed: int) -> GroupNetwork:
         torch.manual_seed(seed)
-        return GroupNetwork(n_spec, n_aux, n_dif, len(classes), prof.network)
+        return GroupNetwork(n_spec, n_aux, n_dif, len(classes), net_cfg)
 
-    return {"pixels": px, "data": data, "centre": centre,
+    return {"pixels": px, "data": data, "centre": centre, "patch_size": p,
             "edge": edge_pixels(px.rows, px.cols, px.polygon_ids, prof.training.edge_radius),
             "make_network": make_network, "prepare_s": time.monotonic() - t0,
             "counts": np.bincount(z["y"], minlength=len(classes)).tolist(),
@@ -137,7 +154,8 @@ def run_dataset(name: str, args, device) -> dict:
           f"prepared in {prep['prepare_s']:.0f} s", flush=True)
     runs = []
     for seed in args.seeds:
-        tag = "".join(f"_{k}{v}" for k, v in sorted(args.overrides.items()))
+        tag = f"_p{prep['patch_size']}" + "".join(f"_{k}{v}" for k, v in sorted(args.overrides.items())
+                                                   if k != "patch_size")
         cached = os.path.join(args.workdir, name,
                               f"cv_seed{seed}_folds{args.folds}_epochs{args.epochs or 0}{tag}.json")
         if os.path.exists(cached):     # a seed already run with the same settings (resumable benchmark)

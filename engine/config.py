@@ -6,9 +6,9 @@ heads of 64), 200 epochs with milestones 50/100/150. It is meant for a CUDA GPU.
 
 ``fast`` is sized for a 2-core CPU and a 512 x 512 crop in a few minutes: U-Net width 4 (1/16 of the MACs),
 32 x 32 tiles in batches of 4, 100 iterations, the duplicated half of feat[0] dropped (``dedup``, spec §2.5:
-C_dif = 4·S instead of 32·S, same information); group network d = 32 with a one-layer, 4-head Transformer
-and 1x1 guidance convolutions; 20 epochs on at most 250 training pixels per class. It gives up model capacity
-and training length (see docs/profiles.md for measured costs and accuracy).
+C_dif = 4·S instead of 32·S, same information); 5 x 5 patches instead of 9 x 9; group network d = 32 with a
+one-layer, 4-head Transformer and 1x1 guidance convolutions; 20 epochs on at most 250 training pixels per class.
+It gives up model capacity, spatial context and training length (see docs/profiles.md for measured costs and accuracy).
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def get_profile(name: str, seed: int = 0, **overrides: Any) -> Profile:
                        TrainingConfig(seed=seed), tile=256, batch_size=512)
     elif name == "fast":
         prof = Profile("fast", DiffusionConfig.fast(seed=seed), NetworkConfig.fast(),
-                       TrainingConfig(seed=seed, epochs=20, milestones=(10, 16), max_train_per_class=250,
-                                      max_val_per_class=400, checkpoint_every=5, rf_trees=100),
+                       TrainingConfig(seed=seed, patch_size=5, epochs=20, milestones=(10, 16),
+                                      max_train_per_class=250, max_val_per_class=400, checkpoint_every=5, rf_trees=100),
                        tile=256, batch_size=1024)
     else:
         raise EngineError(f"Unknown profile {name!r}", f"Use one of: {', '.join(PROFILES)}.")

@@ -108,7 +108,7 @@ def test_eq22_23_group_channel_attention_by_hand():
 
 def test_eq11_cnn_guided_fusion_by_hand():
     """f¹ = β a1 + (1-β) g1 and f² = γ a2 + (1-γ) g2 (Eq. 11), read at the inputs of the next 3-D convolutions."""
-    cfg = NetworkConfig.fast()
+    cfg = NetworkConfig.fast(patch_size=9)
     torch.manual_seed(0)
     cnn = CNNBranch(5, 0, 6, cfg).eval()
     with torch.no_grad():
