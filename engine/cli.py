@@ -599,6 +599,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sys.stdout = real_stdout
         restore()
+        if dist_info().enabled:   # a failed or cancelled rank also leaves the process group (no-op after success)
+            from .distributed import teardown
+
+            teardown()
 
 
 __all__ = ["build_parser", "main", "modalities", "extent_arg", "check_outputs", "install_signal_handlers"]

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from .analyst_model_builder import MODEL_PATH
+from .model_builder import ANALYST_MODEL_PATH as MODEL_PATH
 from .conftest import SMALL_EXTENT, SMALL_EXTENT_STR, LogFeedback, band_paths, run_alg
 from .test_qgis_process import qp, qp_env
 
