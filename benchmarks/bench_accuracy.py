@@ -1,6 +1,7 @@
 """Accuracy: BDGF against a random forest under the same polygon-grouped cross-validation folds, several seeds.
 
-Data sets (``--datasets``): the full shared Sentinel-2 Delmarva scene (13 bands, 55 analyst polygons) and the two
+Data sets (``--datasets``): the full shared Sentinel-2 Delmarva scene (13 bands, 55 analyst polygons), ``crop``
+(the demo's embedded 768 x 768 px crop of it, 15 polygons) and the two
 BigEarthNet-MM Sentinel-1 + Sentinel-2 pairs (87_48, 69_24; 12 S-2 bands + VV/VH in dB) in
 /work/shared/data. For each data set the diffusion model is pretrained ONCE (``fast`` profile, its default
 iterations; self-supervised on the unlabelled image, so sharing it across folds and seeds leaks no label) and the
@@ -47,8 +48,9 @@ def dataset(name: str, shared: str):
     """(modalities, polygons) of a data set name."""
     from engine.data.grid import Modality
 
-    if name == "delmarva":
-        scene = os.path.join(shared, "s2_delmarva")
+    if name in ("delmarva", "crop"):     # crop: the 768 x 768 px crop embedded for the demo and the tests
+        scene = os.path.join(ROOT, "resources", "sample_data", "delmarva_s2") if name == "crop" \
+            else os.path.join(shared, "s2_delmarva")
         return [Modality(sorted(glob.glob(os.path.join(scene, "s2_B*.tif"))), "spectral")], \
             os.path.join(scene, "training_polygons.gpkg")
     ben = os.path.join(shared, "bigearthnet_mm")
