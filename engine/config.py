@@ -54,8 +54,9 @@ def get_profile(name: str, seed: int = 0, **overrides: Any) -> Profile:
         prof = Profile("paper", DiffusionConfig.paper(seed=seed), NetworkConfig.paper(),
                        TrainingConfig(seed=seed), tile=256, batch_size=512)
     elif name == "fast":
-        prof = Profile("fast", DiffusionConfig.fast(seed=seed), NetworkConfig.fast(),
-                       TrainingConfig(seed=seed, patch_size=5, epochs=20, milestones=(10, 16),
+        net = NetworkConfig.fast()      # the patch size is the network's (5 x 5), the training cuts the same
+        prof = Profile("fast", DiffusionConfig.fast(seed=seed), net,
+                       TrainingConfig(seed=seed, patch_size=net.patch_size, epochs=20, milestones=(10, 16),
                                       max_train_per_class=250, max_val_per_class=400, checkpoint_every=5, rf_trees=100),
                        tile=256, batch_size=1024)
     else:

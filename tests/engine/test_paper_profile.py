@@ -57,6 +57,9 @@ def test_get_profile_applies_overrides_and_rejects_unknown_ones():
     assert prof.network.patch_size == 7 and prof.training.patch_size == 7
     assert prof.network.branch_ce is False and prof.tile == 128 and prof.diffusion.tile == 32
     assert get_profile("paper").training.epochs == 200          # overrides do not leak into later calls
+    # the network and the training cut the same patches: 9 x 9 for paper (§4.1), 5 x 5 for fast (docs/profiles.md)
+    assert [(get_profile(n).network.patch_size, get_profile(n).training.patch_size) for n in ("paper", "fast")] \
+        == [(9, 9), (5, 5)]
     with pytest.raises(EngineError, match="no_such_field"):
         get_profile("fast", no_such_field=1)
     with pytest.raises(EngineError, match="Patch size must be odd|patch_size must be odd"):
