@@ -1,6 +1,6 @@
 """Group-network speed / memory benchmark (engine/models/network.py, spec §4, §5.3).
 
-Prints, for the ``paper`` and ``fast`` network sizes: forward MACs per pixel (one 9×9 patch = one classified pixel;
+Prints, for the ``paper`` and ``fast`` network sizes: forward MACs per pixel (one P×P patch = one classified pixel;
 torch FlopCounterMode, selective scan and softmax not counted), parameter count, training throughput (patches/s,
 forward + backward + Adam step incl. the mutual-learning loss), inference throughput (pixels/s, eval, no grad) and
 peak memory, on CPU (and CUDA when available). Each measurement runs in a fresh subprocess so the CPU peak
@@ -9,12 +9,14 @@ peak memory, on CPU (and CUDA when available). Each measurement runs in a fresh 
 Default data shape: Sentinel-2 (13 spectral bands) + Sentinel-1 (2 SAR bands), 10 classes, S = 16 band-axis
 length, so C_dif = 2·width·S = 512 for the paper's DDPM width 16 and 128 for the fast width 4.
 
-    python benchmarks/bench_network.py [--threads 2] [--seconds 3] [--device cpu|cuda|all] [--json out.json]
+    python benchmarks/bench_network.py [--threads 2] [--seconds 3] [--device cpu|cuda|all] [--patch-size P]
+        [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -28,9 +30,11 @@ sys.path.insert(0, ROOT)
 PROFILES = {"paper": {"width": 16}, "fast": {"width": 4}}
 
 
-def _build(profile, c_spec, c_aux, s, classes, device):
+def _build(profile, c_spec, c_aux, s, classes, device, patch_size=0):
     from engine.models.network import GroupNetwork, NetworkConfig
     cfg = NetworkConfig.paper() if profile == "paper" else NetworkConfig.fast()
+    if patch_size:          # another patch side than the profile's (the cost of every layer but the heads ~ P²)
+        cfg = dataclasses.replace(cfg, patch_size=patch_size)
     c_dif = 2 * PROFILES[profile]["width"] * s
     net = GroupNetwork(c_spec, c_aux, c_dif, classes, cfg).to(device)
     return net, cfg, c_dif
@@ -51,7 +55,7 @@ def run_one(profile, mode, device, args) -> dict:
     import torch
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    net, cfg, c_dif = _build(profile, args.c_spec, args.c_aux, args.s, args.classes, device)
+    net, cfg, c_dif = _build(profile, args.c_spec, args.c_aux, args.s, args.classes, device, args.patch_size)
     p = cfg.patch_size
     res = {"profile": profile, "mode": mode, "device": device, "c_dif": c_dif,
            "params": sum(q.numel() for q in net.parameters())}
@@ -122,6 +126,8 @@ def main():
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--train-batch", dest="train_batch", type=int, default=64)
     ap.add_argument("--infer-batch", dest="infer_batch", type=int, default=512)
+    ap.add_argument("--patch-size", dest="patch_size", type=int, default=0,
+                    help="patch side P instead of the profile's (fast 5, paper 9)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--one", nargs=3, metavar=("PROFILE", "MODE", "DEVICE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -134,7 +140,8 @@ def main():
         devices.remove("cuda")
     passthru = [f"--threads={args.threads}", f"--seconds={args.seconds}", f"--c-spec={args.c_spec}",
                 f"--c-aux={args.c_aux}", f"--s={args.s}", f"--classes={args.classes}",
-                f"--train-batch={args.train_batch}", f"--infer-batch={args.infer_batch}"]
+                f"--train-batch={args.train_batch}", f"--infer-batch={args.infer_batch}",
+                f"--patch-size={args.patch_size}"]
     results = []
     for dev in devices:
         for prof in args.profiles.split(","):

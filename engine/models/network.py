@@ -154,7 +154,7 @@ class NetworkConfig:
         depth 1 / heads 4 / dim_head 16, cross heads 4, Mamba d_state 8.
 
         Patch side 5 instead of the paper's 9 (§4.1): every layer but the per-patch heads scales with P², so the
-        network costs about a quarter; polygon-grouped cross-validation on four real data sets gave the same
+        network costs about a third; polygon-grouped cross-validation on four real data sets gave the same
         accuracy or better (docs/benchmarks.md, "Patch size of the fast profile")."""
         base = dict(patch_size=5, d=32, cnn_c1=8, cnn_c2=16, cnn_guide_kernel=1, trans_depth=1, trans_heads=4,
                     trans_dim_head=16, trans_mlp_dim=8, cross_heads=4, mamba_d_state=8)
