@@ -50,11 +50,13 @@ def get_profile(name: str, seed: int = 0, **overrides: Any) -> Profile:
         EngineError: unknown profile name, unknown override field, or an override that makes a configuration
             invalid.
     """
+    # in both profiles the patch size is the network's (paper 9 x 9, fast 5 x 5); the training cuts the same
     if name == "paper":
-        prof = Profile("paper", DiffusionConfig.paper(seed=seed), NetworkConfig.paper(),
-                       TrainingConfig(seed=seed), tile=256, batch_size=512)
+        net = NetworkConfig.paper()
+        prof = Profile("paper", DiffusionConfig.paper(seed=seed), net,
+                       TrainingConfig(seed=seed, patch_size=net.patch_size), tile=256, batch_size=512)
     elif name == "fast":
-        net = NetworkConfig.fast()      # the patch size is the network's (5 x 5), the training cuts the same
+        net = NetworkConfig.fast()
         prof = Profile("fast", DiffusionConfig.fast(seed=seed), net,
                        TrainingConfig(seed=seed, patch_size=net.patch_size, epochs=20, milestones=(10, 16),
                                       max_train_per_class=250, max_val_per_class=400, checkpoint_every=5, rf_trees=100),

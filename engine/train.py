@@ -18,9 +18,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .contract import parse_validation
 from .data.inputs import ClassifierInputs
 from .data.windows import Window, WindowInputs, read_window
-from .contract import parse_validation
 from .errors import Cancelled, EngineError
 from .io.artifact import load_checkpoint, load_optimizer, save_checkpoint
 from .metrics import accuracy_metrics, confusion_matrix
