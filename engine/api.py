@@ -296,6 +296,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
                                                        "created")}
         meta.training_data = {"file": os.path.basename(training), "class_field": class_field}
         meta.world_size = dinfo.world
+        rep.check_cancelled()    # a cancel after the last epoch keeps the final training's checkpoint for resume
         if dinfo.is_main:
             save_model(output, run["model"].tensors(), meta, overwrite=overwrite)
     if dinfo.is_main and os.path.exists(checkpoint_path(output)):

@@ -313,7 +313,8 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
     Validation (polygon-held-out) after every epoch: loss and OA. The final model is the last epoch, unless
     ``config.early_stopping``: then the weights of the epoch with the lowest validation loss are restored
     (selection on validation data, never on test data). Checkpoints (safetensors: network + optimiser tensors,
-    JSON epoch / history / RNG state) every ``checkpoint_every`` epochs and on cancel; ``resume`` continues.
+    JSON epoch / history / RNG state) every ``checkpoint_every`` epochs, on cancel and after the last epoch (the
+    caller removes it once the model file is written); ``resume`` continues.
 
     Returns:
         history: one dict per epoch ``{"epoch", "loss", "val_loss", "val_oa", "lr", "seconds"}``.
@@ -379,6 +380,9 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
         net.load_state_dict(best[1])
         best_epoch = int(np.argmin([h.get("val_loss", np.inf) for h in history])) + 1
         rep.info(f"Early stopping: using the weights of epoch {best_epoch} (lowest validation loss)")
+    # the trained weights stay on disk until the caller has written the model file (and removes this checkpoint):
+    # a cancel between here and then resumes straight to writing (epoch = config.epochs: nothing left to train)
+    save(config.epochs)
     net.eval()
     return history
 

@@ -55,3 +55,25 @@ def test_cancelled_training_resumes_from_its_checkpoint(tmp_path):
     history = read_metadata(out).report["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
     assert not ckpt.exists()                              # removed once the model is written
+
+
+def test_cancel_after_the_last_epoch_keeps_the_trained_weights(tmp_path):
+    """A cancel that arrives after the final fit's last epoch, before the model file is written, keeps the
+    finished training: resume writes the model without training again."""
+    spectral = Modality(BANDS, "spectral")
+    pre = tmp_path / "pre.safetensors"
+    api.pretrain(spectral, [], str(pre), iterations=3, device="cpu", extent=EXTENT)
+    out = tmp_path / "model.safetensors"
+    ckpt = Path(f"{out}.checkpoint.safetensors")
+    kwargs = dict(pretrained=str(pre), epochs=2, device="cpu", extent=EXTENT, validation="none")
+    first = CancelAfterEpoch(2)
+    with pytest.raises(Cancelled):
+        api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(out), reporter=first,
+                  **kwargs)
+    assert first.epochs == [1, 2] and ckpt.exists() and not out.exists()
+    second = CancelAfterEpoch(-1)
+    api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(out), reporter=second,
+              resume=True, **kwargs)
+    assert second.epochs == []                            # nothing trained again
+    assert [h["epoch"] for h in read_metadata(out).report["history"]] == [1, 2]
+    assert not ckpt.exists()
