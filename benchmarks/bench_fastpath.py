@@ -76,7 +76,8 @@ def main() -> int:
     tm = TrainedModel.from_tensors(tensors, meta, "cpu")
     stack = RasterStack([Modality(sorted(str(p) for p in Path(args.scene).glob("s2_B*.tif")), "spectral")])
     t_compile, fast = timed(lambda: InferenceBackend(tm, args.backend, args.precision))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fast path: {fast.name} {fast.precision} "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fast path: {fast.name} {fast.precision}, "
+          f"group network in {fast.network} "
           f"(prepared in {t_compile:.1f} s); window {args.size} x {args.size} px at row {args.row}, col "
           f"{args.col} of {args.scene}", flush=True)
     win = Window(args.row, args.col, args.size, args.size)

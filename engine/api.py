@@ -448,6 +448,14 @@ def _validation_run(pixels: Any, data: dict, centre: np.ndarray, edge: np.ndarra
     return cv, split_report, mode
 
 
+def _backend_words(fast: Any) -> str:
+    """How classify computes, for the log: ``"openvino f32 (group network: torch)"``, ``"torch f32"``, ``"eager"``."""
+    if fast is None:
+        return "eager"
+    words = f"{fast.name} {fast.precision}"
+    return words + (f" (group network: {fast.network})" if fast.network != fast.name else "")
+
+
 def _refit_config(cv: dict | None, tcfg: Any, rep: Reporter) -> Any:
     """The final fit's configuration: with early stopping and cross-validation, the epoch count with the lowest
     mean held-out loss over the folds; otherwise ``tcfg``."""
@@ -634,7 +642,7 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
         fast = None if backend == "eager" else InferenceBackend(tm, backend, pixels=out_grid.width * out_grid.height)
         geoms = polygon_mask_geometries(mask, stack.grid, mask_layer) if mask else None
         rep.info(f"Classifying {out_grid.width} x {out_grid.height} px in tiles of {tile or prof.tile} px "
-                 f"({fast.name + ' ' + fast.precision if fast else 'eager'} inference"
+                 f"({_backend_words(fast)} inference"
                  f"{f', {dinfo.world} processes' if dinfo.enabled else ''})")
         writer_cm = contextlib.nullcontext(None) if not dinfo.is_main else ClassificationWriter(
             output, out_grid.crs, out_grid.transform, out_grid.width, out_grid.height, tm.classes,

@@ -84,10 +84,12 @@ def classify_window(model: TrainedModel, stack: Any, window: Window, batch_size:
     if len(rr) == 0:
         return cls, conf, probs
 
+    cut = inputs.patch_cutter(P)
+
     def batches():
         for i in range(0, len(rr), batch_size):
             r, c = rr[i:i + batch_size], cc[i:i + batch_size]
-            yield (i, *inputs.patches(r + m, c + m, P))        # the grown window starts m pixels earlier
+            yield (i, *cut(r + m, c + m))        # the grown window starts m pixels earlier
 
     p = backend.probabilities(batches(), len(rr), on_batch)   # (N, K)
     cls[rr, cc] = p.argmax(1)

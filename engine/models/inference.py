@@ -1,9 +1,9 @@
 """Fast inference for classification (and the diffusion features of patch gathering); the eager model stays
 the reference it is tested against (tests/engine/test_fast_inference.py).
 
-Where the time of a classified tile goes (2-core CPU, ``fast`` profile, docs/benchmarks.md): the group
-network ≈ 90 %, the U-Net encoder of the diffusion features ≈ 6 %, reading, normalising and cutting patches the
-rest. The fast path therefore changes how these two run, never what they compute:
+Where the time of a classified tile goes (2-core CPU, docs/benchmarks.md): mostly the group network, then the
+U-Net encoder of the diffusion features, reading, normalising and cutting patches (``data.windows.PatchCutter``,
+shared with the eager path). The fast path therefore changes how the first two run, never what they compute:
 
 * **Exact rewrites of the group network** (:func:`export_copy`, kept only when the copy's logits match the
   original's on a probe batch): the adaptive band pooling of the CNN branch as a product with its fixed
@@ -14,7 +14,9 @@ rest. The fast path therefore changes how these two run, never what they compute
   rewritten network is converted once per run (``openvino.convert_model`` traces it; batch axis dynamic; its
   output is the class probabilities) and run in throughput mode (one stream per thread, several batches in
   flight while Python cuts the next patches); the U-Net encoder is converted with dynamic height and width
-  (every tile size runs through one compiled model).
+  (every tile size runs through one compiled model). The group network then runs in OpenVINO or as the
+  rewritten PyTorch copy, whichever is faster on a probe batch (``network="fastest"``): OpenVINO gains on 9 x 9
+  patches, but on the ``fast`` profile's 5 x 5 patches PyTorch's oneDNN kernels are faster.
 
 Precision is fp32 by default: bf16 (``precision="bf16"``, native on CPUs with AVX512_BF16 / AMX) is faster but
 changed 0.1-0.3 % of the pixels of a briefly trained model on the embedded crop (docs/benchmarks.md), more than
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 import warnings
 from typing import Any, Callable, Iterable, Iterator
 
@@ -44,6 +47,8 @@ PRECISIONS = ("f32", "bf16")
 Batch = tuple[int, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"]
 #: below this many pixels ``auto`` does not prepare OpenVINO (its ~10-30 s set-up would outweigh the gain)
 OPENVINO_MIN_PIXELS = 250_000
+#: patches of the probe on which OpenVINO and PyTorch are timed for the group network (about 0.5 s each on 2 cores)
+PROBE_PATCHES = 2048
 
 
 def openvino_version() -> str | None:
@@ -202,15 +207,20 @@ class InferenceBackend:
         threads: CPU threads (default ``torch.get_num_threads()``).
         pixels: pixels the run will classify, if known: ``"auto"`` takes torch below :data:`OPENVINO_MIN_PIXELS`,
             where preparing OpenVINO (tracing and compiling, ~10-30 s) costs more than it saves.
+        network: under OpenVINO, what runs the group network: ``"fastest"`` (default: OpenVINO or the rewritten
+            PyTorch copy, whichever classifies a probe of :data:`PROBE_PATCHES` patches faster; OpenVINO wins on
+            9 x 9 patches, PyTorch's oneDNN on the ``fast`` profile's 5 x 5, docs/benchmarks.md), ``"openvino"``
+            or ``"torch"``. The U-Net encoder runs in OpenVINO either way.
     Attributes:
         name: backend in use (``"openvino"``, ``"torch"`` or ``"eager"``); precision: ``"f32"`` / ``"bf16"``;
+        network: what runs the group network (``"openvino"``, ``"torch"`` or ``"eager"``);
         extractor: the feature extractor to read windows with (a :class:`FastExtractor` under OpenVINO).
     Raises:
         EngineError: unknown backend / precision; ``"openvino"`` with the model on a GPU or OpenVINO missing.
     """
 
     def __init__(self, model: Any, backend: str = "auto", precision: str = "f32", threads: int | None = None,
-                 pixels: int | None = None):
+                 pixels: int | None = None, network: str = "fastest"):
         if backend not in BACKENDS:
             raise EngineError(f"Unknown inference backend {backend!r}", f"Use one of: {', '.join(BACKENDS)}.")
         if precision not in PRECISIONS:
@@ -230,10 +240,11 @@ class InferenceBackend:
         self.threads = int(threads or torch.get_num_threads())
         self.extractor = model.extractor
         self._net: Any = model.net
+        self.network = "eager" if backend == "eager" else "torch"
         if backend == "torch":
             self._net = export_copy(model.net, self._probe())
         elif backend == "openvino":
-            self._compile_openvino()
+            self._compile_openvino(network)
 
     def _probe(self, n: int = 8) -> tuple[torch.Tensor | None, ...]:
         net, P = self.model.net, self.model.patch_size
@@ -253,19 +264,25 @@ class InferenceBackend:
             cfg.update(PERFORMANCE_HINT="LATENCY")
         return cfg
 
-    def _compile_openvino(self) -> None:
+    def _compile_openvino(self, network: str) -> None:
         import openvino as ov
 
+        if network not in ("fastest", "openvino", "torch"):
+            raise EngineError(f"Unknown network runtime {network!r}", "Use fastest, openvino or torch.")
         probe = self._probe()
         shapes = [tuple(t.shape[1:]) for t in probe if t is not None]
         has_aux, has_dif = probe[1] is not None, probe[2] is not None
         core = ov.Core()
+        rewritten = export_copy(self.model.net, probe)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")            # TorchScript tracer warnings on the networks' shape checks
-            traced = _Probabilities(export_copy(self.model.net, probe), has_aux, has_dif)
-            graph = ov.convert_model(traced, example_input=tuple(t for t in probe if t is not None),
-                                     input=[ov.PartialShape([-1, *s]) for s in shapes])
-            self._net = core.compile_model(graph, "CPU", self._ov_config(throughput=True))
+            if network != "torch":
+                graph = ov.convert_model(_Probabilities(rewritten, has_aux, has_dif),
+                                         example_input=tuple(t for t in probe if t is not None),
+                                         input=[ov.PartialShape([-1, *s]) for s in shapes])
+                self._net, self.network = core.compile_model(graph, "CPU", self._ov_config(throughput=True)), "openvino"
+            if network == "torch" or (network == "fastest" and self._torch_is_faster(rewritten)):
+                self._net, self.network = rewritten, "torch"
             ex = self.model.extractor
             if ex.config.bn_mode != "eval":            # batch-statistics BatchNorm cannot be frozen into a graph
                 return
@@ -282,6 +299,24 @@ class InferenceBackend:
             return torch.from_numpy(np.array(out, dtype=np.float32, copy=True))
         self.extractor = FastExtractor(ex, encoder)
 
+    def _torch_is_faster(self, rewritten: nn.Module) -> bool:
+        """Whether the rewritten PyTorch network classifies :data:`PROBE_PATCHES` random patches faster than the
+        compiled OpenVINO one (``self._net``); each timed twice, the better time counts."""
+        probe = self._probe(PROBE_PATCHES)
+        batch = PROBE_PATCHES // 4
+        batches = [(i, *(None if t is None else t[i:i + batch] for t in probe)) for i in range(0, PROBE_PATCHES, batch)]
+        seconds, compiled = {}, self._net
+        for runtime, net in (("openvino", compiled), ("torch", rewritten)):
+            self._net, self.network = net, runtime
+            times = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                self.probabilities(iter(batches), PROBE_PATCHES)
+                times.append(time.perf_counter() - t0)
+            seconds[runtime] = min(times)
+        self._net, self.network = compiled, "openvino"
+        return seconds["torch"] < seconds["openvino"]
+
     def window_inputs(self, stack: Any, window: Any) -> Any:
         """``model.window_inputs`` read with this backend's feature extractor (``data.windows.WindowInputs``)."""
         return self.model.window_inputs(stack, window, extractor=self.extractor)
@@ -294,7 +329,7 @@ class InferenceBackend:
         ``on_batch(count)`` is called as batches complete (progress; may raise ``Cancelled``).
         """
         out = np.zeros((n, len(self.model.classes)), np.float32)
-        if self.name == "openvino":
+        if self.network == "openvino":
             self._openvino_probabilities(batches, out, on_batch)
             return out
         with torch.inference_mode():

@@ -10,7 +10,7 @@ from rasterio.crs import CRS
 
 from engine.data.grid import (BandStats, Modality, RasterStack, ReferenceGrid, compute_statistics, crs_equal,
                               db_to_linear, default_grid, linear_to_db)
-from engine.data.windows import Window, extract_patches, iter_windows
+from engine.data.windows import PatchCutter, Window, extract_patches, iter_windows
 from engine.progress import Reporter
 from tests.engine.conftest import write_raster
 
@@ -308,6 +308,23 @@ def test_extract_patches_torch():
     np.testing.assert_array_equal(p_t.numpy(), p_np)
     t = db_to_linear(torch.tensor([0.0, 10.0, -10.0]))
     np.testing.assert_allclose(t.numpy(), [1.0, 10.0, 0.1], rtol=1e-6)
+
+
+def test_patch_cutter_matches_extract_patches():
+    """The channel-last cutter gives extract_patches' values and types, inside the window and across its
+    border (zero padding), for numpy arrays and torch tensors, batch after batch."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    spec = rng.normal(size=(13, 30, 34)).astype(np.float32)
+    feats = torch.from_numpy(rng.normal(size=(64, 30, 34)).astype(np.float32))
+    cut = PatchCutter((spec, None, feats), 5)
+    for rows, cols in ((rng.integers(2, 28, 200), rng.integers(2, 32, 200)),      # every patch inside
+                       (np.array([0, 29, 15, 1]), np.array([33, 0, 16, 1]))):    # some cross the border
+        ps, pa, pf = cut(rows, cols)
+        assert pa is None and isinstance(ps, np.ndarray) and isinstance(pf, torch.Tensor)
+        np.testing.assert_array_equal(ps, extract_patches(spec, rows, cols, 5))
+        np.testing.assert_array_equal(pf.numpy(), extract_patches(feats, rows, cols, 5).numpy())
+        assert ps.flags["C_CONTIGUOUS"] and pf.is_contiguous() and ps.shape == (len(rows), 13, 5, 5)
 
 
 def test_db_to_linear():
