@@ -19,7 +19,8 @@ the JSON of everything.
         [--folds 5] [--epochs N] [--workdir DIR] [--device cpu|cuda|auto] [--set spectral_jitter=0.1 ...]
 
 ``--set NAME=VALUE`` overrides a field of the profile's ``TrainingConfig`` (e.g. ``spectral_jitter=0.1``,
-``edge_weight=2``) to compare training recipes under the same folds; results are cached per setting.
+``edge_weight=2``) and, prefixed ``net.``, of its ``NetworkConfig`` (e.g. ``net.use_transformer=false``) to
+compare recipes under the same folds; results are cached per setting.
 ``--set patch_size=P`` (odd) also builds the network for P x P patches and feeds it the centre P x P of the
 patches, which are gathered once at the larger of P and the paper's 9 (a centre crop is exactly what gathering at
 P gives). Cached results carry the patch size in their name (``..._p5.json``).
@@ -129,7 +130,8 @@ def prepare(name: str, args, device) -> dict:
             "dif": scaled, "y": torch.from_numpy(z["y"])}
     c = p // 2
     centre = z["spec"][:, :, c, c] if aux is None else np.concatenate([z["spec"][:, :, c, c], aux[:, :, c, c]], 1)
-    net_cfg = dataclasses.replace(prof.network, patch_size=p)
+    net_cfg = dataclasses.replace(prof.network, patch_size=p,
+                                  **{k[4:]: v for k, v in args.overrides.items() if k.startswith("net.")})
 
     def make_network(seed: int) -> GroupNetwork:
         torch.manual_seed(seed)
@@ -172,7 +174,7 @@ def run_dataset(name: str, args, device) -> dict:
         if args.epochs:
             tcfg = dataclasses.replace(tcfg, epochs=args.epochs,
                                        milestones=tuple(m for m in tcfg.milestones if m < args.epochs) or (1,))
-        tcfg = dataclasses.replace(tcfg, **args.overrides)
+        tcfg = dataclasses.replace(tcfg, **{k: v for k, v in args.overrides.items() if not k.startswith("net.")})
         fold, k, _ = polygon_folds(px, args.folds, seed)
         t0 = time.monotonic()
         cv = cross_validate(prep["data"], prep["centre"], fold, k, prep["make_network"], tcfg, device, labels,
@@ -204,7 +206,8 @@ def run_dataset(name: str, args, device) -> dict:
 
 
 def parse_overrides(items: list[str]) -> dict:
-    """``["spectral_jitter=0.1", "augment=false"]`` -> typed ``TrainingConfig`` overrides.
+    """``["spectral_jitter=0.1", "net.use_transformer=false"]`` -> typed ``TrainingConfig`` overrides and, with
+    the ``net.`` prefix, ``NetworkConfig`` ones (kept under their prefixed name).
 
     Raises:
         SystemExit: unknown field or a value that does not parse as the field's type."""
@@ -212,14 +215,15 @@ def parse_overrides(items: list[str]) -> dict:
 
     from engine.config import get_profile
 
-    base = get_profile("fast").training
-    fields = {f.name for f in dataclasses.fields(base)}
+    prof = get_profile("fast")
+    fields = {f.name for f in dataclasses.fields(prof.training)}
+    fields |= {"net." + f.name for f in dataclasses.fields(prof.network) if f.name not in ("patch_size", "extra")}
     out = {}
     for item in items:
         key, _, text = item.partition("=")
         if key not in fields or not text:
             raise SystemExit(f"--set {item!r}: expected NAME=VALUE with NAME one of {sorted(fields)}")
-        current = getattr(base, key)
+        current = getattr(prof.network, key[4:]) if key.startswith("net.") else getattr(prof.training, key)
         if isinstance(current, bool):
             out[key] = text.lower() in ("1", "true", "yes")
         elif isinstance(current, tuple):
