@@ -88,8 +88,10 @@ def prepare(name: str, args, device) -> dict:
     pre, cache = os.path.join(folder, "pretrain.safetensors"), os.path.join(folder, "patches.npz")
     t0 = time.monotonic()
     if not os.path.exists(pre):
-        print(f"  {name}: pretraining (fast profile defaults) ...", flush=True)
-        api.pretrain(mods[0], mods[1:], pre, profile="fast", seed=0, device=str(device))
+        print(f"  {name}: pretraining (fast profile, {args.pretrain_iterations or 'default'} iterations) ...",
+              flush=True)
+        api.pretrain(mods[0], mods[1:], pre, profile="fast", seed=0, device=str(device),
+                     iterations=args.pretrain_iterations or None)
     prof = get_profile("fast", 0)
     p = args.overrides.get("patch_size", prof.training.patch_size)
     # gathered once at the larger of P and the paper's 9, so that every smaller patch is a centre crop of it
@@ -262,6 +264,9 @@ def main() -> int:
                     help="only print the seeds already run with these settings (results cached in --workdir)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default: torch's; 1 is much faster on a CPU shared with other jobs)")
+    ap.add_argument("--pretrain-iterations", type=int, default=0,
+                    help="diffusion pretraining iterations (default: the fast profile's); give each value its own "
+                         "--workdir, the pretrained model and patches are cached there")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a TrainingConfig field of the fast profile, e.g. spectral_jitter=0.1 (repeatable)")
     args = ap.parse_args()
