@@ -58,7 +58,10 @@ def main() -> int:
     ap.add_argument("--row", type=int, default=256, help="window top row (default 256)")
     ap.add_argument("--col", type=int, default=256, help="window left column (default 256)")
     ap.add_argument("--backend", default="auto", choices=("auto", "openvino", "torch"))
-    ap.add_argument("--precision", default="f32", choices=("f32", "bf16"))
+    ap.add_argument("--precision", default="f32", choices=("f32", "bf16"),
+                    help="OpenVINO precision (of the encoder; of the group network too with --network openvino)")
+    ap.add_argument("--network", default="torch", choices=("torch", "openvino"),
+                    help="what runs the group network under the OpenVINO backend (default torch, as classify)")
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--whole", action="store_true", help="also compare eager and fast on the whole scene")
@@ -75,7 +78,7 @@ def main() -> int:
     tensors, meta = load_model(model, device="cpu")
     tm = TrainedModel.from_tensors(tensors, meta, "cpu")
     stack = RasterStack([Modality(sorted(str(p) for p in Path(args.scene).glob("s2_B*.tif")), "spectral")])
-    t_compile, fast = timed(lambda: InferenceBackend(tm, args.backend, args.precision))
+    t_compile, fast = timed(lambda: InferenceBackend(tm, args.backend, args.precision, network=args.network))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fast path: {fast.name} {fast.precision}, "
           f"group network in {fast.network} "
           f"(prepared in {t_compile:.1f} s); window {args.size} x {args.size} px at row {args.row}, col "

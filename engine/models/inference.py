@@ -14,13 +14,13 @@ shared with the eager path). The fast path therefore changes how the first two r
   rewritten network is converted once per run (``openvino.convert_model`` traces it; batch axis dynamic; its
   output is the class probabilities) and run in throughput mode (one stream per thread, several batches in
   flight while Python cuts the next patches); the U-Net encoder is converted with dynamic height and width
-  (every tile size runs through one compiled model). The group network then runs in OpenVINO or as the
-  rewritten PyTorch copy, whichever is faster on a probe batch (``network="fastest"``): OpenVINO gains on 9 x 9
-  patches, but on the ``fast`` profile's 5 x 5 patches PyTorch's oneDNN kernels are faster.
+  (every tile size runs through one compiled model). The group network runs as the rewritten PyTorch copy by
+  default: on an idle 2-core CPU PyTorch's oneDNN kernels classify 5 x 5 and 9 x 9 patches faster than OpenVINO
+  does (``network="openvino"`` runs it in OpenVINO, faster only on a CPU loaded with other work).
 
-Precision is fp32 by default: bf16 (``precision="bf16"``, native on CPUs with AVX512_BF16 / AMX) is faster but
-changed 0.1-0.3 % of the pixels of a briefly trained model on the embedded crop (docs/benchmarks.md), more than
-the 0.1 % this path is allowed to change. Backends: ``"eager"`` (the reference), ``"torch"`` (the rewritten
+Precision (of what runs in OpenVINO) is fp32 by default: bf16 (``precision="bf16"``, native on CPUs with
+AVX512_BF16 / AMX) is faster but, with the group network in OpenVINO, changed 0.1-0.3 % of the pixels of a briefly
+trained model on the embedded crop (docs/benchmarks.md), more than the 0.1 % this path is allowed to change. Backends: ``"eager"`` (the reference), ``"torch"`` (the rewritten
 network under ``torch.inference_mode``; CUDA or no OpenVINO), ``"openvino"``, ``"auto"`` (OpenVINO on the CPU when
 importable, else torch).
 """
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 import warnings
 from typing import Any, Callable, Iterable, Iterator
 
@@ -47,8 +46,6 @@ PRECISIONS = ("f32", "bf16")
 Batch = tuple[int, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"]
 #: below this many pixels ``auto`` does not prepare OpenVINO (its ~10-30 s set-up would outweigh the gain)
 OPENVINO_MIN_PIXELS = 250_000
-#: patches of the probe on which OpenVINO and PyTorch are timed for the group network (about 0.5 s each on 2 cores)
-PROBE_PATCHES = 2048
 
 
 def openvino_version() -> str | None:
@@ -207,10 +204,10 @@ class InferenceBackend:
         threads: CPU threads (default ``torch.get_num_threads()``).
         pixels: pixels the run will classify, if known: ``"auto"`` takes torch below :data:`OPENVINO_MIN_PIXELS`,
             where preparing OpenVINO (tracing and compiling, ~10-30 s) costs more than it saves.
-        network: under OpenVINO, what runs the group network: ``"fastest"`` (default: OpenVINO or the rewritten
-            PyTorch copy, whichever classifies a probe of :data:`PROBE_PATCHES` patches faster; OpenVINO wins on
-            9 x 9 patches, PyTorch's oneDNN on the ``fast`` profile's 5 x 5, docs/benchmarks.md), ``"openvino"``
-            or ``"torch"``. The U-Net encoder runs in OpenVINO either way.
+        network: under OpenVINO, what runs the group network: ``"torch"`` (default: the rewritten PyTorch copy,
+            faster than OpenVINO on an idle CPU for 5 x 5 and 9 x 9 patches alike, docs/benchmarks.md) or
+            ``"openvino"``. A fixed choice, not a timing at start-up, so that every run (and every torchrun
+            rank) computes the same probabilities. The U-Net encoder runs in OpenVINO either way.
     Attributes:
         name: backend in use (``"openvino"``, ``"torch"`` or ``"eager"``); precision: ``"f32"`` / ``"bf16"``;
         network: what runs the group network (``"openvino"``, ``"torch"`` or ``"eager"``);
@@ -220,7 +217,7 @@ class InferenceBackend:
     """
 
     def __init__(self, model: Any, backend: str = "auto", precision: str = "f32", threads: int | None = None,
-                 pixels: int | None = None, network: str = "fastest"):
+                 pixels: int | None = None, network: str = "torch"):
         if backend not in BACKENDS:
             raise EngineError(f"Unknown inference backend {backend!r}", f"Use one of: {', '.join(BACKENDS)}.")
         if precision not in PRECISIONS:
@@ -267,8 +264,8 @@ class InferenceBackend:
     def _compile_openvino(self, network: str) -> None:
         import openvino as ov
 
-        if network not in ("fastest", "openvino", "torch"):
-            raise EngineError(f"Unknown network runtime {network!r}", "Use fastest, openvino or torch.")
+        if network not in ("openvino", "torch"):
+            raise EngineError(f"Unknown network runtime {network!r}", "Use openvino or torch.")
         probe = self._probe()
         shapes = [tuple(t.shape[1:]) for t in probe if t is not None]
         has_aux, has_dif = probe[1] is not None, probe[2] is not None
@@ -276,13 +273,12 @@ class InferenceBackend:
         rewritten = export_copy(self.model.net, probe)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")            # TorchScript tracer warnings on the networks' shape checks
-            if network != "torch":
+            self._net, self.network = rewritten, "torch"
+            if network == "openvino":
                 graph = ov.convert_model(_Probabilities(rewritten, has_aux, has_dif),
                                          example_input=tuple(t for t in probe if t is not None),
                                          input=[ov.PartialShape([-1, *s]) for s in shapes])
                 self._net, self.network = core.compile_model(graph, "CPU", self._ov_config(throughput=True)), "openvino"
-            if network == "torch" or (network == "fastest" and self._torch_is_faster(rewritten)):
-                self._net, self.network = rewritten, "torch"
             ex = self.model.extractor
             if ex.config.bn_mode != "eval":            # batch-statistics BatchNorm cannot be frozen into a graph
                 return
@@ -298,24 +294,6 @@ class InferenceBackend:
                 out = compiled(x.detach().cpu().numpy())[0]
             return torch.from_numpy(np.array(out, dtype=np.float32, copy=True))
         self.extractor = FastExtractor(ex, encoder)
-
-    def _torch_is_faster(self, rewritten: nn.Module) -> bool:
-        """Whether the rewritten PyTorch network classifies :data:`PROBE_PATCHES` random patches faster than the
-        compiled OpenVINO one (``self._net``); each timed twice, the better time counts."""
-        probe = self._probe(PROBE_PATCHES)
-        batch = PROBE_PATCHES // 4
-        batches = [(i, *(None if t is None else t[i:i + batch] for t in probe)) for i in range(0, PROBE_PATCHES, batch)]
-        seconds, compiled = {}, self._net
-        for runtime, net in (("openvino", compiled), ("torch", rewritten)):
-            self._net, self.network = net, runtime
-            times = []
-            for _ in range(2):
-                t0 = time.perf_counter()
-                self.probabilities(iter(batches), PROBE_PATCHES)
-                times.append(time.perf_counter() - t0)
-            seconds[runtime] = min(times)
-        self._net, self.network = compiled, "openvino"
-        return seconds["torch"] < seconds["openvino"]
 
     def window_inputs(self, stack: Any, window: Any) -> Any:
         """``model.window_inputs`` read with this backend's feature extractor (``data.windows.WindowInputs``)."""

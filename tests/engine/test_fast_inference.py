@@ -85,8 +85,7 @@ def test_exact_rewrites_are_applied_and_keep_the_logits(loaded):
     assert float((got - ref).abs().max()) < 1e-4
 
 
-@pytest.mark.parametrize("backend, network", [(b, "fastest") for b in BACKENDS] + [("openvino", "openvino"),
-                                                                                    ("openvino", "torch")])
+@pytest.mark.parametrize("backend, network", [(b, "torch") for b in BACKENDS] + [("openvino", "openvino")])
 def test_fast_path_agrees_with_the_eager_model(loaded, eager_reference, backend, network):
     from engine.predict import classify_window
 
@@ -94,9 +93,7 @@ def test_fast_path_agrees_with_the_eager_model(loaded, eager_reference, backend,
     window, (cls_ref, _, p_ref) = eager_reference
     fast = InferenceBackend(tm, backend, network=network)
     assert fast.name == backend and fast.precision == "f32"
-    assert fast.network in ((backend,) if backend != "openvino" else ("openvino", "torch"))
-    if network != "fastest":
-        assert fast.network == network
+    assert fast.network == ("eager" if backend == "eager" else network)     # OpenVINO runs the network only on request
     cls, _, p = classify_window(tm, stack, window, backend=fast)
     assert (cls_ref >= 0).all()
     assert float(np.mean(cls == cls_ref)) >= 0.999
