@@ -62,6 +62,10 @@ class TrainingConfig:
             interior pixels of the same class (1 = uniform); their patches hold the neighbouring land cover.
         class_balance: how far balanced sampling evens out the classes (:func:`sampling_weights`): 1 = equal
             shares, 0.5 = shares proportional to the square root of the pixel counts, 0 = proportional.
+        guidance_dropout: probability that a training patch's diffusion features ``f_dif`` are set to 0 (a
+            modality dropout of the guidance, so that the branches also learn from the spectral / SAR inputs
+            alone; prediction always sees the features). 0 = off (default); docs/benchmarks.md, "Training recipe
+            options", for what it did under cross-validation.
         validation: ``"cv:K"`` (K-fold cross-validation grouped by polygon, then one refit on all polygons),
             ``"holdout:F"`` (a share F of each class's polygons held out, then one refit on all polygons) or
             ``"none"`` (one fit on all polygons, no accuracy); see :func:`parse_validation`.
@@ -94,6 +98,7 @@ class TrainingConfig:
     spectral_jitter: float = 0.0
     edge_weight: float = 1.0
     class_balance: float = 1.0
+    guidance_dropout: float = 0.0
     edge_radius: int = 2
     validation: str = "cv:5"
     cv_block_size: int = 0
@@ -270,13 +275,15 @@ def view_labels(data: dict) -> np.ndarray:
 
 
 def _batch(data: dict, idx: torch.Tensor, device: torch.device, augment: bool = False,
-           gen: torch.Generator | None = None, jitter: float = 0.0) -> tuple:
+           gen: torch.Generator | None = None, jitter: float = 0.0, dropout: float = 0.0) -> tuple:
     if data.get("index") is not None:
         idx = data["index"][idx]
     xs, fd = data["spec"][idx], data["dif"][idx].float()
     xa = None if data["aux"] is None else data["aux"][idx]
     if augment or jitter:
         xs, xa, fd = augment_patches(xs, xa, fd, gen, jitter, flips=augment)
+    if dropout:
+        fd = fd * (torch.rand(len(fd), 1, 1, 1, generator=gen) >= dropout)
     return (xs.to(device), None if xa is None else xa.to(device), fd.to(device), data["y"][idx].to(device))
 
 
@@ -408,7 +415,8 @@ def _train_epoch(model: torch.nn.Module, net: GroupNetwork, opt: torch.optim.Opt
             continue
         if len(idx) == 1:          # BatchNorm needs two samples: reuse the last batch's neighbour
             idx = torch.cat([idx, perm[:1]])
-        xs, xa, fd, y = _batch(train, idx, device, config.augment, gen, config.spectral_jitter)
+        xs, xa, fd, y = _batch(train, idx, device, config.augment, gen, config.spectral_jitter,
+                               config.guidance_dropout)
         loss = model(xs, xa, fd, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

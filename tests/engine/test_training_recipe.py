@@ -99,6 +99,24 @@ def test_augmentation_keeps_labels():
     assert not torch.equal(s2[..., 4, 4], xs[..., 4, 4])   # spectral jitter changes values, not the geometry
 
 
+def test_guidance_dropout_zeroes_whole_feature_patches_and_keeps_the_rest():
+    from engine.train import _batch
+
+    g = torch.Generator().manual_seed(0)
+    data = {"spec": torch.randn(2000, 4, 5, 5, generator=g), "aux": None,
+            "dif": (torch.rand(2000, 6, 5, 5, generator=g) + 0.1).half(), "y": torch.randint(0, 3, (2000,), generator=g)}
+    idx = torch.arange(2000)
+    xs, _, fd, y = _batch(data, idx, torch.device("cpu"), gen=g, dropout=0.25)
+    dropped = (fd == 0).flatten(1).all(1)
+    kept = (fd != 0).flatten(1).all(1)
+    assert bool((dropped | kept).all())                  # a patch loses all of its features or none
+    assert 0.2 < float(dropped.float().mean()) < 0.3
+    assert torch.equal(fd[kept], data["dif"][kept].float())
+    assert torch.equal(xs, data["spec"]) and torch.equal(y, data["y"])
+    _, _, fd0, _ = _batch(data, idx, torch.device("cpu"), gen=g)
+    assert torch.equal(fd0, data["dif"].float())         # off by default
+
+
 def test_validation_option_and_interval():
     assert parse_validation("cv:5") == ("cv", 5.0)
     assert parse_validation("holdout:0.25") == ("holdout", 0.25)
