@@ -11,18 +11,18 @@ shared with the eager path). The fast path therefore changes how the first two r
   token only in the last layer (:class:`ClsTokenStream`: only ``F_dif[:, 0]`` enters Eqs. 17-19, so the
   ``(P²+1)²`` attention of that layer shrinks to ``1 x (P²+1)``).
 * **OpenVINO** (an inference runtime for CPUs, from PyPI, no torch dependency) on the CPU when importable: the
-  rewritten network is converted once per run (``openvino.convert_model`` traces it; batch axis dynamic; its
-  output is the class probabilities) and run in throughput mode (one stream per thread, several batches in
-  flight while Python cuts the next patches); the U-Net encoder is converted with dynamic height and width
-  (every tile size runs through one compiled model). The group network runs as the rewritten PyTorch copy by
-  default: on an idle 2-core CPU PyTorch's oneDNN kernels classify 5 x 5 and 9 x 9 patches faster than OpenVINO
-  does (``network="openvino"`` runs it in OpenVINO, faster only on a CPU loaded with other work).
+  U-Net encoder is converted once per run with dynamic height and width (every tile size runs through one
+  compiled model). The group network runs as the rewritten PyTorch copy by default: on an idle 2-core CPU
+  PyTorch's oneDNN kernels classify 5 x 5 and 9 x 9 patches faster than OpenVINO does. With
+  ``network="openvino"`` it is converted too (``openvino.convert_model`` traces it; batch axis dynamic; its output
+  is the class probabilities) and run in throughput mode (one stream per thread, several batches in flight while
+  Python cuts the next patches), faster only on a CPU loaded with other work.
 
 Precision (of what runs in OpenVINO) is fp32 by default: bf16 (``precision="bf16"``, native on CPUs with
-AVX512_BF16 / AMX) is faster but, with the group network in OpenVINO, changed 0.1-0.3 % of the pixels of a briefly
-trained model on the embedded crop (docs/benchmarks.md), more than the 0.1 % this path is allowed to change. Backends: ``"eager"`` (the reference), ``"torch"`` (the rewritten
-network under ``torch.inference_mode``; CUDA or no OpenVINO), ``"openvino"``, ``"auto"`` (OpenVINO on the CPU when
-importable, else torch).
+AVX512_BF16 / AMX) is faster but, with the group network in OpenVINO, changed 0.1-0.3 % of the pixels of a
+briefly trained model on the embedded crop (docs/benchmarks.md), more than the 0.1 % this path is allowed to
+change. Backends: ``"eager"`` (the reference), ``"torch"`` (the rewritten network under ``torch.inference_mode``;
+CUDA or no OpenVINO), ``"openvino"``, ``"auto"`` (OpenVINO on the CPU when importable, else torch).
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ __all__ = ["BACKENDS", "PRECISIONS", "InferenceBackend", "DepthPool", "ClsTokenS
 
 PRECISIONS = ("f32", "bf16")
 Batch = tuple[int, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"]
-#: below this many pixels ``auto`` does not prepare OpenVINO (its ~10-30 s set-up would outweigh the gain)
+#: below this many pixels ``auto`` does not prepare OpenVINO (its set-up, 2-3 s measured for the encoder alone,
+#: more with the group network, would outweigh the gain)
 OPENVINO_MIN_PIXELS = 250_000
 
 
@@ -203,7 +204,8 @@ class InferenceBackend:
         precision: OpenVINO inference precision, ``"f32"`` (default) or ``"bf16"``.
         threads: CPU threads (default ``torch.get_num_threads()``).
         pixels: pixels the run will classify, if known: ``"auto"`` takes torch below :data:`OPENVINO_MIN_PIXELS`,
-            where preparing OpenVINO (tracing and compiling, ~10-30 s) costs more than it saves.
+            where preparing OpenVINO (tracing and compiling: 2-3 s, more with ``network="openvino"``) costs more
+            than it saves.
         network: under OpenVINO, what runs the group network: ``"torch"`` (default: the rewritten PyTorch copy,
             faster than OpenVINO on an idle CPU for 5 x 5 and 9 x 9 patches alike, docs/benchmarks.md) or
             ``"openvino"``. A fixed choice, not a timing at start-up, so that every run (and every torchrun

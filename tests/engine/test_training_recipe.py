@@ -104,7 +104,8 @@ def test_guidance_dropout_zeroes_whole_feature_patches_and_keeps_the_rest():
 
     g = torch.Generator().manual_seed(0)
     data = {"spec": torch.randn(2000, 4, 5, 5, generator=g), "aux": None,
-            "dif": (torch.rand(2000, 6, 5, 5, generator=g) + 0.1).half(), "y": torch.randint(0, 3, (2000,), generator=g)}
+            "dif": (torch.rand(2000, 6, 5, 5, generator=g) + 0.1).half(),
+            "y": torch.randint(0, 3, (2000,), generator=g)}
     idx = torch.arange(2000)
     xs, _, fd, y = _batch(data, idx, torch.device("cpu"), gen=g, dropout=0.25)
     dropped = (fd == 0).flatten(1).all(1)
