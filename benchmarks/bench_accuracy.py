@@ -268,7 +268,8 @@ def main() -> int:
                     help="diffusion pretraining iterations (default: the fast profile's); give each value its own "
                          "--workdir, the pretrained model and patches are cached there")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="override a TrainingConfig field of the fast profile, e.g. spectral_jitter=0.1 (repeatable)")
+                    help="override a TrainingConfig field of the fast profile, e.g. spectral_jitter=0.1, or with "
+                         "net. a NetworkConfig one, e.g. net.use_transformer=false (repeatable)")
     args = ap.parse_args()
     args.overrides = parse_overrides(args.set)
     import torch

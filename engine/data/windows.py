@@ -130,14 +130,14 @@ class PatchCutter:
         rows = np.asarray(_numpy(rows), dtype=np.int64).reshape(-1)
         cols = np.asarray(_numpy(cols), dtype=np.int64).reshape(-1)
         half = self.size // 2
+        H, W = next(a.shape[-2:] for a in self.arrays if a is not None)      # one (H, W) for all arrays
+        inside = (len(rows) > 0 and rows.min() >= half and cols.min() >= half and rows.max() < H - half
+                  and cols.max() < W - half)
         out = []
         for array, view in zip(self.arrays, self._views):
             if array is None:
                 out.append(None)
                 continue
-            H, W = int(array.shape[-2]), int(array.shape[-1])
-            inside = (len(rows) and rows.min() >= half and cols.min() >= half and rows.max() < H - half
-                      and cols.max() < W - half)
             if view is None or not inside:
                 out.append(extract_patches(array, rows, cols, self.size))
                 continue

@@ -33,24 +33,32 @@ class CancelAfterEpoch(Reporter):
                 self.cancel.cancel("test")
 
 
-def test_cancelled_training_resumes_from_its_checkpoint(tmp_path):
+def _train(tmp_path, epochs: int):
+    """A pretrained model on the extent, then ``train(reporter, resume=False)`` for a final fit of ``epochs``
+    epochs without validation folds; returns ``(train, model path, checkpoint path)``."""
     spectral = Modality(BANDS, "spectral")
     pre = tmp_path / "pre.safetensors"
     api.pretrain(spectral, [], str(pre), iterations=3, device="cpu", extent=EXTENT)
     out = tmp_path / "model.safetensors"
-    ckpt = Path(f"{out}.checkpoint.safetensors")
+    kwargs = dict(pretrained=str(pre), epochs=epochs, device="cpu", extent=EXTENT, validation="none")
+
+    def train(reporter, resume=False):
+        api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(out), reporter=reporter,
+                  resume=resume, **kwargs)
+    return train, out, Path(f"{out}.checkpoint.safetensors")
+
+
+def test_cancelled_training_resumes_from_its_checkpoint(tmp_path):
     # the final fit is the one checkpointed (cross-validation folds are re-run on resume)
-    kwargs = dict(pretrained=str(pre), epochs=4, device="cpu", extent=EXTENT, validation="none")
+    train, out, ckpt = _train(tmp_path, epochs=4)
     first = CancelAfterEpoch(2)
     with pytest.raises(Cancelled):
-        api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(out), reporter=first,
-                  **kwargs)
+        train(first)
     assert first.epochs == [1, 2]
     assert ckpt.exists() and not out.exists()            # nothing half-written, the checkpoint kept
 
     second = CancelAfterEpoch(-1)
-    api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(out), reporter=second,
-              resume=True, **kwargs)
+    train(second, resume=True)
     assert second.epochs == [3, 4]                        # continues where it stopped, not from epoch 1
     history = read_metadata(out).report["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]
@@ -60,20 +68,13 @@ def test_cancelled_training_resumes_from_its_checkpoint(tmp_path):
 def test_cancel_after_the_last_epoch_keeps_the_trained_weights(tmp_path):
     """A cancel that arrives after the final fit's last epoch, before the model file is written, keeps the
     finished training: resume writes the model without training again."""
-    spectral = Modality(BANDS, "spectral")
-    pre = tmp_path / "pre.safetensors"
-    api.pretrain(spectral, [], str(pre), iterations=3, device="cpu", extent=EXTENT)
-    out = tmp_path / "model.safetensors"
-    ckpt = Path(f"{out}.checkpoint.safetensors")
-    kwargs = dict(pretrained=str(pre), epochs=2, device="cpu", extent=EXTENT, validation="none")
+    train, out, ckpt = _train(tmp_path, epochs=2)
     first = CancelAfterEpoch(2)
     with pytest.raises(Cancelled):
-        api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(out), reporter=first,
-                  **kwargs)
+        train(first)
     assert first.epochs == [1, 2] and ckpt.exists() and not out.exists()
     second = CancelAfterEpoch(-1)
-    api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(out), reporter=second,
-              resume=True, **kwargs)
+    train(second, resume=True)
     assert second.epochs == []                            # nothing trained again
     assert [h["epoch"] for h in read_metadata(out).report["history"]] == [1, 2]
     assert not ckpt.exists()
