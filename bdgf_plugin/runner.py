@@ -376,6 +376,11 @@ def run_engine(command: str, args: list, feedback: QgsProcessingFeedback | None 
             log.write(f"# exit {proc.returncode}\n")
             log.close()
     code = proc.returncode
+    if outputs is not None and error_event is None and (cancelled or feedback.isCanceled()):
+        # the engine had written and reported every output before the cancel (it only remained to exit): keep them
+        feedback.pushInfo(translate("BdgfRunner",
+            "The engine had finished and written its outputs before the cancel arrived; they are kept."))
+        return outputs
     if cancelled or (code == EXIT_CANCELLED and feedback.isCanceled()):
         _cleanup(cleanup_on_cancel, preexisting, proc.pid)
         raise EngineCancelled(translate("BdgfRunner", "Cancelled: the BDGF engine was stopped ({how}).").format(

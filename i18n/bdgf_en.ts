@@ -436,39 +436,44 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="381"/>
+        <location filename="../bdgf_plugin/runner.py" line="386"/>
         <source>Cancelled: the BDGF engine was stopped ({how}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="385"/>
+        <location filename="../bdgf_plugin/runner.py" line="390"/>
         <source>The BDGF engine reported an error.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="387"/>
+        <location filename="../bdgf_plugin/runner.py" line="392"/>
         <source>Hint: </source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="390"/>
+        <location filename="../bdgf_plugin/runner.py" line="395"/>
         <source>(no error output)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="391"/>
+        <location filename="../bdgf_plugin/runner.py" line="396"/>
         <source>The BDGF engine stopped unexpectedly ({how}) during &apos;{command}&apos;. Last lines of its error output:
 {tail}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="396"/>
+        <location filename="../bdgf_plugin/runner.py" line="401"/>
         <source>The BDGF engine finished &apos;{command}&apos; without reporting its outputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../bdgf_plugin/runner.py" line="75"/>
         <source>Fix: run the Processing algorithm BDGF &gt; Engine &gt; Set up engine environment ({algorithm}; from a terminal: {command}). It creates a private engine environment with torch in the QGIS profile folder and sets Processing &gt; Options &gt; Providers &gt; BDGF &gt; Engine Python; or point that setting (or the BDGF_ENGINE_PYTHON environment variable) at an interpreter that has the engine&apos;s packages.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/runner.py" line="381"/>
+        <source>The engine had finished and written its outputs before the cancel arrived; they are kept.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -113,6 +113,23 @@ def test_cancel_stops_child(bdgf_plugin, tmp_path, monkeypatch, mode, command, l
     assert rec.progress and rec.progress == sorted(rec.progress)
 
 
+def test_cancel_after_the_engine_reported_its_outputs_keeps_them(bdgf_plugin, tmp_path):
+    from bdgf.bdgf_plugin import runner
+
+    rec = Recorder()
+    infos = []
+    rec.fb.pushInfo = infos.append
+    out = str(tmp_path / "model.safetensors")
+    timer = threading.Timer(1.5, rec.fb.cancel)      # the fake reports its outputs at once, then lingers 30 s
+    timer.start()
+    t0 = time.monotonic()
+    outputs = runner.run_engine("train", ["--output", out], rec.fb, cleanup_on_cancel=[out],
+                                python=make_fake_python(tmp_path, "done_then_linger"))
+    assert time.monotonic() - t0 < 10                  # the lingering engine was stopped, not waited for
+    assert outputs["output"] == out and os.path.exists(out)
+    assert any("they are kept" in line for line in infos)
+
+
 def test_missing_engine_python(bdgf_plugin, tmp_path):
     from qgis.core import QgsProcessingException
 

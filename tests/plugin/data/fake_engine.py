@@ -3,7 +3,7 @@
 Called as ``fake_python -m engine <command> ... --json-progress``; FAKE_ENGINE_MODE picks the behaviour:
 slow (progress every 0.1 s for 60 s, SIGTERM -> exit 3), ignore_term (slow, ignores SIGTERM), crash (progress,
 then SIGKILL itself), error (error event, exit 2), stderr_exit (traceback on stderr, exit 1), ok (done event),
-notorch (doctor fails like a missing torch). FAKE_ENGINE_PIDFILE receives the pid.
+notorch (doctor fails like a missing torch), done_then_linger (ok, then 30 s before exiting). FAKE_ENGINE_PIDFILE receives the pid.
 Every line it prints is made by the event constructors and exit codes of engine/contract.py, the module the
 real engine's Reporter uses, so the fake speaks exactly the real protocol.
 """
@@ -83,3 +83,6 @@ if output:
     with open(output, "w") as fh:
         fh.write("x")
 emit(done_event({"output": output, "metrics": {"OA": 0.9}}))
+if mode == "done_then_linger":     # outputs written and reported, then a slow exit (teardown) that a cancel hits
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(EXIT_CANCELLED))
+    time.sleep(30)
