@@ -66,6 +66,10 @@ class TrainingConfig:
             modality dropout of the guidance, so that the branches also learn from the spectral / SAR inputs
             alone; prediction always sees the features). 0 = off (default); docs/benchmarks.md, "Training recipe
             options", for what it did under cross-validation.
+        mix_share, mix_max: share of training patches blended with a patch of another class of the same batch,
+            with a weight drawn uniformly from ``[0, mix_max)`` (``mix_max`` < 0.5, so the patch's own class
+            dominates and keeps its label): synthetic mixed pixels, as at a beach / water or field / forest
+            boundary (:func:`mix_patches`). 0 = off.
         validation: ``"cv:K"`` (K-fold cross-validation grouped by polygon, then one refit on all polygons),
             ``"holdout:F"`` (a share F of each class's polygons held out, then one refit on all polygons) or
             ``"none"`` (one fit on all polygons, no accuracy); see :func:`parse_validation`.
@@ -99,6 +103,8 @@ class TrainingConfig:
     edge_weight: float = 1.0
     class_balance: float = 1.0
     guidance_dropout: float = 0.0
+    mix_share: float = 0.0
+    mix_max: float = 0.4
     edge_radius: int = 2
     validation: str = "cv:5"
     cv_block_size: int = 0
@@ -274,17 +280,22 @@ def view_labels(data: dict) -> np.ndarray:
     return y.numpy()
 
 
-def _batch(data: dict, idx: torch.Tensor, device: torch.device, augment: bool = False,
-           gen: torch.Generator | None = None, jitter: float = 0.0, dropout: float = 0.0) -> tuple:
+def _batch(data: dict, idx: torch.Tensor, device: torch.device, config: "TrainingConfig | None" = None,
+           gen: torch.Generator | None = None) -> tuple:
+    """``(x_spec, x_aux, f_dif, y)`` of patches ``idx`` on ``device``; with a ``config``, augmented as it says
+    (training batches); without, as stored (evaluation)."""
     if data.get("index") is not None:
         idx = data["index"][idx]
-    xs, fd = data["spec"][idx], data["dif"][idx].float()
+    xs, fd, y = data["spec"][idx], data["dif"][idx].float(), data["y"][idx]
     xa = None if data["aux"] is None else data["aux"][idx]
-    if augment or jitter:
-        xs, xa, fd = augment_patches(xs, xa, fd, gen, jitter, flips=augment)
-    if dropout:
-        fd = fd * (torch.rand(len(fd), 1, 1, 1, generator=gen) >= dropout)
-    return (xs.to(device), None if xa is None else xa.to(device), fd.to(device), data["y"][idx].to(device))
+    if config is not None:
+        if config.augment or config.spectral_jitter:
+            xs, xa, fd = augment_patches(xs, xa, fd, gen, config.spectral_jitter, flips=config.augment)
+        if config.mix_share:
+            xs, xa, fd = mix_patches(xs, xa, fd, y, gen, config.mix_share, config.mix_max)
+        if config.guidance_dropout:
+            fd = fd * (torch.rand(len(fd), 1, 1, 1, generator=gen) >= config.guidance_dropout)
+    return (xs.to(device), None if xa is None else xa.to(device), fd.to(device), y.to(device))
 
 
 @torch.no_grad()
@@ -415,8 +426,7 @@ def _train_epoch(model: torch.nn.Module, net: GroupNetwork, opt: torch.optim.Opt
             continue
         if len(idx) == 1:          # BatchNorm needs two samples: reuse the last batch's neighbour
             idx = torch.cat([idx, perm[:1]])
-        xs, xa, fd, y = _batch(train, idx, device, config.augment, gen, config.spectral_jitter,
-                               config.guidance_dropout)
+        xs, xa, fd, y = _batch(train, idx, device, config, gen)
         loss = model(xs, xa, fd, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -524,6 +534,37 @@ def augment_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor,
         offset = jitter * torch.randn(b, c, 1, 1, generator=gen)
         xs = xs * gain.to(xs.device) + offset.to(xs.device)
     return xs, xa, fd
+
+
+def mix_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor, y: torch.Tensor,
+                gen: torch.Generator | None, share: float, max_weight: float
+                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Synthetic mixed pixels: a share of the patches blended with a patch of another class.
+
+    Each patch ``i`` is paired with patch ``j`` of a random permutation of the batch; where ``y[j] != y[i]`` and a
+    Bernoulli(``share``) draw says so, every input becomes ``(1 - w) x_i + w x_j`` with ``w ~ U(0, max_weight)``,
+    the same ``w`` for ``x_spec (B,C_spec,P,P)``, ``x_aux (B,C_aux,P,P)`` and ``f_dif (B,C_dif,P,P)``. Labels are
+    unchanged: with ``max_weight < 0.5`` the patch's own class still dominates every pixel. Linear mixing is
+    the linear spectral mixture model of reflectance at sub-pixel boundaries (z-scoring is affine, so a mixture
+    of z-scored reflectance is the z-score of the mixture); for the diffusion features it is an approximation.
+
+    Raises:
+        EngineError: ``max_weight`` outside ``[0, 0.5)`` or ``share`` outside ``[0, 1]``.
+    """
+    if not 0.0 <= max_weight < 0.5 or not 0.0 <= share <= 1.0:
+        raise EngineError(f"Patch mixing needs 0 <= mix_max < 0.5 and 0 <= mix_share <= 1, got {max_weight}, {share}",
+                          "Use e.g. mix_share=0.5, mix_max=0.4.")
+    n = xs.shape[0]
+    partner = torch.randperm(n, generator=gen)
+    chosen = (torch.rand(n, generator=gen) < share) & (y[partner] != y)
+    w = torch.rand(n, generator=gen) * max_weight * chosen
+
+    def blend(x: torch.Tensor | None) -> torch.Tensor | None:
+        if x is None:
+            return None
+        wx = w.to(x.device, x.dtype).view(-1, *([1] * (x.dim() - 1)))
+        return x + wx * (x[partner] - x)
+    return blend(xs), blend(xa), blend(fd)
 
 
 def edge_pixels(rows: np.ndarray, cols: np.ndarray, polygon_ids: np.ndarray, radius: int = 2) -> np.ndarray:

@@ -100,14 +100,15 @@ def test_augmentation_keeps_labels():
 
 
 def test_guidance_dropout_zeroes_whole_feature_patches_and_keeps_the_rest():
-    from engine.train import _batch
+    from engine.train import TrainingConfig, _batch
 
     g = torch.Generator().manual_seed(0)
     data = {"spec": torch.randn(2000, 4, 5, 5, generator=g), "aux": None,
             "dif": (torch.rand(2000, 6, 5, 5, generator=g) + 0.1).half(),
             "y": torch.randint(0, 3, (2000,), generator=g)}
     idx = torch.arange(2000)
-    xs, _, fd, y = _batch(data, idx, torch.device("cpu"), gen=g, dropout=0.25)
+    cfg = TrainingConfig(augment=False, guidance_dropout=0.25)
+    xs, _, fd, y = _batch(data, idx, torch.device("cpu"), cfg, gen=g)
     dropped = (fd == 0).flatten(1).all(1)
     kept = (fd != 0).flatten(1).all(1)
     assert bool((dropped | kept).all())                  # a patch loses all of its features or none
@@ -116,6 +117,32 @@ def test_guidance_dropout_zeroes_whole_feature_patches_and_keeps_the_rest():
     assert torch.equal(xs, data["spec"]) and torch.equal(y, data["y"])
     _, _, fd0, _ = _batch(data, idx, torch.device("cpu"), gen=g)
     assert torch.equal(fd0, data["dif"].float())         # off by default
+
+
+def test_mixed_pixels_blend_other_classes_below_half_and_keep_labels():
+    from engine.train import TrainingConfig, _batch, mix_patches
+
+    g = torch.Generator().manual_seed(1)
+    n = 3000
+    y = torch.randint(0, 3, (n,), generator=g)
+    # every input of a patch holds its class index + its own number / 100_000: a blend is traceable
+    base = y.float()[:, None, None, None] + torch.arange(n).float()[:, None, None, None] / 100_000
+    data = {"spec": base.expand(n, 4, 5, 5).clone(), "aux": base.expand(n, 2, 5, 5).clone(),
+            "dif": base.expand(n, 6, 5, 5).half(), "y": y}
+    xs, xa, fd, y_out = _batch(data, torch.arange(n), torch.device("cpu"),
+                               TrainingConfig(augment=False, mix_share=0.5, mix_max=0.4), gen=g)
+    assert torch.equal(y_out, y)                                      # labels unchanged
+    changed = (xs != data["spec"]).flatten(1).any(1)
+    # half of the patches are drawn, of which the ~2/3 paired with another class are blended
+    assert 0.28 < float(changed.float().mean()) < 0.39
+    shift = (xs - data["spec"])[:, 0, 2, 2]
+    assert float(shift.abs().max()) < 0.4 * 2.03                       # weight < 0.4 of a difference <= 2.03
+    # the same weight for every input of a patch, constant over the patch
+    assert torch.allclose(xa[:, 0, 2, 2] - data["aux"][:, 0, 2, 2], shift, atol=1e-5)
+    assert torch.allclose(fd[:, 0, 2, 2] - data["dif"][:, 0, 2, 2].float(), shift, atol=2e-2)
+    assert torch.equal(xs, xs[:, :1, :1, :1].expand_as(xs))
+    with pytest.raises(EngineError, match="mix_max"):
+        mix_patches(data["spec"], None, data["dif"].float(), y, g, share=0.5, max_weight=0.5)
 
 
 def test_validation_option_and_interval():
