@@ -9,7 +9,10 @@ and its threads, so the ratio holds on a loaded machine too; the absolute px/s d
 
 ``--whole`` adds the agreement over the whole scene (the embedded crop: 768 x 768 px), tile by tile.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_fastpath.py --model MODEL.safetensors [--size 256] [--whole]
+    nice -n 10 .venv/bin/python benchmarks/bench_fastpath.py --model MODEL.safetensors [--size 256] [--whole] \
+        [--compile on]
+
+``--compile on`` adds ``torch.compile`` of the group network to the fast path (classify does so from 4 Mpx on).
 
 Without ``--model``, a ``fast`` model is trained on the embedded crop first (pretrain 20 iterations, train 4
 epochs; the network's cost does not depend on these budgets).
@@ -62,6 +65,8 @@ def main() -> int:
                     help="OpenVINO precision (of the encoder; of the group network too with --network openvino)")
     ap.add_argument("--network", default="torch", choices=("torch", "openvino"),
                     help="what runs the group network under the OpenVINO backend (default torch, as classify)")
+    ap.add_argument("--compile", default="off", choices=("off", "on"),
+                    help="torch.compile the group network of the fast path (classify compiles from 4 Mpx on)")
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--whole", action="store_true", help="also compare eager and fast on the whole scene")
@@ -78,9 +83,10 @@ def main() -> int:
     tensors, meta = load_model(model, device="cpu")
     tm = TrainedModel.from_tensors(tensors, meta, "cpu")
     stack = RasterStack([Modality(sorted(str(p) for p in Path(args.scene).glob("s2_B*.tif")), "spectral")])
-    t_compile, fast = timed(lambda: InferenceBackend(tm, args.backend, args.precision, network=args.network))
+    t_compile, fast = timed(lambda: InferenceBackend(tm, args.backend, args.precision, network=args.network,
+                                                     compile_mode=args.compile, batch_size=args.batch_size))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fast path: {fast.name} {fast.precision}, "
-          f"group network in {fast.network} "
+          f"group network in {fast.network}{' (compiled)' if fast.compiled else ''} {fast.compile_note}"
           f"(prepared in {t_compile:.1f} s); window {args.size} x {args.size} px at row {args.row}, col "
           f"{args.col} of {args.scene}", flush=True)
     win = Window(args.row, args.col, args.size, args.size)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .contract import checkpoint_path, parse_validation
+from .contract import COMPILE_MIN_PIXELS, checkpoint_path, parse_validation
 from .data.grid import Modality, RasterStack, compute_statistics
 from .errors import EngineError
 from .files import check_output
@@ -453,7 +453,8 @@ def _backend_words(fast: Any) -> str:
     if fast is None:
         return "eager"
     words = f"{fast.name} {fast.precision}"
-    return words + (f" (group network: {fast.network})" if fast.network != fast.name else "")
+    net = fast.network + (", compiled" if fast.compiled else "")
+    return words + (f" (group network: {net})" if net != fast.name else "")
 
 
 def _refit_config(cv: dict | None, tcfg: Any, rep: Reporter) -> Any:
@@ -596,12 +597,14 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
              confidence: str | None = None, probabilities: str | None = None, uncertainty: str | None = None,
              extent: Any = None, mask: str | None = None, mask_layer: str | None = None,
              device: str | None = "auto", tile: int | None = None, batch_size: int | None = None,
-             overwrite: bool = False, band_order: str = "name", backend: str = "auto",
+             overwrite: bool = False, band_order: str = "name", backend: str = "auto", compile_mode: str = "auto",
              reporter: Reporter | None = None) -> dict:
     """Classify a scene (or an extent / mask polygons) with a model file, tile by tile (bounded memory).
 
     ``backend`` (``models.inference.BACKENDS``): ``auto`` runs the fast path (OpenVINO on the CPU when installed,
-    else the rewritten torch network), ``eager`` the reference model. Under torchrun every process classifies its
+    else the rewritten torch network), ``eager`` the reference model. ``compile_mode`` (``contract.COMPILE_MODES``):
+    ``torch.compile`` the group network on the CPU (``auto``: from ``contract.COMPILE_MIN_PIXELS`` pixels on;
+    without a C++ compiler it runs uncompiled and the log says why). Under torchrun every process classifies its
     share of the tiles and rank 0 writes the outputs (``predict.classify_scene``).
 
     Writes a styled classification GeoTIFF (colour table, category names, QML sidecar), and optionally the
@@ -639,7 +642,15 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
         out_grid = stack.grid if window is None else stack.grid.crop(window)
         _check_classify_outputs(out_grid, len(meta.classes), output, confidence, probabilities, uncertainty)
         tm = TrainedModel.from_tensors(tensors, meta, dev)
-        fast = None if backend == "eager" else InferenceBackend(tm, backend, pixels=out_grid.width * out_grid.height)
+        pixels = out_grid.width * out_grid.height
+        if backend != "eager" and dev.type == "cpu" and (
+                compile_mode == "on" or (compile_mode == "auto" and pixels >= COMPILE_MIN_PIXELS)):
+            rep.info("Compiling the group network for the CPU (20-30 s the first time, a few seconds once cached)")
+        fast = None if backend == "eager" else InferenceBackend(
+            tm, backend, pixels=pixels, compile_mode=compile_mode,
+            batch_size=batch_size or prof.batch_size)
+        if fast is not None and fast.compile_note:
+            rep.info(f"The group network runs uncompiled: {fast.compile_note}")
         geoms = polygon_mask_geometries(mask, stack.grid, mask_layer) if mask else None
         rep.info(f"Classifying {out_grid.width} x {out_grid.height} px in tiles of {tile or prof.tile} px "
                  f"({_backend_words(fast)} inference"

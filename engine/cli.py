@@ -24,8 +24,8 @@ import traceback
 from typing import Any, Callable, Sequence
 
 from . import __version__
-from .contract import (AUXILIARY_KINDS, BACKENDS, DEVICES, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OK,
-                       EXIT_UNEXPECTED, PROFILES)
+from .contract import (AUXILIARY_KINDS, BACKENDS, COMPILE_MIN_PIXELS, COMPILE_MODES, DEVICES, EXIT_BAD_INPUT,
+                       EXIT_CANCELLED, EXIT_OK, EXIT_UNEXPECTED, PROFILES)
 from .errors import Cancelled, EngineError
 from .progress import CancelToken, Reporter
 
@@ -119,6 +119,9 @@ def _add_classify(sub: Any, parents: list) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="inference: auto = OpenVINO on the CPU when installed, else PyTorch with the exact "
                         "rewrites of the fast path; eager = the reference PyTorch model (slowest)")
+    p.add_argument("--compile", choices=COMPILE_MODES, default="auto",
+                   help="torch.compile the group network on the CPU (needs a C++ compiler; 20-30 s the first time): "
+                        f"auto = from {COMPILE_MIN_PIXELS // 1_000_000} Mpx on; falls back to the uncompiled network")
 
 
 def _add_train(sub: Any, parents: list) -> None:
@@ -406,7 +409,8 @@ def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:
                         probabilities=args.probabilities, uncertainty=args.uncertainty, extent=extent,
                         mask=args.mask, mask_layer=args.mask_layer, device=device,
                         tile=args.tile, batch_size=args.batch_size, overwrite=args.overwrite,
-                        band_order=args.band_order, backend=args.backend, reporter=rep)
+                        band_order=args.band_order, backend=args.backend,
+                        compile_mode=args.compile, reporter=rep)
 
 
 def cmd_assess(args: argparse.Namespace, rep: Reporter) -> dict:

@@ -26,8 +26,8 @@ from .io.schema import (FILE_KINDS, FORMAT_VERSION, Band, BandStatistics, Catego
                         ModelMetadata, read_metadata, verify_tensors)
 
 __all__ = [
-    "ENGINE_VERSION", "PROFILES", "DEVICES", "BACKENDS", "MODALITY_KINDS", "AUXILIARY_KINDS", "SAR_KINDS",
-    "FILE_KINDS",
+    "ENGINE_VERSION", "PROFILES", "DEVICES", "BACKENDS", "COMPILE_MODES", "COMPILE_MIN_PIXELS", "MODALITY_KINDS",
+    "AUXILIARY_KINDS", "SAR_KINDS", "FILE_KINDS",
     "FORMAT_VERSION", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_OUTPUT_EXISTS",
     "EngineError", "OutputExistsError", "Cancelled", "checkpoint_path", "checkpoint_paths", "temporary_name",
     "temporary_glob", "EVENTS", "progress_event", "log_event", "metric_event", "done_event", "error_event",
@@ -42,6 +42,12 @@ PROFILES = ("fast", "paper")
 DEVICES = ("auto", "cuda", "cpu")
 #: ``classify --backend`` values (``models.inference``): ``auto`` = the fast path, ``eager`` = the reference model.
 BACKENDS = ("auto", "openvino", "torch", "eager")
+#: classify --compile: torch.compile the group network on the CPU ("auto": from COMPILE_MIN_PIXELS pixels on)
+COMPILE_MODES = ("auto", "on", "off")
+#: below this many pixels "auto" does not compile: Inductor's first compile takes 20-30 s on a 2-core CPU (about
+#: 5 s once its cache holds the graph) and classify runs about 10 % faster (docs/benchmarks.md), so it pays off on
+#: scenes larger than the 3.8 Mpx Delmarva scene (a Sentinel-2 tile is 120 Mpx)
+COMPILE_MIN_PIXELS = 4_000_000
 #: Modality kinds: spectral reflectance / DN, SAR backscatter in dB or linear power, elevation in metres.
 MODALITY_KINDS = ("spectral", "sar_db", "sar_linear", "elevation")
 #: Kinds of ``--aux KIND FILE...``.

@@ -10,6 +10,10 @@ shared with the eager path). The fast path therefore changes how the first two r
   averaging matrix (:class:`DepthPool`), and the Transformer branch's diffusion stream computed for its cls
   token only in the last layer (:class:`ClsTokenStream`: only ``F_dif[:, 0]`` enters Eqs. 17-19, so the
   ``(P²+1)²`` attention of that layer shrinks to ``1 x (P²+1)``).
+* **torch.compile** (Inductor, weights frozen) of the rewritten group network on the CPU, for one fixed batch
+  size (short batches padded), from ``contract.COMPILE_MIN_PIXELS`` pixels on or on request (:func:`compile_network`;
+  needs a C++ compiler, else the network runs uncompiled and ``compile_note`` says why): about 1.25x on the
+  network alone, 1.1x on a whole classified window, after a 20-30 s first compile (docs/benchmarks.md).
 * **OpenVINO** (an inference runtime for CPUs, from PyPI, no torch dependency) on the CPU when importable: the
   U-Net encoder is converted once per run with dynamic height and width (every tile size runs through one
   compiled model). The group network runs as the rewritten PyTorch copy by default: on an idle 2-core CPU
@@ -36,17 +40,43 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..contract import BACKENDS
+from ..contract import BACKENDS, COMPILE_MIN_PIXELS, COMPILE_MODES
 from ..errors import EngineError
 
-__all__ = ["BACKENDS", "PRECISIONS", "InferenceBackend", "DepthPool", "ClsTokenStream", "export_copy",
-           "openvino_version"]
+__all__ = ["BACKENDS", "PRECISIONS", "COMPILE_MODES", "InferenceBackend", "DepthPool", "ClsTokenStream",
+           "export_copy", "compile_network", "openvino_version"]
 
 PRECISIONS = ("f32", "bf16")
 Batch = tuple[int, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"]
 #: below this many pixels ``auto`` does not prepare OpenVINO (its set-up, 2-3 s measured for the encoder alone,
 #: more with the group network, would outweigh the gain)
 OPENVINO_MIN_PIXELS = 250_000
+
+
+def compile_network(net: nn.Module, probe: tuple[torch.Tensor | None, ...]) -> tuple[nn.Module | None, str]:
+    """``torch.compile`` (Inductor, weights frozen into the graph) of a group network for one fixed batch shape.
+
+    Args:
+        net: the rewritten network (:func:`export_copy`), eval mode, on the CPU.
+        probe: ``(x_spec (B,C_spec,P,P), x_aux | None, f_dif | None)`` of the batch size every later call uses
+            (callers pad short batches to it: a new shape would compile again).
+    Returns:
+        ``(compiled module, "")``, or ``(None, why)`` when compiling fails (no C++ compiler or Python headers,
+        an unsupported platform) or its logits differ from ``net``'s by more than 1e-4 relative. Never raises.
+    """
+    try:
+        import torch._inductor.config as inductor_config
+
+        compiled = torch.compile(net, dynamic=False)
+        with torch.inference_mode(), inductor_config.patch(freezing=True):
+            got = compiled(*probe).logits
+            ref = net(*probe).logits
+    except Exception as exc:  # noqa: BLE001 - any failure means "run the network uncompiled"
+        return None, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
+    diff = float((got - ref).abs().max())
+    if diff > 1e-4 * max(float(ref.abs().max()), 1.0):
+        return None, f"its logits differ from the network's by {diff:.2e}"
+    return compiled, ""
 
 
 def openvino_version() -> str | None:
@@ -210,18 +240,28 @@ class InferenceBackend:
             faster than OpenVINO on an idle CPU for 5 x 5 and 9 x 9 patches alike, docs/benchmarks.md) or
             ``"openvino"``. A fixed choice, not a timing at start-up, so that every run (and every torchrun
             rank) computes the same probabilities. The U-Net encoder runs in OpenVINO either way.
+        compile_mode: ``torch.compile`` the PyTorch group network on the CPU (:func:`compile_network`): ``"on"``,
+            ``"off"`` or ``"auto"`` (default: when ``pixels`` is at least ``contract.COMPILE_MIN_PIXELS``). Falls
+            back to the uncompiled network, saying why in ``compile_note``, where compiling is not possible.
+        batch_size: patches per network call; a compiled network runs every batch at this size (short batches
+            are padded).
     Attributes:
         name: backend in use (``"openvino"``, ``"torch"`` or ``"eager"``); precision: ``"f32"`` / ``"bf16"``;
         network: what runs the group network (``"openvino"``, ``"torch"`` or ``"eager"``);
         extractor: the feature extractor to read windows with (a :class:`FastExtractor` under OpenVINO).
+        compiled: whether the group network runs compiled; compile_note: why not, when it was asked or "auto"
+            chose it and compiling failed ("" otherwise).
     Raises:
         EngineError: unknown backend / precision; ``"openvino"`` with the model on a GPU or OpenVINO missing.
     """
 
     def __init__(self, model: Any, backend: str = "auto", precision: str = "f32", threads: int | None = None,
-                 pixels: int | None = None, network: str = "torch"):
+                 pixels: int | None = None, network: str = "torch", compile_mode: str = "auto",
+                 batch_size: int = 1024):
         if backend not in BACKENDS:
             raise EngineError(f"Unknown inference backend {backend!r}", f"Use one of: {', '.join(BACKENDS)}.")
+        if compile_mode not in COMPILE_MODES:
+            raise EngineError(f"Unknown compile mode {compile_mode!r}", f"Use one of: {', '.join(COMPILE_MODES)}.")
         if precision not in PRECISIONS:
             raise EngineError(f"Unknown inference precision {precision!r}", f"Use one of: {', '.join(PRECISIONS)}.")
         on_cpu = model.device.type == "cpu"
@@ -240,10 +280,17 @@ class InferenceBackend:
         self.extractor = model.extractor
         self._net: Any = model.net
         self.network = "eager" if backend == "eager" else "torch"
+        self.batch_size = int(batch_size)
+        self.compiled, self.compile_note = False, ""
         if backend == "torch":
             self._net = export_copy(model.net, self._probe())
         elif backend == "openvino":
             self._compile_openvino(network)
+        big = pixels is not None and pixels >= COMPILE_MIN_PIXELS
+        if self.network == "torch" and on_cpu and (compile_mode == "on" or (compile_mode == "auto" and big)):
+            compiled, self.compile_note = compile_network(self._net, self._probe(self.batch_size))
+            if compiled is not None:
+                self._plain_net, self._net, self.compiled = self._net, compiled, True
 
     def _probe(self, n: int = 8) -> tuple[torch.Tensor | None, ...]:
         net, P = self.model.net, self.model.patch_size
@@ -314,11 +361,32 @@ class InferenceBackend:
             return out
         with torch.inference_mode():
             for start, xs, xa, fd in batches:
-                p = torch.softmax(self._net(xs, xa, fd).logits.float(), dim=1)
+                if self.compiled:
+                    p = self._fixed_size_softmax(xs, xa, fd)
+                else:
+                    p = torch.softmax(self._net(xs, xa, fd).logits.float(), dim=1)
                 out[start:start + len(p)] = p.cpu().numpy()
                 if on_batch is not None:
                     on_batch(len(p))
         return out
+
+    def _fixed_size_softmax(self, *inputs: torch.Tensor | None) -> torch.Tensor:
+        """Class probabilities of a batch through the compiled network, in chunks of exactly ``batch_size``
+        patches (the last one padded with zeros; BatchNorm runs in eval mode, so patches do not interact)."""
+        n, b, parts = int(inputs[0].shape[0]), self.batch_size, []
+        for i in range(0, n, b):
+            chunk = [None if t is None else t[i:i + b] for t in inputs]
+            short = b - int(chunk[0].shape[0])
+            if short:
+                chunk = [None if t is None else torch.cat([t, t.new_zeros((short, *t.shape[1:]))]) for t in chunk]
+            try:
+                logits = self._net(*chunk).logits
+            except Exception as exc:  # noqa: BLE001 - e.g. a recompile that fails: finish the run uncompiled
+                self._net, self.compiled = self._plain_net, False
+                self.compile_note = f"the compiled network failed ({type(exc).__name__}); the rest runs uncompiled"
+                logits = self._net(*chunk).logits
+            parts.append(torch.softmax(logits.float(), dim=1)[:b - short])
+        return torch.cat(parts)
 
     def _openvino_probabilities(self, batches: Iterator[Batch], out: np.ndarray, on_batch: Any) -> None:
         import openvino as ov

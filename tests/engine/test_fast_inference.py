@@ -4,6 +4,7 @@ and classification sharded over 2 torchrun processes (Gloo) against one process.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,35 @@ def test_fast_path_agrees_with_the_eager_model(loaded, eager_reference, backend,
     assert (cls_ref >= 0).all()
     assert float(np.mean(cls == cls_ref)) >= 0.999
     assert float(np.abs(p - p_ref).max()) < 1e-3
+
+
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile needs a C++ compiler")
+def test_compiled_network_agrees_with_the_eager_model_at_any_batch_length(loaded, eager_reference):
+    from engine.predict import classify_window
+
+    tm, stack = loaded
+    window, (cls_ref, _, p_ref) = eager_reference
+    fast = InferenceBackend(tm, "torch", compile_mode="on", batch_size=1000)   # 4 096 patches: 4 batches + 96 padded
+    assert fast.compiled, fast.compile_note
+    cls, _, p = classify_window(tm, stack, window, batch_size=1000, backend=fast)
+    assert float(np.mean(cls == cls_ref)) >= 0.999
+    assert float(np.abs(p - p_ref).max()) < 1e-3
+    assert not InferenceBackend(tm, "torch", pixels=64 * 64).compiled         # auto: not for small scenes
+
+
+def test_a_compiled_network_that_fails_mid_run_hands_over_to_the_uncompiled_one(loaded, eager_reference):
+    from engine.predict import classify_window
+
+    tm, stack = loaded
+    window, (cls_ref, _, _) = eager_reference
+    fast = InferenceBackend(tm, "torch", compile_mode="off", batch_size=1000)
+
+    def broken(*inputs):
+        raise RuntimeError("recompile failed")
+    fast._plain_net, fast._net, fast.compiled = fast._net, broken, True       # as if compiled
+    cls, _, _ = classify_window(tm, stack, window, batch_size=1000, backend=fast)
+    assert float(np.mean(cls == cls_ref)) >= 0.999
+    assert not fast.compiled and "RuntimeError" in fast.compile_note
 
 
 def test_auto_backend_choice_and_openvino_refused_on_a_gpu_model(loaded):
