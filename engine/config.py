@@ -8,7 +8,9 @@ heads of 64), 200 epochs with milestones 50/100/150. It is meant for a CUDA GPU.
 32 x 32 tiles in batches of 4, 100 iterations, the duplicated half of feat[0] dropped (``dedup``, spec §2.5:
 C_dif = 4·S instead of 32·S, same information); 5 x 5 patches instead of 9 x 9; group network d = 32 with a
 one-layer, 4-head Transformer and 1x1 guidance convolutions; 20 epochs of 250 class-balanced draws per class
-(from every labelled pixel).
+(from every labelled pixel), half of them blended with a patch of another class as synthetic mixed pixels
+(``mix_share`` 0.5, weights below 0.4; better or level on four data sets and fewer surf-line pixels mapped as
+built-up, docs/benchmarks.md).
 It gives up model capacity, spatial context and training length (see docs/profiles.md for measured costs and accuracy).
 """
 
@@ -60,7 +62,8 @@ def get_profile(name: str, seed: int = 0, **overrides: Any) -> Profile:
         net = NetworkConfig.fast()
         prof = Profile("fast", DiffusionConfig.fast(seed=seed), net,
                        TrainingConfig(seed=seed, patch_size=net.patch_size, epochs=20, milestones=(10, 16),
-                                      max_train_per_class=250, max_val_per_class=400, checkpoint_every=5, rf_trees=100),
+                                      max_train_per_class=250, max_val_per_class=400, checkpoint_every=5, rf_trees=100,
+                                      mix_share=0.5),
                        tile=256, batch_size=1024)
     else:
         raise EngineError(f"Unknown profile {name!r}", f"Use one of: {', '.join(PROFILES)}.")
