@@ -118,6 +118,7 @@ class TrainingConfig:
         if self.sampling not in ("balanced", "capped"):
             raise EngineError(f"Unknown sampling {self.sampling!r}", "Use 'balanced' or 'capped'.")
         parse_validation(self.validation)
+        check_mixing(self.mix_share, self.mix_max)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -536,6 +537,13 @@ def augment_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor,
     return xs, xa, fd
 
 
+def check_mixing(share: float, max_weight: float) -> None:
+    """Raise EngineError unless ``0 <= share <= 1`` and ``0 <= max_weight < 0.5`` (:func:`mix_patches`)."""
+    if not 0.0 <= max_weight < 0.5 or not 0.0 <= share <= 1.0:
+        raise EngineError(f"Patch mixing needs 0 <= mix_max < 0.5 and 0 <= mix_share <= 1, got mix_max={max_weight}, "
+                          f"mix_share={share}", "Use e.g. mix_share=0.5, mix_max=0.4: below 0.5 the label still holds.")
+
+
 def mix_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor, y: torch.Tensor,
                 gen: torch.Generator | None, share: float, max_weight: float
                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
@@ -551,9 +559,7 @@ def mix_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor, y: 
     Raises:
         EngineError: ``max_weight`` outside ``[0, 0.5)`` or ``share`` outside ``[0, 1]``.
     """
-    if not 0.0 <= max_weight < 0.5 or not 0.0 <= share <= 1.0:
-        raise EngineError(f"Patch mixing needs 0 <= mix_max < 0.5 and 0 <= mix_share <= 1, got {max_weight}, {share}",
-                          "Use e.g. mix_share=0.5, mix_max=0.4.")
+    check_mixing(share, max_weight)
     n = xs.shape[0]
     partner = torch.randperm(n, generator=gen)
     chosen = (torch.rand(n, generator=gen) < share) & (y[partner] != y)

@@ -143,6 +143,8 @@ def test_mixed_pixels_blend_other_classes_below_half_and_keep_labels():
     assert torch.equal(xs, xs[:, :1, :1, :1].expand_as(xs))
     with pytest.raises(EngineError, match="mix_max"):
         mix_patches(data["spec"], None, data["dif"].float(), y, g, share=0.5, max_weight=0.5)
+    with pytest.raises(EngineError, match="mix_max=0.6"):
+        TrainingConfig(mix_max=0.6)                                   # refused before any work
 
 
 def test_validation_option_and_interval():
