@@ -488,18 +488,33 @@ def _cv_metrics(cv: dict | None, rep: Reporter) -> tuple[dict | None, dict | Non
 
 
 def _verdict(acc: dict, rf: dict | None) -> str:
-    """One plain sentence comparing BDGF and the random forest under the same folds (empty without both)."""
+    """One plain sentence comparing BDGF and the random forest under the same folds (empty without both).
+
+    With two or more folds the comparison is paired: the 95 % Student-t interval of the fold-by-fold OA
+    differences (``train.mean_ci95``). When it contains zero the two are called level, whatever the pooled
+    figures say; otherwise the one ahead is named."""
+    from .train import mean_ci95
+
     if not rf or acc.get("kappa") is None or rf.get("kappa") is None:
         return ""
     a, b = acc["oa_folds"], rf["oa_folds"]
-    if acc["kappa"] >= rf["kappa"] and acc["oa"] >= rf["oa"]:
-        return (f"BDGF is more accurate than the random forest on the held-out polygons: OA {acc['oa']:.1%} "
-                f"(fold mean {a['mean']:.1%} ± {a['ci95']:.1%}) against {rf['oa']:.1%} "
-                f"({b['mean']:.1%} ± {b['ci95']:.1%}), kappa {acc['kappa']:.3f} against {rf['kappa']:.3f}.")
-    return (f"The random forest wins on these polygons: OA {rf['oa']:.1%} (fold mean {b['mean']:.1%} ± "
-            f"{b['ci95']:.1%}) against {acc['oa']:.1%} for BDGF ({a['mean']:.1%} ± {a['ci95']:.1%}), kappa "
-            f"{rf['kappa']:.3f} against {acc['kappa']:.3f}. Consider the random forest for this map, more "
-            "training polygons, or the paper profile on a GPU.")
+    figures = (f"OA {acc['oa']:.1%} for BDGF (fold mean {a['mean']:.1%} ± {a['ci95']:.1%}) and {rf['oa']:.1%} "
+               f"for the random forest ({b['mean']:.1%} ± {b['ci95']:.1%}), kappa {acc['kappa']:.3f} and "
+               f"{rf['kappa']:.3f}")
+    diffs = [x - y for x, y in zip(a.get("folds") or [], b.get("folds") or []) if x is not None and y is not None]
+    if len(diffs) > 1:
+        d_mean, d_half = mean_ci95(diffs)
+        if abs(d_mean) <= d_half:
+            return (f"BDGF and the random forest are level on these polygons: {figures}; the fold-by-fold "
+                    f"OA difference, {d_mean:+.1%} ± {d_half:.1%} (95 %), includes zero. More polygons would "
+                    "separate them.")
+        bdgf_ahead = d_mean > 0
+    else:
+        bdgf_ahead = acc["kappa"] >= rf["kappa"] and acc["oa"] >= rf["oa"]
+    if bdgf_ahead:
+        return f"BDGF is more accurate than the random forest on the held-out polygons: {figures}."
+    return (f"The random forest wins on these polygons: {figures}. Consider the random forest for this "
+            "map, more training polygons, or the paper profile on a GPU.")
 
 
 def _cv_section(cv: dict, mode: str) -> dict:

@@ -187,3 +187,22 @@ def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_p
     assert val is None and np.array_equal(np.sort(final), np.arange(len(px)))
     assert set(px.polygon_ids[final].tolist()) == set(np.unique(px.polygon_ids).tolist())
     assert 0 <= out["metrics"]["oa"] <= 1 and "rf_oa" in out["metrics"]
+
+
+def test_the_verdict_compares_bdgf_and_the_random_forest_fold_by_fold():
+    from engine.api import _verdict
+
+    def result(oa_folds, kappa):
+        mean, half = mean_ci95(oa_folds)
+        return {"oa": mean, "kappa": kappa, "oa_folds": {"mean": mean, "ci95": half, "folds": oa_folds}}
+
+    ahead = [0.99, 0.98, 0.99, 0.97, 0.985]
+    behind = [0.96, 0.955, 0.965, 0.94, 0.95]
+    assert _verdict(result(ahead, 0.98), result(behind, 0.95)).startswith("BDGF is more accurate")
+    assert _verdict(result(behind, 0.95), result(ahead, 0.98)).startswith("The random forest wins")
+    # pooled figures favour BDGF, but the folds disagree: level, with the paired interval stated
+    text = _verdict(result([0.99, 0.95, 0.99], 0.95), result([0.97, 0.98, 0.975], 0.94))
+    assert text.startswith("BDGF and the random forest are level") and "includes zero" in text
+    # a single fold (hold-out): the pooled figures decide
+    assert _verdict(result([0.97], 0.95), result([0.96], 0.94)).startswith("BDGF is more accurate")
+    assert _verdict(result([0.97], 0.95), None) == ""
