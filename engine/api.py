@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .contract import COMPILE_MIN_PIXELS, checkpoint_path, parse_validation
+from .contract import checkpoint_path, parse_validation
 from .data.grid import Modality, RasterStack, compute_statistics
 from .errors import EngineError
 from .files import check_output
@@ -639,7 +639,7 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
     from .distributed import setup, teardown
     from .io.rasters import ClassificationWriter
     from .models.classifier import TrainedModel
-    from .models.inference import InferenceBackend
+    from .models.inference import InferenceBackend, compile_requested
     from .predict import classify_scene, polygon_mask_geometries
 
     rep = ensure(reporter)
@@ -658,14 +658,14 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
         _check_classify_outputs(out_grid, len(meta.classes), output, confidence, probabilities, uncertainty)
         tm = TrainedModel.from_tensors(tensors, meta, dev)
         pixels = out_grid.width * out_grid.height
-        if backend != "eager" and dev.type == "cpu" and (
-                compile_mode == "on" or (compile_mode == "auto" and pixels >= COMPILE_MIN_PIXELS)):
+        if backend != "eager" and dev.type == "cpu" and compile_requested(compile_mode, pixels):
             rep.info("Compiling the group network for the CPU (20-30 s the first time, a few seconds once cached)")
         fast = None if backend == "eager" else InferenceBackend(
             tm, backend, pixels=pixels, compile_mode=compile_mode,
             batch_size=batch_size or prof.batch_size)
-        if fast is not None and fast.compile_note:
-            rep.info(f"The group network runs uncompiled: {fast.compile_note}")
+        note = fast.compile_note if fast is not None else ""
+        if note:
+            rep.info(f"The group network runs uncompiled: {note}")
         geoms = polygon_mask_geometries(mask, stack.grid, mask_layer) if mask else None
         rep.info(f"Classifying {out_grid.width} x {out_grid.height} px in tiles of {tile or prof.tile} px "
                  f"({_backend_words(fast)} inference"
@@ -678,6 +678,8 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
             summary = classify_scene(tm, stack, writer, window, tile or prof.tile, batch_size or prof.batch_size,
                                      geoms, rep, want_probabilities=bool(probabilities or uncertainty),
                                      backend=fast)
+        if fast is not None and fast.compile_note != note:       # a compiled call failed during the run
+            rep.warning(f"The group network ran uncompiled from then on: {fast.compile_note}")
     teardown()
     out = {"output": output, "class_counts": summary["class_counts"], "pixels": summary["pixels"]}
     if confidence:

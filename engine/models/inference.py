@@ -44,13 +44,20 @@ from ..contract import BACKENDS, COMPILE_MIN_PIXELS, COMPILE_MODES
 from ..errors import EngineError
 
 __all__ = ["BACKENDS", "PRECISIONS", "COMPILE_MODES", "InferenceBackend", "DepthPool", "ClsTokenStream",
-           "export_copy", "compile_network", "openvino_version"]
+           "export_copy", "compile_requested", "compile_network", "openvino_version"]
 
 PRECISIONS = ("f32", "bf16")
 Batch = tuple[int, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"]
 #: below this many pixels ``auto`` does not prepare OpenVINO (its set-up, 2-3 s measured for the encoder alone,
 #: more with the group network, would outweigh the gain)
 OPENVINO_MIN_PIXELS = 250_000
+
+
+def compile_requested(compile_mode: str, pixels: int | None) -> bool:
+    """Whether ``compile_mode`` asks to compile the group network for a run of ``pixels`` pixels: ``"on"``, or
+    ``"auto"`` with ``pixels`` known and at least ``contract.COMPILE_MIN_PIXELS`` (CPU runs only; the caller
+    checks the device)."""
+    return compile_mode == "on" or (compile_mode == "auto" and pixels is not None and pixels >= COMPILE_MIN_PIXELS)
 
 
 def compile_network(net: nn.Module, probe: tuple[torch.Tensor | None, ...]) -> tuple[nn.Module | None, str]:
@@ -72,7 +79,8 @@ def compile_network(net: nn.Module, probe: tuple[torch.Tensor | None, ...]) -> t
             got = compiled(*probe).logits
             ref = net(*probe).logits
     except Exception as exc:  # noqa: BLE001 - any failure means "run the network uncompiled"
-        return None, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        return None, f"{type(exc).__name__}: {first_line[:200]}"
     diff = float((got - ref).abs().max())
     if diff > 1e-4 * max(float(ref.abs().max()), 1.0):
         return None, f"its logits differ from the network's by {diff:.2e}"
@@ -286,8 +294,7 @@ class InferenceBackend:
             self._net = export_copy(model.net, self._probe())
         elif backend == "openvino":
             self._compile_openvino(network)
-        big = pixels is not None and pixels >= COMPILE_MIN_PIXELS
-        if self.network == "torch" and on_cpu and (compile_mode == "on" or (compile_mode == "auto" and big)):
+        if self.network == "torch" and on_cpu and compile_requested(compile_mode, pixels):
             compiled, self.compile_note = compile_network(self._net, self._probe(self.batch_size))
             if compiled is not None:
                 self._plain_net, self._net, self.compiled = self._net, compiled, True
