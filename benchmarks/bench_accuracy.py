@@ -20,10 +20,12 @@ the JSON of everything.
 
 ``--set NAME=VALUE`` overrides a field of the profile's ``TrainingConfig`` (e.g. ``spectral_jitter=0.1``,
 ``edge_weight=2``) and, prefixed ``net.``, of its ``NetworkConfig`` (e.g. ``net.use_transformer=false``) to
-compare recipes under the same folds; results are cached per setting.
+compare recipes under the same folds. Each seed's result is cached in ``WORKDIR/DATASET/`` under a name that
+hashes every training and network setting (``cv_seed0_folds5_p5_<hash>.json``), so a changed default is never
+answered from an old result.
 ``--set patch_size=P`` (odd) also builds the network for P x P patches and feeds it the centre P x P of the
 patches, which are gathered once at the larger of P and the paper's 9 (a centre crop is exactly what gathering at
-P gives). Cached results carry the patch size in their name (``..._p5.json``).
+P gives).
 """
 
 from __future__ import annotations
@@ -141,9 +143,20 @@ def prepare(name: str, args, device) -> dict:
 
     return {"pixels": px, "data": data, "centre": centre, "patch_size": p,
             "edge": edge_pixels(px.rows, px.cols, px.polygon_ids, prof.training.edge_radius),
-            "make_network": make_network, "prepare_s": time.monotonic() - t0,
+            "make_network": make_network, "network_config": net_cfg, "prepare_s": time.monotonic() - t0,
             "counts": np.bincount(z["y"], minlength=len(classes)).tolist(),
             "n_polygons": int(len(np.unique(px.polygon_ids)))}
+
+
+def settings_key(tcfg, prep: dict) -> str:
+    """Cache key of one seed's result: a hash of every training and network setting except the seed (so a changed
+    default is never answered from a stale cache), e.g. ``p5_3f9a0c12``."""
+    import dataclasses
+    import hashlib
+
+    train = {k: v for k, v in dataclasses.asdict(tcfg).items() if k != "seed"}
+    text = json.dumps({"train": train, "net": prep["network_config"].to_dict()}, sort_keys=True, default=str)
+    return f"p{prep['patch_size']}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
 def run_dataset(name: str, args, device) -> dict:
@@ -160,10 +173,12 @@ def run_dataset(name: str, args, device) -> dict:
           f"prepared in {prep['prepare_s']:.0f} s", flush=True)
     runs = []
     for seed in args.seeds:
-        tag = f"_p{prep['patch_size']}" + "".join(f"_{k}{v}" for k, v in sorted(args.overrides.items())
-                                                   if k != "patch_size")
-        cached = os.path.join(args.workdir, name,
-                              f"cv_seed{seed}_folds{args.folds}_epochs{args.epochs or 0}{tag}.json")
+        tcfg = get_profile("fast", seed).training
+        if args.epochs:
+            tcfg = dataclasses.replace(tcfg, epochs=args.epochs,
+                                       milestones=tuple(m for m in tcfg.milestones if m < args.epochs) or (1,))
+        tcfg = dataclasses.replace(tcfg, **{k: v for k, v in args.overrides.items() if not k.startswith("net.")})
+        cached = os.path.join(args.workdir, name, f"cv_seed{seed}_folds{args.folds}_{settings_key(tcfg, prep)}.json")
         if os.path.exists(cached):     # a seed already run with the same settings (resumable benchmark)
             with open(cached) as fh:
                 runs.append(json.load(fh))
@@ -172,11 +187,6 @@ def run_dataset(name: str, args, device) -> dict:
         if args.cached_only:
             print(f"    seed {seed}: not run (--cached-only)", flush=True)
             continue
-        tcfg = get_profile("fast", seed).training
-        if args.epochs:
-            tcfg = dataclasses.replace(tcfg, epochs=args.epochs,
-                                       milestones=tuple(m for m in tcfg.milestones if m < args.epochs) or (1,))
-        tcfg = dataclasses.replace(tcfg, **{k: v for k, v in args.overrides.items() if not k.startswith("net.")})
         fold, k, _ = polygon_folds(px, args.folds, seed)
         t0 = time.monotonic()
         cv = cross_validate(prep["data"], prep["centre"], fold, k, prep["make_network"], tcfg, device, labels,
