@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .contract import checkpoint_path, parse_validation
+from .contract import checkpoint_path, checkpoint_paths, parse_validation
 from .data.grid import Modality, RasterStack, compute_statistics
 from .errors import EngineError
 from .files import check_output
@@ -261,6 +261,9 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     if report:
         report = os.path.abspath(report)
         check_output(report, overwrite)
+    if resume and not any(os.path.exists(p) for p in checkpoint_paths(output)):
+        raise EngineError(f"No checkpoint to resume from: {checkpoint_path(output)}",
+                          "Give the output file of the interrupted run, or run without --resume.")
     prof = _training_profile(profile, seed, epochs, iterations, validation, validation_fraction, class_balance)
     tcfg = prof.training
     tcfg.early_stopping = bool(early_stopping)
@@ -283,7 +286,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         pixels = _training_pixels(training, class_field, stack, window, rep, layer=layer, class_styles=class_styles,
                                   name_field=name_field)
         extractor, stats, diffusion = _diffusion_model(stack, pretrained, prof, seed, window, output, resume, dev,
-                                                       dinfo, rep)
+                                                       rep)
         run = _train_classifier(stack, pixels, extractor, stats, prof, seed, window, output, resume, dev, dinfo, rep)
         training_report = _training_report(run, pixels, started, rep, dev, spectral, auxiliary, training,
                                            class_field, pretrained, profile, seed, tcfg)
@@ -299,8 +302,10 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         rep.check_cancelled()    # a cancel after the last epoch keeps the final training's checkpoint for resume
         if dinfo.is_main:
             save_model(output, run["model"].tensors(), meta, overwrite=overwrite)
-    if dinfo.is_main and os.path.exists(checkpoint_path(output)):
-        os.remove(checkpoint_path(output))
+    if dinfo.is_main:
+        for stage in ("", "cv", "pretrain"):
+            if os.path.exists(checkpoint_path(output, stage)):
+                os.remove(checkpoint_path(output, stage))
     barrier()
     teardown()
     out = {"output": output, "metrics": run["metrics"]}
@@ -312,7 +317,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
 
 
 def _diffusion_model(stack: RasterStack, pretrained: str | None, prof: Any, seed: int, window: Any, output: str,
-                     resume: bool, dev: torch.device, dinfo: Any, rep: Reporter) -> tuple:
+                     resume: bool, dev: torch.device, rep: Reporter) -> tuple:
     """``(feature extractor in eval mode, normalisation statistics, DiffusionInfo)``: from the pretrained file,
     or pretrained here first on the same rasters (``prof.diffusion.iterations``)."""
     from .io.artifact import load_model
@@ -335,8 +340,7 @@ def _diffusion_model(stack: RasterStack, pretrained: str | None, prof: Any, seed
                               bool(resume and os.path.exists(pre_ckpt)), window)
         extractor = FeatureExtractor.from_pretrain(result, dev)
         diffusion = result.diffusion_info(history=False)
-        if dinfo.is_main and os.path.exists(pre_ckpt):
-            os.remove(pre_ckpt)
+        # its checkpoint stays until the model file is written: a resume after a later cancel skips pretraining
     extractor.unet.eval()
     return extractor, stats, diffusion
 
@@ -381,11 +385,12 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
              f"within {tcfg.edge_radius} px of a polygon edge), {tcfg.sampling} sampling"
              + (", flip/rotation augmentation" if tcfg.augment else ""))
     cv, split_report, mode = _validation_run(pixels, data, patches.centre, edge, new_network, tcfg, dev, classes,
-                                             dinfo, rep)
+                                             dinfo, rep, checkpoint_path(output, "cv"), resume,
+                                             {"network": prof.network.to_dict(), "diffusion_channels": extractor.channels})
     final_cfg = _refit_config(cv, tcfg, rep)
     rep.info(f"Final model: trained on all {len(y_all)} labelled pixels of all {n_polygons} polygons")
     history = train_network(net, _training_view(data, y_all, edge, final_cfg), None, final_cfg, dev, rep,
-                            checkpoint_path(output), resume)
+                            checkpoint_path(output), bool(resume and os.path.exists(checkpoint_path(output))))
     accuracy, baseline, metrics = _cv_metrics(cv, rep)
     return {"model": model, "history": history, "split": split_report, "accuracy": accuracy,
             "baseline": baseline, "metrics": metrics, "cv": cv, "mode": mode, "labelled_pixels": int(len(y_all)),
@@ -422,9 +427,12 @@ def _training_view(data: dict, y: np.ndarray, edge: np.ndarray, tcfg: Any) -> di
 
 
 def _validation_run(pixels: Any, data: dict, centre: np.ndarray, edge: np.ndarray, new_network: Any, tcfg: Any,
-                    dev: torch.device, classes: list, dinfo: Any, rep: Reporter) -> tuple[dict | None, dict, str]:
+                    dev: torch.device, classes: list, dinfo: Any, rep: Reporter, checkpoint: str | None = None,
+                    resume: bool = False, identity: dict | None = None) -> tuple[dict | None, dict, str]:
     """``(cross-validation result or None, split report, mode)`` for ``tcfg.validation`` (``train.cross_validate``
-    on folds from ``data.labels.polygon_folds``, or a single polygon hold-out fold)."""
+    on folds from ``data.labels.polygon_folds``, or a single polygon hold-out fold); the finished folds are
+    checkpointed in ``checkpoint`` and, with ``resume``, taken from it when ``identity`` (and the folds, labels
+    and training configuration) match (``train.cross_validate``)."""
     from .data.labels import polygon_folds, split_by_polygon
     from .train import cross_validate
 
@@ -444,7 +452,7 @@ def _validation_run(pixels: Any, data: dict, centre: np.ndarray, edge: np.ndarra
         return None, split_report, mode
     cfg = tcfg if dinfo.is_main else dataclasses.replace(tcfg, rf_trees=0)
     cv = cross_validate(data, centre, fold, n_folds, new_network, cfg, dev, [int(c.value) for c in classes],
-                        [c.name for c in classes], edge, rep)
+                        [c.name for c in classes], edge, rep, checkpoint, resume, identity)
     return cv, split_report, mode
 
 

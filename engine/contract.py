@@ -70,15 +70,16 @@ SUGGESTED_CLASS_FIELD = "pred_class"
 def checkpoint_path(output: str, stage: str = "") -> str:
     """The checkpoint a run writes for ``output``: ``OUTPUT.checkpoint.safetensors``.
 
-    ``stage="pretrain"`` inside ``train`` (pretraining first, when no pretrained model is given) adds ``.pre``.
+    Inside ``train``, ``stage="pretrain"`` (pretraining first, when no pretrained model is given) adds ``.pre``
+    and ``stage="cv"`` (the finished cross-validation folds) adds ``.cv``.
     """
     path = f"{output}.checkpoint.safetensors"
-    return path + ".pre" if stage == "pretrain" else path
+    return path + {"pretrain": ".pre", "cv": ".cv"}.get(stage, "")
 
 
 def checkpoint_paths(output: str) -> list[str]:
-    """Every checkpoint a run for ``output`` may leave (for cleaning up after a cancelled run)."""
-    return [checkpoint_path(output), checkpoint_path(output, "pretrain")]
+    """Every checkpoint a run for ``output`` may leave (kept after a cancelled run for ``--resume``)."""
+    return [checkpoint_path(output), checkpoint_path(output, "pretrain"), checkpoint_path(output, "cv")]
 
 
 def temporary_name(path: str, pid: int | None = None) -> str:

@@ -22,7 +22,8 @@ from .contract import parse_validation
 from .data.inputs import ClassifierInputs
 from .data.windows import Window, WindowInputs, read_window
 from .errors import Cancelled, EngineError
-from .io.artifact import load_checkpoint, load_optimizer, save_checkpoint
+from .io.artifact import load_checkpoint, load_optimizer, save_checkpoint, save_model
+from .io.schema import ModelMetadata
 from .metrics import accuracy_metrics, confusion_matrix
 from .models.classifier import TrainedModel
 from .models.diffusion import FeatureExtractor
@@ -666,15 +667,51 @@ def fit_random_forest(x_train: np.ndarray, y_train: np.ndarray, trees: int, seed
     return RandomForestClassifier(n_estimators=trees, random_state=seed, n_jobs=-1).fit(x_train, y_train)
 
 
+def _cv_key(fold: np.ndarray, y: np.ndarray, config: TrainingConfig, identity: dict | None) -> str:
+    """SHA-256 of what decides a cross-validation's results: fold assignment, labels, training configuration and
+    ``identity`` (JSON-able)."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(np.ascontiguousarray(fold, np.int64).tobytes())
+    h.update(np.ascontiguousarray(y, np.int64).tobytes())
+    h.update(json.dumps({"config": config.to_dict(), "identity": identity}, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _cv_resume(path: str, key: str, n_folds: int, rep: Reporter) -> list[dict]:
+    """The finished folds of a ``cv`` checkpoint when it belongs to this cross-validation (``key``), else ``[]``
+    (nothing to resume: no file, or a warning that the settings changed)."""
+    import os
+
+    if not os.path.exists(path):
+        return []
+    _, state = load_checkpoint(path, "cv")
+    if state.get("key") != key or state.get("n_folds") != n_folds:
+        rep.warning(f"The cross-validation checkpoint {path} was made with other polygons or settings: every fold "
+                    "runs again")
+        return []
+    folds = list(state.get("folds") or [])[:n_folds]
+    rep.info(f"Resuming cross-validation: {len(folds)} of {n_folds} folds finished")
+    return folds
+
+
 def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: int, make_network: Any,
                    config: TrainingConfig, device: torch.device, labels: Sequence, names: Sequence[str],
-                   edge: np.ndarray | None = None, reporter: Reporter | None = None) -> dict:
+                   edge: np.ndarray | None = None, reporter: Reporter | None = None, checkpoint: str | None = None,
+                   resume: bool = False, identity: dict | None = None) -> dict:
     """K-fold cross-validation of BDGF and of the random forest under the same folds (grouped by polygon).
 
     For each fold ``f``: a fresh network (``make_network(seed)``) is trained on the pixels with ``fold != f``
     (class-balanced sampling, augmentation: :func:`train_network`) and predicts the pixels with ``fold == f``;
     a random forest (``config.rf_trees``; 0 = none) is fitted on the centre-pixel inputs of the same training
     pixels. Pixels with fold -1 are always in training.
+
+    With a ``checkpoint`` path, the finished folds are saved there after each fold (a ``cv`` checkpoint: JSON
+    only); ``resume=True`` takes the folds it holds and runs the rest. Each fold has its own seed, so a resumed
+    run gives the same figures as an uninterrupted one. The folds are reused only when the fold assignment, the
+    labels, ``config`` and ``identity`` (e.g. the network configuration) are those of the checkpoint; otherwise a
+    warning says so and every fold runs again.
 
     Args:
         data: patch tensors of every labelled pixel (``_to_tensors``); centre: ``(N, C)`` centre-pixel inputs;
@@ -685,12 +722,25 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
         per-class producer's / user's accuracy, confusion matrix); ``summary`` = the pooled confusion matrix's
         metrics plus ``{"oa"|"aa"|"kappa": {"mean", "ci95", "folds": [...]}}`` over folds.
     """
+    from .distributed import info as dist_info
+
     rep = ensure(reporter)
     y = view_labels(data)
     k_labels = list(range(len(labels)))
     pooled = {"bdgf": np.zeros((len(labels),) * 2, np.int64), "rf": np.zeros((len(labels),) * 2, np.int64)}
     folds, curves = [], []
+    key = _cv_key(fold, y, config, identity)
+    done = _cv_resume(checkpoint, key, n_folds, rep) if resume and checkpoint else []
     for f in range(n_folds):
+        if f < len(done):
+            rec = done[f]
+            rep.info(f"Cross-validation fold {f + 1}/{n_folds}: taken from the checkpoint")
+            for model in pooled:
+                if model in rec:
+                    pooled[model] += np.asarray(rec[model]["confusion_matrix"], np.int64)
+            curves.append([h.get("val_loss") for h in rec["history"]])
+            folds.append(rec)
+            continue
         tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
         rep.info(f"Cross-validation fold {f + 1}/{n_folds}: {len(tr)} training, {len(te)} held-out pixels")
         cfg = dataclasses.replace(config, seed=config.seed * 1000 + f)
@@ -712,6 +762,10 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
             pooled["rf"] += cm
             rec["rf"] = accuracy_metrics(cm, labels, names)
         folds.append(rec)
+        if checkpoint and dist_info().is_main:
+            save_model(checkpoint, {}, ModelMetadata(kind="checkpoint", state={"stage": "cv", "key": key,
+                                                                                 "n_folds": n_folds, "folds": folds}),
+                       overwrite=True)
         rep.metric("cv_fold", f + 1, oa=rec["bdgf"]["oa"], kappa=rec["bdgf"]["kappa"],
                    rf_oa=(rec.get("rf") or {}).get("oa"), rf_kappa=(rec.get("rf") or {}).get("kappa"))
     out = {"folds": folds, "n_folds": n_folds}

@@ -1418,67 +1418,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="75"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="76"/>
         <source>HTML report: classes, pixel counts, validation accuracy.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="80"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="81"/>
         <source>Training polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="82"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="83"/>
         <source>Pretrained diffusion model (optional)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="88"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="89"/>
         <source>Pretraining iterations</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="89"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="90"/>
         <source>Training epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="90"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="91"/>
         <source>Random seed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="93"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="94"/>
         <source>Validation fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="101"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="102"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="101"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="102"/>
         <source>Safetensors model (*.safetensors)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="103"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="104"/>
         <source>Training report</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="103"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="104"/>
         <source>HTML files (*.html)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="156"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="157"/>
         <source>Classes from the layer style: {classes}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="142"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="143"/>
         <source>{path} is a {kind} model, not pretrained diffusion weights: give a file written by &apos;Pretrain diffusion model&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1498,17 +1498,12 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="70"/>
-        <source>Continue a training that was cancelled or failed, from the checkpoint &lt;output&gt;.checkpoint.safetensors it left next to the output. Give the same inputs and output file as the interrupted run.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="73"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="74"/>
         <source>The trained model (.safetensors). An existing file is replaced only when training succeeds; it can never be one of the inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="91"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="92"/>
         <source>Validation (cv:K, holdout:F or none)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1518,8 +1513,13 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="97"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="98"/>
         <source>Class balance (0-1)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="70"/>
+        <source>Continue a training that was cancelled or failed, from the checkpoints &lt;output&gt;.checkpoint.safetensors (.cv, .pre) it left next to the output: finished cross-validation folds and stages are not run again. Give the same inputs and output file as the interrupted run.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -527,9 +527,9 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def checkpoints(output: str) -> list[str]:
-        """The engine's checkpoints of an interrupted run: ``<output>.checkpoint.safetensors`` and, for a train
-        that pretrains first, its pretraining checkpoint (``... .pre``). Kept when a run is cancelled or fails,
-        so RESUME can continue it; the engine removes them after a successful run."""
+        """The engine's checkpoints of an interrupted run: ``<output>.checkpoint.safetensors`` and, for a train,
+        its pretraining stage (``... .pre``) and finished cross-validation folds (``... .cv``). Kept when a run
+        is cancelled or fails, so RESUME can continue it; the engine removes them after a successful run."""
         return contract.checkpoint_paths(output)
 
     def add_resume(self):

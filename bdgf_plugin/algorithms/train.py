@@ -67,9 +67,10 @@ class TrainAlgorithm(BdgfAlgorithm):
                                          "for rare classes, may over-map them); 0.5 draws in proportion to the "
                                          "square root of the pixel count; 0 in proportion to the pixel count. "
                                          "Empty: 1.")),
-            (self.RESUME, self.tr("Continue a training that was cancelled or failed, from the checkpoint "
-                                  "<output>.checkpoint.safetensors it left next to the output. Give the same inputs "
-                                  "and output file as the interrupted run.")),
+            (self.RESUME, self.tr("Continue a training that was cancelled or failed, from the checkpoints "
+                                  "<output>.checkpoint.safetensors (.cv, .pre) it left next to the output: finished "
+                                  "cross-validation folds and stages are not run again. Give the same inputs and "
+                                  "output file as the interrupted run.")),
             (self.OUTPUT_MODEL, self.tr("The trained model (.safetensors). An existing file is replaced only when "
                                         "training succeeds; it can never be one of the inputs.")),
             (self.OUTPUT_REPORT, self.tr("HTML report: classes, pixel counts, validation accuracy.")),

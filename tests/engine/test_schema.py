@@ -150,7 +150,8 @@ def test_reporter_speaks_the_contract_events():
 
 def test_contract_file_names(tmp_path):
     out = str(tmp_path / "model.safetensors")
-    assert contract.checkpoint_paths(out) == [out + ".checkpoint.safetensors", out + ".checkpoint.safetensors.pre"]
+    assert contract.checkpoint_paths(out) == [out + ".checkpoint.safetensors", out + ".checkpoint.safetensors.pre",
+                                              out + ".checkpoint.safetensors.cv"]
     tmp = contract.temporary_name(out, pid=42)
     assert tmp == str(tmp_path / ".model.partial-42.safetensors")
     Path(tmp).write_text("x")

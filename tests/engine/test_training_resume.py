@@ -1,4 +1,5 @@
-"""Supervised training: cancel between batches keeps a checkpoint, resume continues from it (Python API)."""
+"""Supervised training: cancel between batches keeps a checkpoint, resume continues from it (Python API): the
+final fit, the finished cross-validation folds and the pretraining stage."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine import api
-from engine.errors import Cancelled
+from engine.errors import Cancelled, EngineError
 from engine.data.grid import Modality
 from engine.io.schema import read_metadata
 from engine.progress import Reporter
@@ -19,28 +20,35 @@ EXTENT = {"bounds": (441130.0, 4172060.0, 443050.0, 4173340.0), "crs": None}   #
 
 
 class CancelAfterEpoch(Reporter):
-    """A silent reporter that asks for cancellation once the given epoch has finished."""
+    """A silent reporter that asks for cancellation once the given epoch (or cross-validation fold) has finished;
+    it records the epochs and folds it saw run."""
 
-    def __init__(self, epoch: int):
+    def __init__(self, epoch: int, metric: str = "epoch"):
         super().__init__(quiet=True)
         self.stop_after = epoch
+        self.watch = metric
         self.epochs: list[int] = []
+        self.folds: list[int] = []
 
     def metric(self, name, value, **extra):
         if name == "epoch":
             self.epochs.append(int(value))
-            if int(value) == self.stop_after:
-                self.cancel.cancel("test")
+        if name == "cv_fold":
+            self.folds.append(int(value))
+        if name == self.watch and int(value) == self.stop_after:
+            self.cancel.cancel("test")
 
 
-def _train(tmp_path, epochs: int):
+def _train(tmp_path, epochs: int, validation: str = "none", out_name: str = "model.safetensors"):
     """A pretrained model on the extent, then ``train(reporter, resume=False)`` for a final fit of ``epochs``
-    epochs without validation folds; returns ``(train, model path, checkpoint path)``."""
+    epochs (without validation folds unless ``validation`` says so); returns ``(train, model path, checkpoint
+    path)``."""
     spectral = Modality(BANDS, "spectral")
     pre = tmp_path / "pre.safetensors"
-    api.pretrain(spectral, [], str(pre), iterations=3, device="cpu", extent=EXTENT)
-    out = tmp_path / "model.safetensors"
-    kwargs = dict(pretrained=str(pre), epochs=epochs, device="cpu", extent=EXTENT, validation="none")
+    if not pre.exists():
+        api.pretrain(spectral, [], str(pre), iterations=3, device="cpu", extent=EXTENT)
+    out = tmp_path / out_name
+    kwargs = dict(pretrained=str(pre), epochs=epochs, device="cpu", extent=EXTENT, validation=validation)
 
     def train(reporter, resume=False):
         api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(out), reporter=reporter,
@@ -49,7 +57,6 @@ def _train(tmp_path, epochs: int):
 
 
 def test_cancelled_training_resumes_from_its_checkpoint(tmp_path):
-    # the final fit is the one checkpointed (cross-validation folds are re-run on resume)
     train, out, ckpt = _train(tmp_path, epochs=4)
     first = CancelAfterEpoch(2)
     with pytest.raises(Cancelled):
@@ -78,3 +85,57 @@ def test_cancel_after_the_last_epoch_keeps_the_trained_weights(tmp_path):
     assert second.epochs == []                            # nothing trained again
     assert [h["epoch"] for h in read_metadata(out).report["history"]] == [1, 2]
     assert not ckpt.exists()
+
+
+def test_resume_takes_the_finished_cross_validation_folds(tmp_path):
+    """Cancelled in the second fold: resume runs only that fold and gives the figures of an uninterrupted run.
+    (The extent holds two cropland polygons and one water polygon: two folds that test cropland.)"""
+    whole, whole_out, _ = _train(tmp_path, epochs=2, validation="cv:2", out_name="whole.safetensors")
+    uninterrupted = CancelAfterEpoch(-1)
+    whole(uninterrupted)
+    assert uninterrupted.folds == [1, 2]
+
+    train, out, ckpt = _train(tmp_path, epochs=2, validation="cv:2")
+    cv_ckpt = Path(f"{ckpt}.cv")
+    first = CancelAfterEpoch(1, metric="cv_fold")
+    with pytest.raises(Cancelled):
+        train(first)
+    assert first.folds == [1] and cv_ckpt.exists() and not out.exists()
+    second = CancelAfterEpoch(-1)
+    train(second, resume=True)
+    assert second.folds == [2]                            # fold 1 came from the checkpoint
+    assert second.epochs == [1, 2, 1, 2]                  # fold 2, then the final fit
+    resumed, reference = read_metadata(out).report["accuracy"], read_metadata(whole_out).report["accuracy"]
+    assert resumed["confusion_matrix"] == reference["confusion_matrix"]
+    assert resumed["oa_folds"]["folds"] == reference["oa_folds"]["folds"]
+    assert not cv_ckpt.exists() and not ckpt.exists()     # both removed once the model is written
+
+
+def test_resume_without_a_checkpoint_is_refused_before_any_work(tmp_path):
+    train, out, _ = _train(tmp_path, epochs=2)
+    with pytest.raises(EngineError, match="No checkpoint to resume from"):
+        train(CancelAfterEpoch(-1), resume=True)
+    assert not out.exists()
+
+
+def test_resume_does_not_pretrain_again(tmp_path):
+    """``train`` without a pretrained model pretrains first; cancelled later (in the final fit), the resumed run
+    takes the finished pretraining from its checkpoint instead of running it again."""
+    spectral = Modality(BANDS, "spectral")
+    out = tmp_path / "model.safetensors"
+    pre_ckpt = Path(f"{out}.checkpoint.safetensors.pre")
+
+    def train(reporter, resume=False):
+        api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(out), iterations=3,
+                  epochs=2, device="cpu", extent=EXTENT, validation="none", reporter=reporter, resume=resume)
+    first = CancelAfterEpoch(1)
+    with pytest.raises(Cancelled):
+        train(first)
+    assert pre_ckpt.exists()                              # the finished pretraining is kept with the final fit's
+    second = CancelAfterEpoch(-1)
+    train(second, resume=True)
+    logged = [text for _, text in second.messages]
+    assert "resuming diffusion pretraining at iteration 3" in logged     # 3 of 3: nothing left to run
+    assert second.epochs == [2]
+    assert read_metadata(out).diffusion.iterations == 3
+    assert not pre_ckpt.exists()
