@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 import os
 from typing import Any, Sequence
 
@@ -230,6 +231,29 @@ def _training_profile(profile: str, seed: int, epochs: int | None, iterations: i
     return prof
 
 
+def _block_pixels(metres: float, grid: Any, validation: str, rep: Reporter) -> int:
+    """Side in grid pixels of the spatial blocks of cross-validation (``TrainingConfig.cv_block_size``) for a
+    side of ``metres``: ``ceil(metres / coarser pixel size)``; 0 for 0 (folds by polygon).
+
+    Raises:
+        EngineError: a negative side; a side without ``cv:K`` validation; a grid in a geographic CRS."""
+    metres = float(metres)
+    if metres < 0:
+        raise EngineError(f"Spatial block size {metres:g} m is negative", "Give a side in metres, e.g. 2000, or 0.")
+    if not metres:
+        return 0
+    if parse_validation(validation)[0] != "cv":
+        raise EngineError(f"A spatial block size ({metres:g} m) needs cross-validation, not validation {validation!r}",
+                          "Use --validation cv:K (the default), or leave the block size out.")
+    if grid.crs.is_geographic:
+        raise EngineError(f"Spatial blocks are given in metres, but the reference grid's CRS ({grid.crs}) is in "
+                          "degrees", "Reproject the rasters to a projected CRS such as UTM, or leave the block size "
+                          "out (folds by polygon).")
+    side = max(1, math.ceil(metres / max(grid.res)))
+    rep.info(f"Cross-validation folds grouped by spatial blocks of {metres:g} m ({side} x {side} px)")
+    return side
+
+
 def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, class_field: str, output: str, *,
           layer: str | None = None, name_field: str | None = None, class_styles: dict | None = None,
           pretrained: str | None = None, profile: str = "fast", epochs: int | None = None,
@@ -237,7 +261,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
           validation: str | None = None, seed: int = 0,
           device: str | None = "auto", extent: Any = None, report: str | None = None, overwrite: bool = False,
           early_stopping: bool = False, resume: bool = False, class_balance: float | None = None,
-          reporter: Reporter | None = None) -> dict:
+          cv_block: float | None = None, reporter: Reporter | None = None) -> dict:
     """Train the diffusion-guided group network from training polygons -> a model file (and HTML report).
 
     Without ``pretrained``, the diffusion model is pretrained first on the same rasters (profile iterations or
@@ -246,11 +270,15 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     none; a random forest under the same folds is reported beside BDGF. The final model is then trained on every
     labelled pixel of every polygon. ``class_balance`` (default: the profile's, 1) sets how far the sampling
     evens out the classes (``train.sampling_weights``: 1 = equal shares, 0.5 = square root, 0 = proportional).
+    ``cv_block`` (metres, > 0) groups the cross-validation folds by square spatial blocks of that side instead of
+    by polygon, so that neighbouring polygons are never split between training and testing
+    (``data.labels.polygon_folds``).
 
     Returns:
         outputs dict: ``output``, ``report``, ``metrics`` (val OA / AA / kappa of BDGF and of the random forest).
     Raises:
-        EngineError: bad inputs (rasters, polygons, class field, pretrain file of other modalities).
+        EngineError: bad inputs (rasters, polygons, class field, pretrain file of other modalities); ``cv_block``
+            without cross-validation, or on a reference grid in a geographic CRS (degrees).
     """
     from .distributed import barrier, setup, teardown
     from .io.artifact import save_model
@@ -281,6 +309,8 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     with stack:
         window = _window(stack, extent)
         # -- pre-flight: everything that can fail is checked before the long steps ----------------------
+        if cv_block is not None:
+            tcfg.cv_block_size = _block_pixels(cv_block, stack.grid, tcfg.validation, rep)
         check_outputs_writable([output, report])
         check_disk_space([(output, 64e6), (report, 4e6)])
         pixels = _training_pixels(training, class_field, stack, window, rep, layer=layer, class_styles=class_styles,

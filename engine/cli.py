@@ -149,6 +149,10 @@ def _add_train(sub: Any, parents: list) -> None:
                         "cross-validation grouped by polygon (default cv:5, fewer folds when a class has fewer "
                         "polygons), holdout:F = a share F of each class's polygons held out once, none = no "
                         "accuracy (fastest)")
+    p.add_argument("--cv-block-size", type=float, default=None, metavar="METRES",
+                   help="group the cross-validation folds by square spatial blocks of this side (metres) instead "
+                        "of by polygon, so that neighbouring polygons never fall on both sides of a fold (spatial "
+                        "autocorrelation); e.g. 2000")
     p.add_argument("--validation-fraction", type=float, default=None, metavar="F",
                    help="same as --validation holdout:F (kept for older scripts)")
     p.add_argument("--class-balance", type=float, default=None, metavar="B",
@@ -388,7 +392,8 @@ def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
                      validation_fraction=args.validation_fraction, validation=args.validation, seed=args.seed,
                      device=device, extent=extent,
                      report=args.report, overwrite=args.overwrite, early_stopping=args.early_stopping,
-                     resume=args.resume, class_balance=args.class_balance, reporter=rep)
+                     resume=args.resume, class_balance=args.class_balance, cv_block=args.cv_block_size,
+                     reporter=rep)
 
 
 def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:

@@ -60,6 +60,11 @@ class TrainAlgorithm(BdgfAlgorithm):
                                       "polygons), 'holdout:F' (one share F of each class's polygons held out), or "
                                       "'none' (fastest: no accuracy figures). Empty: cv:5, or holdout with the "
                                       "validation fraction below when that is set.")),
+            (self.CV_BLOCK_SIZE, self.tr("Cross-validation by spatial block: the side (metres) of square blocks "
+                                         "whose polygons always fall in the same fold, so that neighbouring "
+                                         "polygons are never on both sides of a fold (nearby pixels look alike, "
+                                         "which makes polygon folds optimistic when polygons cluster). E.g. 2000. "
+                                         "Empty or 0: folds by polygon.")),
             (self.VALIDATION_FRACTION, self.tr("Fraction of the polygons of each class held out for "
                                                "validation (hold-out mode). Empty: cross-validation.")),
             (self.CLASS_BALANCE, self.tr("How far training evens out the classes: 1 draws every class equally "
@@ -91,6 +96,10 @@ class TrainAlgorithm(BdgfAlgorithm):
         self.add_int(self.SEED, self.tr("Random seed"), minimum=0, default=0)
         self.add(QgsProcessingParameterString(self.VALIDATION, self.tr("Validation (cv:K, holdout:F or none)"),
                                               optional=True), advanced=True)
+        self.add(QgsProcessingParameterNumber(self.CV_BLOCK_SIZE, self.tr("Spatial block size for cross-validation "
+                                                                          "(m)"),
+                                              QgsProcessingParameterNumber.Double, optional=True, minValue=0.0),
+                 advanced=True)
         vf = QgsProcessingParameterNumber(self.VALIDATION_FRACTION, self.tr("Validation fraction"),
                                           QgsProcessingParameterNumber.Double, optional=True,
                                           minValue=0.0, maxValue=0.9)
@@ -122,13 +131,18 @@ class TrainAlgorithm(BdgfAlgorithm):
         return True, ""
 
     def check_validation(self, parameters, context):
-        """The engine's own parser of validation modes (``contract.parse_validation``), before the engine runs."""
+        """The engine's own parser of validation modes (``contract.parse_validation``), before the engine runs;
+        a spatial block size only with cross-validation."""
         value = (self.parameterAsString(parameters, self.VALIDATION, context) or "").strip()
+        mode = "holdout" if self.optional_double(parameters, self.VALIDATION_FRACTION, context) else "cv"
         if value:
             try:
-                parse_validation(value)
+                mode = parse_validation(value)[0]
             except EngineError as exc:
                 return False, f"{exc.message} ({exc.hint})"
+        if self.optional_double(parameters, self.CV_BLOCK_SIZE, context) and mode != "cv":
+            return False, self.tr("A spatial block size for cross-validation needs validation cv:K, not {mode}: use "
+                                  "cv:K or clear the block size.").format(mode=value or mode)
         return True, ""
 
     def check_pretrained(self, parameters, context):
@@ -180,6 +194,9 @@ class TrainAlgorithm(BdgfAlgorithm):
         balance = self.optional_double(parameters, self.CLASS_BALANCE, context)
         if balance is not None:
             args += ["--class-balance", repr(balance)]
+        block = self.optional_double(parameters, self.CV_BLOCK_SIZE, context)
+        if block:
+            args += ["--cv-block-size", repr(block)]
         args += self.extent_args(parameters, context) + self.device_args(parameters, context)
         args += self.resume_args(parameters, context)
         stages = [("gather", 1), ("train", 3)]

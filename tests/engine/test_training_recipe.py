@@ -206,3 +206,27 @@ def test_the_verdict_compares_bdgf_and_the_random_forest_fold_by_fold():
     # a single fold (hold-out): the pooled figures decide
     assert _verdict(result([0.97], 0.95), result([0.96], 0.94)).startswith("BDGF is more accurate")
     assert _verdict(result([0.97], 0.95), None) == ""
+
+
+def test_spatial_block_folds_are_given_in_metres(delmarva_bands, delmarva_polygons, tmp_path):
+    """``train(cv_block=M)``: folds grouped by M-metre blocks of the 10 m grid (M / 10 px); refused without
+    cross-validation or on a grid in degrees."""
+    from engine import api
+    from engine.data.grid import ReferenceGrid
+    from engine.io.schema import read_metadata
+    from engine.progress import Reporter
+
+    utm = ReferenceGrid.from_bounds("EPSG:32618", 10.0, EXTENT)
+    rep = Reporter(quiet=True)
+    assert api._block_pixels(2000, utm, "cv:5", rep) == 200 and api._block_pixels(25, utm, "cv:5", rep) == 3
+    assert api._block_pixels(0, utm, "holdout:0.3", rep) == 0
+    with pytest.raises(EngineError, match="needs cross-validation"):
+        api._block_pixels(2000, utm, "holdout:0.3", rep)
+    with pytest.raises(EngineError, match="degrees"):
+        api._block_pixels(2000, ReferenceGrid.from_bounds("EPSG:4326", 1e-4, (-75.6, 37.6, -75.5, 37.7)), "cv:5", rep)
+    out = tmp_path / "m.safetensors"
+    api.train(Modality(delmarva_bands, "spectral"), [], delmarva_polygons, "class_id", str(out), iterations=1,
+              epochs=1, validation="cv:2", cv_block=500, device="cpu", extent=EXTENT)
+    split = read_metadata(out).report["split"]
+    assert split["by"] == "spatial block of 50 px" and split["folds"] == 2
+    assert read_metadata(out).training_config["cv_block_size"] == 50

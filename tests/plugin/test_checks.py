@@ -151,3 +151,29 @@ def test_validation_mode_is_checked_before_the_engine_runs(provider, training_po
     for good in ("cv:3", "holdout:0.25", "none"):
         ok, msg = alg.checkParameterValues({**base, "VALIDATION": good}, ctx)
         assert ok or "Validation" not in msg, msg
+
+
+
+def test_spatial_block_size_needs_cross_validation_and_reaches_the_engine(provider, training_polys, monkeypatch,
+                                                                          tmp_path):
+    from qgis.core import QgsProcessingFeedback
+
+    alg, ctx = _alg("bdgf:train")
+    base = {"SPECTRAL": band_paths(), "TRAINING": training_polys, "CLASS_FIELD": "class_id",
+            "OUTPUT_MODEL": "TEMPORARY_OUTPUT", "CV_BLOCK_SIZE": 2000}
+    for other in ({"VALIDATION": "holdout:0.3"}, {"VALIDATION": "none"}, {"VALIDATION_FRACTION": 0.3}):
+        ok, msg = alg.checkParameterValues({**base, **other}, ctx)
+        assert not ok and "block size" in msg and "cv:K" in msg, msg
+    ok, msg = alg.checkParameterValues({**base, "VALIDATION": "cv:3"}, ctx)
+    assert ok or "block" not in msg, msg
+    seen = {}
+
+    def fake_run(self, command, args, *rest, **kw):
+        seen["args"] = list(args)
+        return {"output": args[args.index("--output") + 1]}
+    monkeypatch.setattr(type(alg), "run_engine", fake_run)
+    alg.prepared = {"inputs": ["--spectral", *band_paths()]}
+    alg.processAlgorithm({"SPECTRAL": band_paths(), "CV_BLOCK_SIZE": 1500.0, "OUTPUT_MODEL": str(tmp_path / "m.st"),
+                          "OUTPUT_REPORT": ""}, ctx, QgsProcessingFeedback())
+    i = seen["args"].index("--cv-block-size")
+    assert seen["args"][i + 1] == "1500.0"
