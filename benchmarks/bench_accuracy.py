@@ -187,7 +187,7 @@ def run_dataset(name: str, args, device) -> dict:
         if args.cached_only:
             print(f"    seed {seed}: not run (--cached-only)", flush=True)
             continue
-        fold, k, _ = polygon_folds(px, args.folds, seed)
+        fold, k, _ = polygon_folds(px, args.folds, seed, tcfg.cv_block_size)
         t0 = time.monotonic()
         cv = cross_validate(prep["data"], prep["centre"], fold, k, prep["make_network"], tcfg, device, labels,
                             names, prep["edge"])

@@ -669,13 +669,15 @@ def fit_random_forest(x_train: np.ndarray, y_train: np.ndarray, trees: int, seed
 
 def _cv_key(fold: np.ndarray, y: np.ndarray, config: TrainingConfig, identity: dict | None) -> str:
     """SHA-256 of what decides a cross-validation's results: fold assignment, labels, training configuration and
-    ``identity`` (JSON-able)."""
+    ``identity`` (JSON-able). ``rf_trees`` is left out: under torchrun only the main process fits the random
+    forest, and every process must accept the same checkpoint."""
     import hashlib
     import json
 
     h = hashlib.sha256(np.ascontiguousarray(fold, np.int64).tobytes())
     h.update(np.ascontiguousarray(y, np.int64).tobytes())
-    h.update(json.dumps({"config": config.to_dict(), "identity": identity}, sort_keys=True, default=str).encode())
+    settings = {"config": dataclasses.replace(config, rf_trees=0).to_dict(), "identity": identity}
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
