@@ -7,7 +7,8 @@ heads of 64), 200 epochs with milestones 50/100/150. It is meant for a CUDA GPU.
 ``fast`` is sized for a 2-core CPU and a 512 x 512 crop in a few minutes: U-Net width 4 (1/16 of the MACs),
 32 x 32 tiles in batches of 4, 100 iterations, the duplicated half of feat[0] dropped (``dedup``, spec §2.5:
 C_dif = 4·S instead of 32·S, same information); 5 x 5 patches instead of 9 x 9; group network d = 32 with a
-one-layer, 4-head Transformer and 1x1 guidance convolutions; 20 epochs of 250 class-balanced draws per class
+one-layer, 4-head Transformer (dropout 0.2, against overfitting a few polygons) and 1x1 guidance convolutions;
+20 epochs of 250 class-balanced draws per class
 (from every labelled pixel), half of them blended with a patch of another class as synthetic mixed pixels
 (``mix_share`` 0.5, weights below 0.4; better or level on four data sets and fewer surf-line pixels mapped as
 built-up, docs/benchmarks.md).
