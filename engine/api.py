@@ -414,9 +414,11 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
              f"{len(classes)} classes; {len(y_all)} labelled pixels in {n_polygons} polygons ({int(edge.sum())} "
              f"within {tcfg.edge_radius} px of a polygon edge), {tcfg.sampling} sampling"
              + (", flip/rotation augmentation" if tcfg.augment else ""))
+    # what else decides the folds' figures: the network and the diffusion weights the features come from
+    unet_sum = float(sum(p.detach().double().sum() for p in extractor.unet.parameters()))
+    identity = {"network": prof.network.to_dict(), "diffusion_channels": extractor.channels, "unet_sum": unet_sum}
     cv, split_report, mode = _validation_run(pixels, data, patches.centre, edge, new_network, tcfg, dev, classes,
-                                             dinfo, rep, checkpoint_path(output, "cv"), resume,
-                                             {"network": prof.network.to_dict(), "diffusion_channels": extractor.channels})
+                                             dinfo, rep, checkpoint_path(output, "cv"), resume, identity)
     final_cfg = _refit_config(cv, tcfg, rep)
     rep.info(f"Final model: trained on all {len(y_all)} labelled pixels of all {n_polygons} polygons")
     history = train_network(net, _training_view(data, y_all, edge, final_cfg), None, final_cfg, dev, rep,
