@@ -333,9 +333,9 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         if dinfo.is_main:
             save_model(output, run["model"].tensors(), meta, overwrite=overwrite)
     if dinfo.is_main:
-        for stage in ("", "cv", "pretrain"):
-            if os.path.exists(checkpoint_path(output, stage)):
-                os.remove(checkpoint_path(output, stage))
+        for path in checkpoint_paths(output):      # the model file is written: no stage is left to resume
+            if os.path.exists(path):
+                os.remove(path)
     barrier()
     teardown()
     out = {"output": output, "metrics": run["metrics"]}

@@ -667,16 +667,17 @@ def fit_random_forest(x_train: np.ndarray, y_train: np.ndarray, trees: int, seed
     return RandomForestClassifier(n_estimators=trees, random_state=seed, n_jobs=-1).fit(x_train, y_train)
 
 
-def _cv_key(fold: np.ndarray, y: np.ndarray, config: TrainingConfig, identity: dict | None) -> str:
-    """SHA-256 of what decides a cross-validation's results: fold assignment, labels, training configuration and
-    ``identity`` (JSON-able). ``rf_trees`` is left out: under torchrun only the main process fits the random
+def _cv_key(fold: np.ndarray, n_folds: int, y: np.ndarray, config: TrainingConfig, identity: dict | None) -> str:
+    """SHA-256 of what decides a cross-validation's results: fold assignment and count, labels, training
+    configuration and ``identity`` (JSON-able). ``rf_trees`` is left out: under torchrun only the main process fits the random
     forest, and every process must accept the same checkpoint."""
     import hashlib
     import json
 
     h = hashlib.sha256(np.ascontiguousarray(fold, np.int64).tobytes())
     h.update(np.ascontiguousarray(y, np.int64).tobytes())
-    settings = {"config": dataclasses.replace(config, rf_trees=0).to_dict(), "identity": identity}
+    settings = {"n_folds": int(n_folds), "config": dataclasses.replace(config, rf_trees=0).to_dict(),
+                "identity": identity}
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
@@ -689,7 +690,7 @@ def _cv_resume(path: str, key: str, n_folds: int, rep: Reporter) -> list[dict]:
     if not os.path.exists(path):
         return []
     _, state = load_checkpoint(path, "cv")
-    if state.get("key") != key or state.get("n_folds") != n_folds:
+    if state.get("key") != key:
         rep.warning(f"The cross-validation checkpoint {path} was made with other polygons or settings: every fold "
                     "runs again")
         return []
@@ -731,7 +732,7 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
     k_labels = list(range(len(labels)))
     pooled = {"bdgf": np.zeros((len(labels),) * 2, np.int64), "rf": np.zeros((len(labels),) * 2, np.int64)}
     folds, curves = [], []
-    key = _cv_key(fold, y, config, identity)
+    key = _cv_key(fold, n_folds, y, config, identity)
     done = _cv_resume(checkpoint, key, n_folds, rep) if resume and checkpoint else []
     for f in range(n_folds):
         if f < len(done):
@@ -766,8 +767,7 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
         folds.append(rec)
         if checkpoint and dist_info().is_main:
             save_model(checkpoint, {}, ModelMetadata(kind="checkpoint", state={"stage": "cv", "key": key,
-                                                                                 "n_folds": n_folds, "folds": folds}),
-                       overwrite=True)
+                                                                                 "folds": folds}), overwrite=True)
         rep.metric("cv_fold", f + 1, oa=rec["bdgf"]["oa"], kappa=rec["bdgf"]["kappa"],
                    rf_oa=(rec.get("rf") or {}).get("oa"), rf_kappa=(rec.get("rf") or {}).get("kappa"))
     out = {"folds": folds, "n_folds": n_folds}
