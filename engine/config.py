@@ -11,7 +11,9 @@ one-layer, 4-head Transformer (dropout 0.2, against overfitting a few polygons) 
 20 epochs of 250 class-balanced draws per class
 (from every labelled pixel), half of them blended with a patch of another class as synthetic mixed pixels
 (``mix_share`` 0.5, weights below 0.4; better or level on four data sets and fewer surf-line pixels mapped as
-built-up, docs/benchmarks.md).
+built-up, docs/benchmarks.md), their diffusion features with a weight of their own below 0.6
+(``mix_guidance_max``: the U-Net's ±13 px receptive field mixes a boundary pixel's features with its neighbours'
+more than its spectrum; better on three of the four data sets).
 It gives up model capacity, spatial context and training length (see docs/profiles.md for measured costs and accuracy).
 """
 
@@ -64,7 +66,7 @@ def get_profile(name: str, seed: int = 0, **overrides: Any) -> Profile:
         prof = Profile("fast", DiffusionConfig.fast(seed=seed), net,
                        TrainingConfig(seed=seed, patch_size=net.patch_size, epochs=20, milestones=(10, 16),
                                       max_train_per_class=250, max_val_per_class=400, checkpoint_every=5, rf_trees=100,
-                                      mix_share=0.5),
+                                      mix_share=0.5, mix_guidance_max=0.6),
                        tile=256, batch_size=1024)
     else:
         raise EngineError(f"Unknown profile {name!r}", f"Use one of: {', '.join(PROFILES)}.")

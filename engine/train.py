@@ -71,6 +71,10 @@ class TrainingConfig:
             with a weight drawn uniformly from ``[0, mix_max)`` (``mix_max`` < 0.5, so the patch's own class
             dominates and keeps its label): synthetic mixed pixels, as at a beach / water or field / forest
             boundary (:func:`mix_patches`). 0 = off.
+        mix_guidance_max: > 0: the diffusion features ``f_dif`` of a mixed patch are blended with their own weight,
+            drawn from ``[0, mix_guidance_max)`` (may exceed 0.5), instead of the spectra's: the U-Net's receptive
+            field (±13 px) mixes a boundary pixel's features with its neighbours' far more than its own spectrum,
+            so the network learns to trust the spectra where the two disagree. 0 = the spectra's weight.
         validation: ``"cv:K"`` (K-fold cross-validation grouped by polygon, then one refit on all polygons),
             ``"holdout:F"`` (a share F of each class's polygons held out, then one refit on all polygons) or
             ``"none"`` (one fit on all polygons, no accuracy); see :func:`parse_validation`.
@@ -106,6 +110,7 @@ class TrainingConfig:
     guidance_dropout: float = 0.0
     mix_share: float = 0.0
     mix_max: float = 0.4
+    mix_guidance_max: float = 0.0
     edge_radius: int = 2
     validation: str = "cv:5"
     cv_block_size: int = 0
@@ -119,7 +124,7 @@ class TrainingConfig:
         if self.sampling not in ("balanced", "capped"):
             raise EngineError(f"Unknown sampling {self.sampling!r}", "Use 'balanced' or 'capped'.")
         parse_validation(self.validation)
-        check_mixing(self.mix_share, self.mix_max)
+        check_mixing(self.mix_share, self.mix_max, self.mix_guidance_max)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -294,7 +299,7 @@ def _batch(data: dict, idx: torch.Tensor, device: torch.device, config: "Trainin
         if config.augment or config.spectral_jitter:
             xs, xa, fd = augment_patches(xs, xa, fd, gen, config.spectral_jitter, flips=config.augment)
         if config.mix_share:
-            xs, xa, fd = mix_patches(xs, xa, fd, y, gen, config.mix_share, config.mix_max)
+            xs, xa, fd = mix_patches(xs, xa, fd, y, gen, config.mix_share, config.mix_max, config.mix_guidance_max)
         if config.guidance_dropout:
             fd = fd * (torch.rand(len(fd), 1, 1, 1, generator=gen) >= config.guidance_dropout)
     return (xs.to(device), None if xa is None else xa.to(device), fd.to(device), y.to(device))
@@ -538,40 +543,51 @@ def augment_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor,
     return xs, xa, fd
 
 
-def check_mixing(share: float, max_weight: float) -> None:
-    """Raise EngineError unless ``0 <= share <= 1`` and ``0 <= max_weight < 0.5`` (:func:`mix_patches`)."""
+def check_mixing(share: float, max_weight: float, guidance_max: float = 0.0) -> None:
+    """Raise EngineError unless ``0 <= share <= 1``, ``0 <= max_weight < 0.5`` and ``0 <= guidance_max < 1``
+    (:func:`mix_patches`)."""
     if not 0.0 <= max_weight < 0.5 or not 0.0 <= share <= 1.0:
         raise EngineError(f"Patch mixing needs 0 <= mix_max < 0.5 and 0 <= mix_share <= 1, got mix_max={max_weight}, "
                           f"mix_share={share}", "Use e.g. mix_share=0.5, mix_max=0.4: below 0.5 the label still holds.")
+    if not 0.0 <= guidance_max < 1.0:
+        raise EngineError(f"Patch mixing needs 0 <= mix_guidance_max < 1, got mix_guidance_max={guidance_max}",
+                          "Use e.g. 0.6, or 0 to blend the diffusion features with the spectra's weight.")
 
 
 def mix_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor, y: torch.Tensor,
-                gen: torch.Generator | None, share: float, max_weight: float
+                gen: torch.Generator | None, share: float, max_weight: float, guidance_max: float = 0.0
                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Synthetic mixed pixels: a share of the patches blended with a patch of another class.
 
     Each patch ``i`` is paired with patch ``j`` of a random permutation of the batch; where ``y[j] != y[i]`` and a
     Bernoulli(``share``) draw says so, every input becomes ``(1 - w) x_i + w x_j`` with ``w ~ U(0, max_weight)``,
-    the same ``w`` for ``x_spec (B,C_spec,P,P)``, ``x_aux (B,C_aux,P,P)`` and ``f_dif (B,C_dif,P,P)``. Labels are
-    unchanged: with ``max_weight < 0.5`` the patch's own class still dominates every pixel. Linear mixing is
-    the linear spectral mixture model of reflectance at sub-pixel boundaries (z-scoring is affine, so a mixture
-    of z-scored reflectance is the z-score of the mixture); for the diffusion features it is an approximation.
+    the same ``w`` for ``x_spec (B,C_spec,P,P)`` and ``x_aux (B,C_aux,P,P)``, and for ``f_dif (B,C_dif,P,P)``
+    unless ``guidance_max > 0``: then ``f_dif`` gets its own weight ``w_dif ~ U(0, guidance_max)``. Labels are
+    unchanged: with ``max_weight < 0.5`` the patch's own class still dominates every pixel's spectrum. Linear
+    mixing is the linear spectral mixture model of reflectance at sub-pixel boundaries (z-scoring is affine, so a
+    mixture of z-scored reflectance is the z-score of the mixture); for the diffusion features it is an
+    approximation. The features come from a U-Net encoder that sees ±13 px (spec §2.3,
+    ``models.unet.receptive_field_radius``), so near a boundary they mix the neighbouring land cover far more than
+    the pixel's own spectrum does: a ``w_dif`` beyond 0.5 shows the network such pixels, whose label is the
+    spectrum's (docs/benchmarks.md, "Training recipe options").
 
     Raises:
-        EngineError: ``max_weight`` outside ``[0, 0.5)`` or ``share`` outside ``[0, 1]``.
+        EngineError: ``max_weight`` outside ``[0, 0.5)``, ``share`` outside ``[0, 1]`` or ``guidance_max`` outside
+            ``[0, 1)``.
     """
-    check_mixing(share, max_weight)
+    check_mixing(share, max_weight, guidance_max)
     n = xs.shape[0]
     partner = torch.randperm(n, generator=gen)
     chosen = (torch.rand(n, generator=gen) < share) & (y[partner] != y)
     w = torch.rand(n, generator=gen) * max_weight * chosen
+    w_dif = torch.rand(n, generator=gen) * guidance_max * chosen if guidance_max else w
 
-    def blend(x: torch.Tensor | None) -> torch.Tensor | None:
+    def blend(x: torch.Tensor | None, weight: torch.Tensor) -> torch.Tensor | None:
         if x is None:
             return None
-        wx = w.to(x.device, x.dtype).view(-1, *([1] * (x.dim() - 1)))
+        wx = weight.to(x.device, x.dtype).view(-1, *([1] * (x.dim() - 1)))
         return x + wx * (x[partner] - x)
-    return blend(xs), blend(xa), blend(fd)
+    return blend(xs, w), blend(xa, w), blend(fd, w_dif)
 
 
 def edge_pixels(rows: np.ndarray, cols: np.ndarray, polygon_ids: np.ndarray, radius: int = 2) -> np.ndarray:

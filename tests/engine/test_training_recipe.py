@@ -147,6 +147,30 @@ def test_mixed_pixels_blend_other_classes_below_half_and_keep_labels():
         TrainingConfig(mix_max=0.6)                                   # refused before any work
 
 
+def test_mixed_pixels_give_the_diffusion_features_their_own_weight():
+    from engine.train import TrainingConfig, _batch
+
+    g = torch.Generator().manual_seed(2)
+    n = 4000
+    y = torch.randint(0, 2, (n,), generator=g)
+    # class 0 patches hold 0, class 1 patches hold 1: the shift of a blended input is +-its weight
+    base = y.float()[:, None, None, None]
+    data = {"spec": base.expand(n, 4, 5, 5).clone(), "aux": None, "dif": base.expand(n, 6, 5, 5).half(), "y": y}
+    xs, _, fd, y_out = _batch(data, torch.arange(n), torch.device("cpu"),
+                              TrainingConfig(augment=False, mix_share=1.0, mix_max=0.4, mix_guidance_max=0.8), gen=g)
+    assert torch.equal(y_out, y)
+    w_spec = (xs - data["spec"])[:, 0, 2, 2].abs()
+    w_dif = (fd - data["dif"].float())[:, 0, 2, 2].abs()
+    blended = w_spec > 0
+    assert 0.4 < float(blended.float().mean()) < 0.6                  # pairs of different classes only
+    assert float(w_spec.max()) < 0.4                                  # the spectra keep their label
+    assert torch.equal(w_dif > 0, blended)                            # the same patches, ...
+    assert float(w_dif.max()) > 0.7 and float(w_dif.max()) < 0.8 + 1e-3   # ... their own weight, beyond 0.5
+    assert float((w_dif[blended] - w_spec[blended]).abs().mean()) > 0.1
+    with pytest.raises(EngineError, match="mix_guidance_max=1.0"):
+        TrainingConfig(mix_guidance_max=1.0)
+
+
 def test_validation_option_and_interval():
     assert parse_validation("cv:5") == ("cv", 5.0)
     assert parse_validation("holdout:0.25") == ("holdout", 0.25)
