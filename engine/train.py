@@ -685,8 +685,8 @@ def fit_random_forest(x_train: np.ndarray, y_train: np.ndarray, trees: int, seed
 
 def _cv_key(fold: np.ndarray, n_folds: int, y: np.ndarray, config: TrainingConfig, identity: dict | None) -> str:
     """SHA-256 of what decides a cross-validation's results: fold assignment and count, labels, training
-    configuration and ``identity`` (JSON-able). ``rf_trees`` is left out: under torchrun only the main process fits the random
-    forest, and every process must accept the same checkpoint."""
+    configuration and ``identity`` (JSON-able). ``rf_trees`` is left out: under torchrun only the main process fits
+    the random forest, and every process must accept the same checkpoint."""
     import hashlib
     import json
 
