@@ -201,8 +201,8 @@ def run_dataset(name: str, args, device) -> dict:
         r = runs[-1]
         with open(cached, "w") as fh:
             json.dump(r, fh)
-        print(f"    seed {seed}: {k} folds, pooled OA BDGF {r['bdgf']['oa']:.4f} RF {r['rf']['oa']:.4f}, kappa BDGF "
-              f"{r['bdgf']['kappa']:.4f} RF {r['rf']['kappa']:.4f} ({r['seconds']:.0f} s)", flush=True)
+        print(f"    seed {seed}: {k} folds, pooled OA BDGF {_f(r['bdgf']['oa'])} RF {_f(r['rf']['oa'])}, kappa BDGF "
+              f"{_f(r['bdgf']['kappa'])} RF {_f(r['rf']['kappa'])} ({r['seconds']:.0f} s)", flush=True)
     summary = {}
     if not runs:
         raise SystemExit(f"{name}: no seed was run")
@@ -210,11 +210,17 @@ def run_dataset(name: str, args, device) -> dict:
         for key in ("oa", "aa", "kappa"):
             vals = [v for r in runs for v in r[f"{model}_folds"][key] if v is not None]
             summary[f"{model}_{key}"] = mean_ci95(vals)
-            summary[f"{model}_{key}_pooled"] = sum(r[model][key] for r in runs) / len(runs)
+            pooled = [r[model][key] for r in runs if r[model][key] is not None]
+            summary[f"{model}_{key}_pooled"] = sum(pooled) / len(pooled) if pooled else None
     return {"dataset": name, "pixels": len(px), "polygons": prep["n_polygons"], "classes": names,
             "folds": sorted({r["folds"] for r in runs}), "seeds": [r["seed"] for r in runs], "runs": runs,
             "summary": summary,
             "prepare_s": prep["prepare_s"]}
+
+
+def _f(value) -> str:
+    """A figure with 4 decimals; "n/a" for None (kappa is undefined when a fold holds, and predicts, one class)."""
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -254,10 +260,10 @@ def table(results: list[dict]) -> str:
 
         def ci(key):
             m, h = s[key]
-            return f"{m:.4f} ± {h:.4f}"
+            return f"{_f(m)} ± {_f(h)}"
         lines.append(f"{r['dataset']:<10}{r['pixels']:>7}{r['polygons']:>5}{'/'.join(map(str, r['folds'])):>3}"
                      f"{len(r['seeds']):>6}  {ci('bdgf_oa'):>16}{ci('rf_oa'):>16}{ci('bdgf_kappa'):>16}"
-                     f"{ci('rf_kappa'):>16}   {s['bdgf_oa_pooled']:.4f}/{s['rf_oa_pooled']:.4f}")
+                     f"{ci('rf_kappa'):>16}   {_f(s['bdgf_oa_pooled'])}/{_f(s['rf_oa_pooled'])}")
     return "\n".join(lines)
 
 

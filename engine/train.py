@@ -308,15 +308,16 @@ def _batch(data: dict, idx: torch.Tensor, device: torch.device, config: "Trainin
 @torch.no_grad()
 def evaluate(net: GroupNetwork, data: dict, device: torch.device, batch_size: int = 512
              ) -> tuple[np.ndarray, float]:
-    """Predicted class indices ``(N,)`` and the mean cross-entropy of the final logits on a patch set."""
+    """Predicted class indices ``(N,)`` and the mean cross-entropy of the predicted class probabilities
+    (``GroupNetwork.log_probabilities``) on a patch set."""
     net.eval()
     preds, loss_sum, n = [], 0.0, len(view_labels(data))
     for i in range(0, n, batch_size):
         idx = torch.arange(i, min(i + batch_size, n))
         xs, xa, fd, y = _batch(data, idx, device)
-        logits = net(xs, xa, fd).logits.float()
-        loss_sum += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
-        preds.append(logits.argmax(1).cpu())
+        logp = net.log_probabilities(net(xs, xa, fd))
+        loss_sum += float(torch.nn.functional.nll_loss(logp, y, reduction="sum"))
+        preds.append(logp.argmax(1).cpu())
     return (torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)), loss_sum / max(n, 1)
 
 

@@ -69,21 +69,22 @@ def compile_network(net: nn.Module, probe: tuple[torch.Tensor | None, ...]) -> t
             (callers pad short batches to it: a new shape would compile again).
     Returns:
         ``(compiled module, "")``, or ``(None, why)`` when compiling fails (no C++ compiler or Python headers,
-        an unsupported platform) or its logits differ from ``net``'s by more than 1e-4 relative. Never raises.
+        an unsupported platform) or its log class probabilities (``GroupNetwork.log_probabilities``) differ from
+        ``net``'s by more than 1e-4 relative. Never raises.
     """
     try:
         import torch._inductor.config as inductor_config
 
         compiled = torch.compile(net, dynamic=False)
         with torch.inference_mode(), inductor_config.patch(freezing=True):
-            got = compiled(*probe).logits
-            ref = net(*probe).logits
+            got = net.log_probabilities(compiled(*probe))
+            ref = net.log_probabilities(net(*probe))
     except Exception as exc:  # noqa: BLE001 - any failure means "run the network uncompiled"
         first_line = (str(exc).strip().splitlines() or [""])[0]
         return None, f"{type(exc).__name__}: {first_line[:200]}"
     diff = float((got - ref).abs().max())
     if diff > 1e-4 * max(float(ref.abs().max()), 1.0):
-        return None, f"its logits differ from the network's by {diff:.2e}"
+        return None, f"its class log-probabilities differ from the network's by {diff:.2e}"
     return compiled, ""
 
 
@@ -168,13 +169,14 @@ def _cls_only_diffusion_stream(net: nn.Module) -> bool:
 def export_copy(net: nn.Module, example: tuple[torch.Tensor | None, ...]) -> nn.Module:
     """Deep copy of a group network in eval mode with the exact rewrites of this module.
 
-    Each rewrite is kept only if the copy's logits on ``example = (x_spec, x_aux | None, f_dif | None)``
+    Each rewrite is kept only if the copy's log class probabilities (``GroupNetwork.log_probabilities``) on
+    ``example = (x_spec, x_aux | None, f_dif | None)``
     (a probe batch) match the original's to 1e-4 relative: a network whose structure differs from what a
     rewrite assumes is exported without it.
     """
     net = net.eval()
     with torch.no_grad():
-        ref = net(*example).logits
+        ref = net.log_probabilities(net(*example))
     out = copy.deepcopy(net)
     tol = 1e-4 * max(float(ref.abs().max()), 1.0)
     for rewrite in (_pools_as_matmul, _cls_only_diffusion_stream):
@@ -182,14 +184,15 @@ def export_copy(net: nn.Module, example: tuple[torch.Tensor | None, ...]) -> nn.
         if not rewrite(candidate):
             continue
         with torch.no_grad():
-            got = candidate(*example).logits
+            got = candidate.log_probabilities(candidate(*example))
         if float((got - ref).abs().max()) <= tol:
             out = candidate
     return out.eval()
 
 
 class _Probabilities(nn.Module):
-    """``softmax(net(x_spec, x_aux, f_dif).logits)`` taking only the inputs the network uses (for tracing)."""
+    """Class probabilities ``exp(net.log_probabilities(net(x_spec, x_aux, f_dif)))`` taking only the inputs the
+    network uses (for tracing)."""
 
     def __init__(self, net: nn.Module, has_aux: bool, has_dif: bool):
         super().__init__()
@@ -200,7 +203,7 @@ class _Probabilities(nn.Module):
         x_spec = next(it)
         x_aux = next(it) if self.has_aux else None
         f_dif = next(it) if self.has_dif else None
-        return torch.softmax(self.net(x_spec, x_aux, f_dif).logits.float(), dim=1)
+        return torch.exp(self.net.log_probabilities(self.net(x_spec, x_aux, f_dif)))
 
 
 class _Encoder(nn.Module):
@@ -371,7 +374,7 @@ class InferenceBackend:
                 if self.compiled:
                     p = self._fixed_size_softmax(xs, xa, fd)
                 else:
-                    p = torch.softmax(self._net(xs, xa, fd).logits.float(), dim=1)
+                    p = torch.exp(self.model.net.log_probabilities(self._net(xs, xa, fd)))
                 out[start:start + len(p)] = p.cpu().numpy()
                 if on_batch is not None:
                     on_batch(len(p))
@@ -387,12 +390,12 @@ class InferenceBackend:
             if short:
                 chunk = [None if t is None else torch.cat([t, t.new_zeros((short, *t.shape[1:]))]) for t in chunk]
             try:
-                logits = self._net(*chunk).logits
+                out = self._net(*chunk)
             except Exception as exc:  # noqa: BLE001 - e.g. a recompile that fails: finish the run uncompiled
                 self._net, self.compiled = self._plain_net, False
                 self.compile_note = f"the compiled network failed ({type(exc).__name__}); the rest runs uncompiled"
-                logits = self._net(*chunk).logits
-            parts.append(torch.softmax(logits.float(), dim=1)[:b - short])
+                out = self._net(*chunk)
+            parts.append(torch.exp(self.model.net.log_probabilities(out))[:b - short])
         return torch.cat(parts)
 
     def _openvino_probabilities(self, batches: Iterator[Batch], out: np.ndarray, on_batch: Any) -> None:

@@ -166,3 +166,26 @@ def test_loss_decreases_on_separable_batch():
     net.eval()
     with torch.no_grad():
         assert (net(xs, xa, fd).logits.argmax(-1) == y).float().mean() >= 0.9
+
+
+def test_prediction_rules_fused_and_mean_of_the_branch_heads():
+    """``fused`` = softmax(z_total) (Eq. 29); ``heads`` = the mean of the heads' softmax, by hand for one pixel."""
+    z_total = torch.tensor([[2.0, 0.0, -1.0]])
+    heads = {"cnn": torch.tensor([[1.0, 1.0, 1.0]]), "transformer": torch.tensor([[0.0, 3.0, 0.0]]),
+             "mamba": torch.tensor([[5.0, 0.0, 0.0]])}
+    out = NetworkOutput(z_total, heads, {})
+    assert NetworkConfig.paper().prediction == "fused" and NetworkConfig.fast().prediction == "heads"
+    fused = GroupNetwork(6, 0, 8, 3, NetworkConfig.fast(prediction="fused")).log_probabilities(out).exp()
+    e = torch.exp(torch.tensor([2.0, 0.0, -1.0]))
+    assert torch.allclose(fused[0], e / e.sum())
+    mean = GroupNetwork(6, 0, 8, 3, NetworkConfig.fast(prediction="heads")).log_probabilities(out).exp()
+    third = torch.full((3,), 1 / 3)
+    t = torch.exp(torch.tensor([0.0, 3.0, 0.0]))
+    m = torch.exp(torch.tensor([5.0, 0.0, 0.0]))
+    assert torch.allclose(mean[0], (third + t / t.sum() + m / m.sum()) / 3)
+    assert int(fused.argmax()) == 0 and int(mean.argmax()) == 0
+    # the rule decides the class where the fused head and the heads disagree
+    out2 = NetworkOutput(torch.tensor([[0.0, 4.0, 0.0]]), {k: torch.tensor([[4.0, 0.0, 0.0]]) for k in heads}, {})
+    assert int(GroupNetwork(6, 0, 8, 3, NetworkConfig.fast(prediction="heads")).log_probabilities(out2).argmax()) == 0
+    with pytest.raises(ValueError, match="prediction"):
+        NetworkConfig.fast(prediction="vote")
