@@ -13,9 +13,7 @@ one-layer, 4-head Transformer (dropout 0.2, against overfitting a few polygons) 
 (``mix_share`` 0.5, weights below 0.4; better or level on four data sets and fewer surf-line pixels mapped as
 built-up, docs/benchmarks.md), their diffusion features with a weight of their own below 0.6
 (``mix_guidance_max``: the U-Net's ±13 px receptive field mixes a boundary pixel's features with its neighbours'
-more than its spectrum; better on three of the four data sets). The predicted class is the mean of the three
-branch heads' class probabilities (``NetworkConfig.prediction="heads"``) rather than the fused head's (Eq. 29),
-which on data sets of a few polygons follows one branch where it fails.
+more than its spectrum; better on three of the four data sets).
 It gives up model capacity, spatial context and training length (see docs/profiles.md for measured costs and accuracy).
 """
 

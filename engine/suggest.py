@@ -1,6 +1,7 @@
 """Uncertainty of a classification and "where to digitize next" (uncertainty sampling with diversity).
 
-Uncertainty measures (per pixel, from the class probabilities ``p`` of the group network's softmax, K classes):
+Uncertainty measures (per pixel, from the group network's class probabilities ``p``,
+``models.network.GroupNetwork.log_probabilities``, K classes):
 
 - normalised entropy ``H = −Σ_k p_k ln p_k / ln K`` in [0, 1] (1: all classes equally likely);
 - margin ``p_(1) − p_(2)`` between the two most probable classes in [0, 1] (0: a tie, the most uncertain).

@@ -3,6 +3,7 @@ and classification sharded over 2 torchrun processes (Gloo) against one process.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -99,6 +100,32 @@ def test_fast_path_agrees_with_the_eager_model(loaded, eager_reference, backend,
     assert (cls_ref >= 0).all()
     assert float(np.mean(cls == cls_ref)) >= 0.999
     assert float(np.abs(p - p_ref).max()) < 1e-3
+
+
+@pytest.mark.parametrize("backend, network", [(b, "torch") for b in BACKENDS] + [("openvino", "openvino")])
+def test_the_mean_of_the_branch_heads_runs_the_same_on_every_path(loaded, backend, network):
+    """``prediction="heads"`` (not a profile default) gives the eager model's classes on the fast paths too, and
+    they are the argmax of the mean of the heads' softmax, not of the fused head's."""
+    import copy
+
+    from engine.predict import classify_window
+
+    tm, stack = loaded
+    heads = copy.copy(tm)
+    heads.net = copy.deepcopy(tm.net)
+    heads.net.config = dataclasses.replace(tm.net.config, prediction="heads")
+    window = Window(300, 300, 40, 40)
+    cls_ref, _, p_ref = classify_window(heads, stack, window)
+    cls, _, p = classify_window(heads, stack, window, backend=InferenceBackend(heads, backend, network=network))
+    assert float(np.mean(cls == cls_ref)) >= 0.999 and float(np.abs(p - p_ref).max()) < 1e-3
+    inputs = heads.window_inputs(stack, window.grown(heads.margin))
+    m = heads.margin
+    rr, cc = np.meshgrid(np.arange(m, m + 40), np.arange(m, m + 40), indexing="ij")
+    spec, aux, dif = inputs.patches(rr.ravel(), cc.ravel(), heads.patch_size)
+    with torch.no_grad():
+        out = heads.net(spec, aux, dif)
+    mean = sum(torch.softmax(z, dim=1) for z in out.branch_logits.values()) / 3
+    assert np.allclose(p_ref.reshape(len(p_ref), -1).T, mean.numpy(), atol=1e-5)
 
 
 @pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile needs a C++ compiler")

@@ -174,7 +174,7 @@ def test_prediction_rules_fused_and_mean_of_the_branch_heads():
     heads = {"cnn": torch.tensor([[1.0, 1.0, 1.0]]), "transformer": torch.tensor([[0.0, 3.0, 0.0]]),
              "mamba": torch.tensor([[5.0, 0.0, 0.0]])}
     out = NetworkOutput(z_total, heads, {})
-    assert NetworkConfig.paper().prediction == "fused" and NetworkConfig.fast().prediction == "heads"
+    assert NetworkConfig.paper().prediction == "fused" and NetworkConfig.fast().prediction == "fused"
     fused = GroupNetwork(6, 0, 8, 3, NetworkConfig.fast(prediction="fused")).log_probabilities(out).exp()
     e = torch.exp(torch.tensor([2.0, 0.0, -1.0]))
     assert torch.allclose(fused[0], e / e.sum())
