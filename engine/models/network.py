@@ -164,7 +164,7 @@ class NetworkConfig:
         branch (spec §4.2: 0) regularises it on analyst data sets of a few polygons: better or level on the same
         four data sets (docs/benchmarks.md, "Training recipe options"). The prediction stays Eq. 29's fused head:
         ``prediction="heads"`` is better under cross-validation but maps a quarter more built-up on the full
-        Delmarva scene, at field edges and the surf line (the same place)."""
+        Delmarva scene, at field edges and the surf line (docs/benchmarks.md, same section)."""
         base = dict(patch_size=5, d=32, cnn_c1=8, cnn_c2=16, cnn_guide_kernel=1, trans_depth=1, trans_heads=4,
                     trans_dim_head=16, trans_mlp_dim=8, cross_heads=4, dropout=0.2, mamba_d_state=8)
         base.update(overrides)
