@@ -25,9 +25,14 @@ from qgis.core import (
     QgsRendererCategory,
     QgsVectorLayer,
 )
+from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QColor
 
 _KEEP: dict = {}
+
+
+def _tr(text: str) -> str:
+    return QCoreApplication.translate("BdgfStyling", text)
 
 
 def paletted_renderer(layer: QgsRasterLayer, classes: list[dict]):
@@ -145,6 +150,38 @@ class ProbabilitiesPostProcessor(_StylingPostProcessor):
 
     def style(self, layer, feedback) -> None:
         apply_confidence(layer, 1, "Viridis", (0.0, 1.0))
+
+
+def apply_applicability(layer: QgsRasterLayer, threshold: float | None) -> None:
+    """Dissimilarity index (``classify --applicability``): transparent up to ``threshold`` (inside the area of
+    applicability), magenta above it; without a threshold, a 0..1 magma ramp."""
+    if threshold is None:
+        apply_confidence(layer, 1, "Magma", (0.0, 1.0))
+        return
+    shader_fn = QgsColorRampShader(0.0, float(threshold) * 4.0)
+    shader_fn.setColorRampType(QgsColorRampShader.Discrete)
+    shader_fn.setColorRampItemList([
+        QgsColorRampShader.ColorRampItem(float(threshold), QColor(0, 0, 0, 0), _tr(
+            "inside the area of applicability (DI <= {threshold})").format(threshold=f"{threshold:.3f}")),
+        QgsColorRampShader.ColorRampItem(float("inf"), QColor(255, 0, 255, 255), _tr(
+            "outside: unlike every training polygon (DI > {threshold})").format(threshold=f"{threshold:.3f}")),
+    ])
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(shader_fn)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+
+
+class ApplicabilityPostProcessor(_StylingPostProcessor):
+    """Area of applicability: pixels above the model's dissimilarity-index threshold in magenta."""
+
+    def __init__(self, threshold: float | None = None, name: str | None = None):
+        super().__init__(name)
+        self.threshold = threshold
+
+    def style(self, layer, feedback) -> None:
+        apply_applicability(layer, self.threshold)
 
 
 class PointClassesPostProcessor(QgsProcessingLayerPostProcessorInterface):

@@ -405,7 +405,8 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
         return GroupNetwork(inputs.n_spectral, inputs.n_auxiliary, extractor.channels, len(classes), prof.network)
 
     net = new_network(seed)
-    model = TrainedModel(extractor, inputs, net, fmin, fmax, classes, tcfg.patch_size)
+    model = TrainedModel(extractor, inputs, net, fmin, fmax, classes, tcfg.patch_size,
+                         _applicability(patches.centre, pixels.polygon_ids, seed, rep))
     data = patch_tensors(patches, model)
     edge = edge_pixels(pixels.rows, pixels.cols, pixels.polygon_ids, tcfg.edge_radius)
     n_polygons = int(len(np.unique(pixels.polygon_ids)))
@@ -427,6 +428,16 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     return {"model": model, "history": history, "split": split_report, "accuracy": accuracy,
             "baseline": baseline, "metrics": metrics, "cv": cv, "mode": mode, "labelled_pixels": int(len(y_all)),
             "polygons": n_polygons, "notes": [bound_note] if bound_note else [], "epochs": final_cfg.epochs}
+
+
+def _applicability(centre: np.ndarray, polygon_ids: np.ndarray, seed: int, rep: Reporter) -> Any:
+    """The training pixels and threshold of the model's area of applicability (``applicability``), logged."""
+    from .applicability import fit_applicability
+
+    aoa = fit_applicability(centre, polygon_ids, seed)
+    rep.info(f"Area of applicability: dissimilarity-index threshold {aoa.threshold:.3f} (training pixels against "
+             f"the other polygons' pixels; {len(aoa.points)} reference pixels kept in the model file)")
+    return aoa
 
 
 def _bound_pixels(pixels: Any, tcfg: Any, rep: Reporter) -> tuple[Any, str]:
@@ -601,7 +612,12 @@ def _training_report(run: dict, pixels: Any, started: str, rep: Reporter, dev: t
                   "a polygon hold-out), so it is not inflated by spatial autocorrelation inside polygons; the final "
                   "model is then trained on every labelled pixel of every polygon.",
                   "The random forest uses the centre-pixel spectral and auxiliary values of the same training "
-                  "pixels, under the same folds."] + run["notes"],
+                  "pixels, under the same folds.",
+                  "These figures hold inside the area of applicability: classify --applicability marks the pixels "
+                  "whose inputs lie farther from every training pixel than a training pixel lies from the other "
+                  "polygons (dissimilarity index above the threshold below; Meyer and Pebesma 2021)."]
+        + run["notes"],
+        "applicability": run["model"].applicability.summary() if run["model"].applicability is not None else None,
     }
 
 
@@ -639,18 +655,19 @@ def _check_scene(meta: ModelMetadata, stack: RasterStack, window: Any, model: st
 
 
 def _check_classify_outputs(grid: Any, n_classes: int, output: str, confidence: str | None,
-                            probabilities: str | None, uncertainty: str | None) -> None:
+                            probabilities: str | None, uncertainty: str | None, applicability: str | None) -> None:
     """Output folders writable, with room for the rasters (uncompressed upper bound: uint8/uint16 classes,
-    float32 confidence, ``n_classes`` float32 probability bands, 2 float32 uncertainty bands)."""
-    check_outputs_writable([output, confidence, probabilities, uncertainty])
+    float32 confidence, ``n_classes`` float32 probability bands, 2 float32 uncertainty bands, float32
+    dissimilarity index)."""
+    check_outputs_writable([output, confidence, probabilities, uncertainty, applicability])
     px = float(grid.width) * float(grid.height)
     check_disk_space([(output, px * (1 if n_classes < 255 else 2)), (confidence, px * 4),
-                      (probabilities, px * 4 * n_classes), (uncertainty, px * 8)])
+                      (probabilities, px * 4 * n_classes), (uncertainty, px * 8), (applicability, px * 4)])
 
 
 def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], output: str, *,
              confidence: str | None = None, probabilities: str | None = None, uncertainty: str | None = None,
-             extent: Any = None, mask: str | None = None, mask_layer: str | None = None,
+             applicability: str | None = None, extent: Any = None, mask: str | None = None, mask_layer: str | None = None,
              device: str | None = "auto", tile: int | None = None, batch_size: int | None = None,
              overwrite: bool = False, band_order: str = "name", backend: str = "auto", compile_mode: str = "auto",
              reporter: Reporter | None = None) -> dict:
@@ -664,7 +681,8 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
 
     Writes a styled classification GeoTIFF (colour table, category names, QML sidecar), and optionally the
     confidence raster, the per-class probability stack and the uncertainty raster (band 1 normalised entropy,
-    band 2 margin; ``suggest.entropy_margin``). Before any tile is classified: the bands are matched to the
+    band 2 margin; ``suggest.entropy_margin``) and the applicability raster (the dissimilarity index of every
+    pixel, its area-of-applicability threshold in a tag; ``applicability``). Before any tile is classified: the bands are matched to the
     model's by identity (``band_order="name"``: reordered when given in another order, refused when one is
     missing or unknown; ``"positional"``: as given), a sample of the scene is compared with the model's band
     statistics (another scale refused), and the output folders must be writable with room for the outputs. The
@@ -672,7 +690,8 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
 
     Raises:
         EngineError: pretrain-only, foreign, damaged or non-finite model file; inputs that do not match the model;
-            a scene without valid pixels or on another scale; an unwritable or full output folder.
+            a scene without valid pixels or on another scale; an unwritable or full output folder; an applicability
+            raster asked of a model file without training pixels (written by an earlier engine).
     """
     import contextlib
 
@@ -684,18 +703,24 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
 
     rep = ensure(reporter)
     output = os.path.abspath(output)
-    for p in (output, confidence, probabilities, uncertainty):
+    for p in (output, confidence, probabilities, uncertainty, applicability):
         if p:
             check_output(p, overwrite)
     mods = [spectral, *auxiliary]
     tensors, meta, prof, grid, dev = _classifier_and_grid(model, mods, device, rep)
+    if applicability and "applicability.points" not in tensors:
+        from .applicability import HINT_RETRAIN
+
+        raise EngineError(f"{os.path.basename(model)} holds no training pixels, so it has no area of "
+                          "applicability", HINT_RETRAIN + "; or leave --applicability out")
     dinfo, dev = setup(dev)
     stack, mods = _open_matched(meta, mods, grid, model, rep, band_order)
     with stack:
         window = _window(stack, extent)
         _check_scene(meta, stack, window, model, rep)
         out_grid = stack.grid if window is None else stack.grid.crop(window)
-        _check_classify_outputs(out_grid, len(meta.classes), output, confidence, probabilities, uncertainty)
+        _check_classify_outputs(out_grid, len(meta.classes), output, confidence, probabilities, uncertainty,
+                                applicability)
         tm = TrainedModel.from_tensors(tensors, meta, dev)
         pixels = out_grid.width * out_grid.height
         if backend != "eager" and dev.type == "cpu" and compile_requested(compile_mode, pixels):
@@ -713,11 +738,12 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
         writer_cm = contextlib.nullcontext(None) if not dinfo.is_main else ClassificationWriter(
             output, out_grid.crs, out_grid.transform, out_grid.width, out_grid.height, tm.classes,
             overwrite=overwrite, confidence_path=confidence, probabilities_path=probabilities,
-            uncertainty_path=uncertainty, reporter=rep)
+            uncertainty_path=uncertainty, reporter=rep, applicability_path=applicability,
+            applicability_threshold=tm.applicability.threshold if applicability else None)
         with writer_cm as writer:
             summary = classify_scene(tm, stack, writer, window, tile or prof.tile, batch_size or prof.batch_size,
                                      geoms, rep, want_probabilities=bool(probabilities or uncertainty),
-                                     backend=fast)
+                                     backend=fast, want_dissimilarity=bool(applicability))
         if fast is not None and fast.compile_note != note:       # a compiled call failed during the run
             rep.warning(f"The group network ran uncompiled from then on: {fast.compile_note}")
     teardown()
@@ -728,6 +754,13 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
         out["probabilities"] = os.path.abspath(probabilities)
     if uncertainty:
         out["uncertainty"] = os.path.abspath(uncertainty)
+    if applicability:
+        out["applicability"] = os.path.abspath(applicability)
+        out["applicability_threshold"] = tm.applicability.threshold
+        out["outside_applicability"] = summary.get("outside_applicability", 0)
+        rep.info(f"{out['outside_applicability']} of {summary['pixels']} classified px "
+                 f"({100.0 * out['outside_applicability'] / max(1, summary['pixels']):.1f} %) lie outside the area "
+                 f"of applicability (dissimilarity index > {tm.applicability.threshold:.3f})")
     return out
 
 
@@ -759,6 +792,11 @@ def suggest(model: str, spectral: Modality, auxiliary: Sequence[Modality], outpu
     driver_for(output)
     mods = [spectral, *auxiliary]
     tensors, meta, prof, grid, dev = _classifier_and_grid(model, mods, device, rep)
+    if measure == "dissimilarity" and "applicability.points" not in tensors:
+        from .applicability import HINT_RETRAIN
+
+        raise EngineError(f"{os.path.basename(model)} holds no training pixels: it cannot rank by dissimilarity",
+                          HINT_RETRAIN + "; or rank by entropy or margin")
     stack, mods = _open_matched(meta, mods, grid, model, rep, band_order)
     with stack:
         window = _window(stack, extent)

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 from . import __version__
 from .contract import (AUXILIARY_KINDS, BACKENDS, COMPILE_MIN_PIXELS, COMPILE_MODES, DEVICES, EXIT_BAD_INPUT,
-                       EXIT_CANCELLED, EXIT_OK, EXIT_UNEXPECTED, PROFILES)
+                       EXIT_CANCELLED, EXIT_OK, EXIT_UNEXPECTED, PROFILES, SUGGEST_MEASURES)
 from .errors import Cancelled, EngineError
 from .progress import CancelToken, Reporter
 
@@ -33,7 +33,7 @@ from .progress import CancelToken, Reporter
 OUTPUT_OPTIONS = {
     "pretrain": ("output",),
     "train": ("output", "report"),
-    "classify": ("output", "confidence", "probabilities", "uncertainty"),
+    "classify": ("output", "confidence", "probabilities", "uncertainty", "applicability"),
     "suggest": ("output",),
     "cleanup": ("output",),
     "sampledesign": ("output",),
@@ -112,6 +112,11 @@ def _add_classify(sub: Any, parents: list) -> None:
     p.add_argument("--uncertainty", metavar="UNC.tif",
                    help="uncertainty raster: band 1 normalised entropy (0-1), band 2 margin between the two most "
                         "probable classes (0-1)")
+    p.add_argument("--applicability", metavar="AOA.tif",
+                   help="area of applicability: the dissimilarity index of every pixel (distance of its inputs to the "
+                        "nearest training pixel over the mean distance between training pixels; Meyer and Pebesma "
+                        "2021); pixels above the threshold in its BDGF_AOA_THRESHOLD tag are unlike every training "
+                        "polygon and the cross-validated accuracy does not hold there")
     p.add_argument("--mask", metavar="POLYGONS", help="classify only inside these polygons")
     p.add_argument("--mask-layer", metavar="NAME", help="layer of a multi-layer mask file")
     p.add_argument("--tile", type=int, metavar="N", help="tile size in pixels (default: from the model)")
@@ -228,7 +233,10 @@ def _add_analyst_commands(sub: Any, common: argparse.ArgumentParser, inputs: arg
     p.add_argument("--count", type=int, default=20, metavar="N", help="number of suggestions")
     p.add_argument("--min-distance", type=float, metavar="METRES",
                    help="minimum distance between suggestions in map units (default: one pixel)")
-    p.add_argument("--measure", choices=("entropy", "margin"), default="entropy", help="uncertainty measure")
+    p.add_argument("--measure", choices=SUGGEST_MEASURES, default="entropy",
+                   help="what ranks the locations: entropy or margin of the class probabilities (uncertainty), or "
+                        "dissimilarity: the dissimilarity index, i.e. where the scene is least like the training "
+                        "polygons (classify --applicability)")
     p.add_argument("--no-balance", action="store_true", help="rank by uncertainty only (no per-class turns)")
     p.add_argument("--mask", metavar="POLYGONS", help="search only inside these polygons")
     p.add_argument("--mask-layer", metavar="NAME", help="layer of a multi-layer mask file")
@@ -411,7 +419,8 @@ def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:
     from . import api
 
     return api.classify(args.model, spectral, aux, args.output, confidence=args.confidence,
-                        probabilities=args.probabilities, uncertainty=args.uncertainty, extent=extent,
+                        probabilities=args.probabilities, uncertainty=args.uncertainty,
+                        applicability=args.applicability, extent=extent,
                         mask=args.mask, mask_layer=args.mask_layer, device=device,
                         tile=args.tile, batch_size=args.batch_size, overwrite=args.overwrite,
                         band_order=args.band_order, backend=args.backend,

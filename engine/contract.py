@@ -33,7 +33,7 @@ __all__ = [
     "temporary_glob", "EVENTS", "progress_event", "log_event", "metric_event", "done_event", "error_event",
     "read_metadata", "read_metadata_dict", "verify_tensors", "ModelMetadata", "ModalityInfo", "Band",
     "BandStatistics", "Category", "GridInfo", "parse_validation", "write_probe_error", "UNCERTAINTY_BANDS",
-    "STRATUM_FIELD", "STRATUM_SIZE_FIELD", "REFERENCE_FIELD", "SUGGESTED_CLASS_FIELD",
+    "APPLICABILITY_BAND", "AOA_THRESHOLD_TAG", "SUGGEST_MEASURES", "STRATUM_FIELD", "STRATUM_SIZE_FIELD", "REFERENCE_FIELD", "SUGGESTED_CLASS_FIELD",
 ]
 
 #: Named sets of stage configurations (``engine/config.py``; docs/profiles.md).
@@ -55,6 +55,12 @@ AUXILIARY_KINDS = MODALITY_KINDS[1:]
 SAR_KINDS = ("sar_db", "sar_linear")
 #: Band descriptions of ``classify --uncertainty`` (band 1, band 2).
 UNCERTAINTY_BANDS = ("normalised_entropy", "margin")
+#: Band description of ``classify --applicability`` and the GeoTIFF tag holding the threshold of the area of
+#: applicability (``engine.applicability``): a pixel with a dissimilarity index above it is outside.
+APPLICABILITY_BAND = "dissimilarity_index"
+AOA_THRESHOLD_TAG = "BDGF_AOA_THRESHOLD"
+#: ``suggest --measure`` values: rank by class-probability entropy, by margin, or by the dissimilarity index.
+SUGGEST_MEASURES = ("entropy", "margin", "dissimilarity")
 #: Fields of the ``sampledesign`` point layer that ``assess`` reads back: the stratum (map class value at design
 #: time), its size in pixels, and the reference class the analyst fills in.
 STRATUM_FIELD = "stratum"

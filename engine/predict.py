@@ -111,7 +111,8 @@ def _gather_on_main(result: Any, dinfo: Any) -> list:
 
 def classify_scene(model: TrainedModel, stack: Any, writer: Any, window: Sequence[int] | None = None,
                    tile: int = 256, batch_size: int = 1024, mask_geometries: list[dict] | None = None,
-                   reporter: Reporter | None = None, want_probabilities: bool = False, backend: Any = None) -> dict:
+                   reporter: Reporter | None = None, want_probabilities: bool = False, backend: Any = None,
+                   want_dissimilarity: bool = False) -> dict:
     """Classify a scene (or ``window = (row_off, col_off, height, width)``) tile by tile into ``writer``.
 
     Under torchrun (``engine.distributed``) the tiles are dealt round-robin: in every round each rank classifies
@@ -122,8 +123,12 @@ def classify_scene(model: TrainedModel, stack: Any, writer: Any, window: Sequenc
         writer: ``io.rasters.ClassificationWriter`` whose pixel (0, 0) is the window's top-left pixel.
         mask_geometries: polygons in the grid CRS; pixels outside them are nodata.
         backend: ``models.inference.InferenceBackend``; None = the eager model.
+        want_dissimilarity: also compute the dissimilarity index of every pixel (``applicability``; the model
+            must have its training pixels) and pass it to ``writer.write(..., dissimilarity=)``.
     Returns:
-        ``{"pixels": classified pixel count, "class_counts": {value: count}, "tiles": n}`` (on rank 0).
+        ``{"pixels": classified pixel count, "class_counts": {value: count}, "tiles": n}`` (on rank 0), with
+        ``"outside_applicability"`` (pixels whose dissimilarity index exceeds the model's threshold) when
+        ``want_dissimilarity``.
     """
     from .distributed import info as dist_info
 
@@ -133,6 +138,8 @@ def classify_scene(model: TrainedModel, stack: Any, writer: Any, window: Sequenc
     values = np.array([int(c.value) for c in model.classes], np.int64)
     tiles = list(iter_windows(H, W, tile, (r0, c0, H, W)))
     counts = np.zeros(len(values), np.int64)
+    outside = 0
+    threshold = model.applicability.threshold if want_dissimilarity and model.applicability is not None else None
     task = rep.task("classify", H * W, unit="px")
     try:
         for first in range(0, len(tiles), dinfo.world):
@@ -148,24 +155,32 @@ def classify_scene(model: TrainedModel, stack: Any, writer: Any, window: Sequenc
             result = None
             if mine is not None:
                 result = _classify_tile(model, stack, mine, batch_size, mask_geometries, on_batch, backend,
-                                        want_probabilities)
+                                        want_probabilities, want_dissimilarity)
             for t, res in zip(group, _gather_on_main(result, dinfo)):
-                cls, conf, probs = res
+                cls, conf, probs, dissimilarity = res
                 ok = cls >= 0
                 out = np.zeros(cls.shape, np.int64)
                 out[ok] = values[cls[ok]]
                 counts += np.bincount(cls[ok], minlength=len(values))
-                writer.write(t.row_off - r0, t.col_off - c0, out, conf, probs)
+                extra = {}
+                if want_dissimilarity:
+                    extra["dissimilarity"] = dissimilarity
+                    outside += int(np.count_nonzero(dissimilarity > threshold))
+                writer.write(t.row_off - r0, t.col_off - c0, out, conf, probs, **extra)
             task.update(sum(t.height * t.width for t in group) - done[0])   # nodata pixels, other ranks' tiles
     finally:
         task.close()
-    return {"pixels": int(counts.sum()), "tiles": len(tiles),
-            "class_counts": {int(v): int(n) for v, n in zip(values, counts)}}
+    out = {"pixels": int(counts.sum()), "tiles": len(tiles),
+           "class_counts": {int(v): int(n) for v, n in zip(values, counts)}}
+    if want_dissimilarity:
+        out["outside_applicability"] = outside
+    return out
 
 
 def _classify_tile(model: TrainedModel, stack: Any, t: Window, batch_size: int, mask_geometries: Any,
-                   on_batch: Any, backend: Any, want_probabilities: bool) -> tuple:
-    """``(class_index, confidence, probabilities | None)`` of one tile (:func:`classify_window`)."""
+                   on_batch: Any, backend: Any, want_probabilities: bool, want_dissimilarity: bool = False) -> tuple:
+    """``(class_index, confidence, probabilities | None, dissimilarity | None)`` of one tile
+    (:func:`classify_window`, :func:`window_dissimilarity`)."""
     inside = None
     if mask_geometries:
         from rasterio.features import geometry_mask
@@ -173,4 +188,24 @@ def _classify_tile(model: TrainedModel, stack: Any, t: Window, batch_size: int, 
         inside = geometry_mask(mask_geometries, out_shape=(t.height, t.width),
                                transform=stack.grid.window_transform(t.row_off, t.col_off), invert=True)
     cls, conf, probs = classify_window(model, stack, t, batch_size, inside, on_batch, backend)
-    return cls, conf, probs if want_probabilities else None
+    dissimilarity = window_dissimilarity(model, stack, t, cls >= 0) if want_dissimilarity else None
+    return cls, conf, probs if want_probabilities else None, dissimilarity
+
+
+def window_dissimilarity(model: TrainedModel, stack: Any, window: Window, valid: np.ndarray) -> np.ndarray:
+    """Dissimilarity index of the pixels of a window (``applicability.Applicability.window``).
+
+    Args:
+        model: a :class:`TrainedModel` with its training pixels (``model.applicability``).
+        window: :class:`Window` of the grid. valid: ``(h, w)`` bool, the classified pixels.
+    Returns:
+        ``(h, w)`` float32 DI, NaN where not ``valid``.
+    Raises:
+        EngineError: the model file has no training pixels (written by an earlier engine).
+    """
+    from .applicability import HINT_RETRAIN
+
+    if model.applicability is None:
+        raise EngineError("This model file holds no training pixels for the area of applicability", HINT_RETRAIN)
+    spec, aux = model.inputs.transform(stack.read(window.row_off, window.col_off, window.height, window.width))
+    return model.applicability.window(spec, aux, valid)

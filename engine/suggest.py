@@ -6,6 +6,11 @@ Uncertainty measures (per pixel, from the group network's class probabilities ``
 - normalised entropy ``H = −Σ_k p_k ln p_k / ln K`` in [0, 1] (1: all classes equally likely);
 - margin ``p_(1) − p_(2)`` between the two most probable classes in [0, 1] (0: a tie, the most uncertain).
 
+A third ranking, ``dissimilarity``, is not an uncertainty of the network: it is the dissimilarity index of the pixel's
+inputs (``engine.applicability``, Meyer and Pebesma 2021), high where the scene is unlike every training pixel. The
+network can be confidently wrong there (breaking surf mapped as built-up with a margin of 0.7), so uncertainty
+sampling misses those places and this ranking finds them.
+
 Suggestions follow *uncertainty sampling with diversity* from the active-learning literature for remote
 sensing: rank unlabelled pixels by uncertainty (entropy or margin sampling, Tuia et al. 2011, "A survey of active
 learning algorithms for supervised remote sensing image classification", IEEE J. Sel. Topics Signal Process.
@@ -28,10 +33,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .contract import SUGGESTED_CLASS_FIELD, UNCERTAINTY_BANDS  # noqa: F401 - UNCERTAINTY_BANDS re-exported
+from .contract import SUGGEST_MEASURES, SUGGESTED_CLASS_FIELD, UNCERTAINTY_BANDS  # noqa: F401 - re-exported
 from .sampling import SpatialHash
 
-MEASURES = ("entropy", "margin")
+MEASURES = SUGGEST_MEASURES
 #: most (cell, class) candidates a pool holds.
 MAX_POOL = 2_000_000
 
@@ -61,12 +66,18 @@ def entropy_margin(probabilities: np.ndarray, valid: np.ndarray | None = None) -
     return entropy, margin
 
 
-def uncertainty_score(entropy: np.ndarray, margin: np.ndarray, measure: str = "entropy") -> np.ndarray:
-    """The ranking score, higher = more uncertain: the entropy, or ``1 − margin`` for margin sampling."""
+def uncertainty_score(entropy: np.ndarray, margin: np.ndarray, measure: str = "entropy",
+                      dissimilarity: np.ndarray | None = None) -> np.ndarray:
+    """The ranking score, higher = first: the entropy, ``1 − margin`` for margin sampling, or the dissimilarity
+    index (``dissimilarity``, same shape, needed for that measure)."""
     if measure not in MEASURES:
         from .errors import EngineError
 
-        raise EngineError(f"Unknown uncertainty measure {measure!r}", f"use one of {', '.join(MEASURES)}")
+        raise EngineError(f"Unknown ranking measure {measure!r}", f"use one of {', '.join(MEASURES)}")
+    if measure == "dissimilarity":
+        if dissimilarity is None:
+            raise ValueError("the dissimilarity measure needs the dissimilarity index")
+        return np.asarray(dissimilarity, np.float32)
     return entropy if measure == "entropy" else 1.0 - margin
 
 
@@ -81,7 +92,7 @@ class SuggestionPool:
         height, width: the classified window in pixels.
         class_values: (K,) class values in probability-band order.
         cell: cell side in pixels (enlarged so that cells x classes <= :data:`MAX_POOL`).
-        measure: ``entropy`` or ``margin``.
+        measure: ``entropy``, ``margin`` or ``dissimilarity`` (:data:`MEASURES`).
     """
 
     def __init__(self, height: int, width: int, class_values: Sequence[int], cell: int = 1, measure: str = "entropy"):
@@ -100,10 +111,12 @@ class SuggestionPool:
         self.p = np.zeros((2, n), np.float32)
         self.ent = np.zeros(n, np.float32)
         self.mar = np.zeros(n, np.float32)
+        self.dis = np.full(n, np.nan, np.float32)
 
     def write(self, row_off: int, col_off: int, class_values: np.ndarray, confidence: Any = None,
-              probabilities: np.ndarray | None = None) -> None:
-        """Add one classified tile: ``class_values`` (h, w) with 0 = nodata, ``probabilities`` (K, h, w)."""
+              probabilities: np.ndarray | None = None, dissimilarity: np.ndarray | None = None) -> None:
+        """Add one classified tile: ``class_values`` (h, w) with 0 = nodata, ``probabilities`` (K, h, w),
+        ``dissimilarity`` (h, w) dissimilarity index or None (needed for the ``dissimilarity`` measure)."""
         if probabilities is None:
             raise ValueError("SuggestionPool needs the class probabilities (want_probabilities=True)")
         valid = np.asarray(class_values) > 0
@@ -113,7 +126,8 @@ class SuggestionPool:
         p = np.asarray(probabilities, np.float32)[:, rr, cc]                  # (K, N)
         ent, mar = entropy_margin(p[:, :, None])
         ent, mar = ent[:, 0], mar[:, 0]
-        score = uncertainty_score(ent, mar, self.measure)
+        dis = None if dissimilarity is None else np.asarray(dissimilarity, np.float32)[rr, cc]
+        score = uncertainty_score(ent, mar, self.measure, dis)
         order2 = np.argsort(-p, axis=0)[:2]                                    # first, second class index
         first, second = order2[0], order2[1] if p.shape[0] > 1 else order2[0]
         r, c = rr + row_off, cc + col_off
@@ -129,16 +143,19 @@ class SuggestionPool:
         self.p[0, keys] = p[first[pick], pick]
         self.p[1, keys] = p[second[pick], pick]
         self.ent[keys], self.mar[keys] = ent[pick], mar[pick]
+        if dis is not None:
+            self.dis[keys] = dis[pick]
 
     def candidates(self) -> dict[str, np.ndarray]:
-        """All kept candidates: rows, cols, first/second class index, p_first, p_second, entropy, margin, score."""
+        """All kept candidates: rows, cols, first/second class index, p_first, p_second, entropy, margin,
+        dissimilarity (NaN when not computed), score."""
         keep = np.isfinite(self.score)
         per_class = self.score.size // len(self.values)
         idx = np.flatnonzero(keep)
         return {"rows": self.rows[idx].astype(np.int64), "cols": self.cols[idx].astype(np.int64),
                 "first": (idx // per_class).astype(np.int64), "second": self.second[idx].astype(np.int64),
                 "p_first": self.p[0, idx], "p_second": self.p[1, idx], "entropy": self.ent[idx],
-                "margin": self.mar[idx], "score": self.score[idx]}
+                "margin": self.mar[idx], "dissimilarity": self.dis[idx], "score": self.score[idx]}
 
 
 def select_diverse(rows: np.ndarray, cols: np.ndarray, classes: np.ndarray, score: np.ndarray, n: int,
@@ -197,13 +214,13 @@ def suggest_in_scene(model: Any, stack: Any, window: Sequence[int] | None, *, co
         model: ``models.classifier.TrainedModel``. stack: ``data.grid.RasterStack`` on the model's grid.
         window: (row_off, col_off, height, width) or None for the whole grid.
         count: number of suggestions. min_distance: map units between suggestions (None: one pixel).
-        measure: ``entropy`` or ``margin``. balance: round robin over predicted classes.
+        measure: ``entropy``, ``margin`` or ``dissimilarity``. balance: round robin over predicted classes.
         tile, batch_size, mask_geometries, reporter: as ``predict.classify_scene``.
 
     Returns:
         ``{"x", "y"}`` (N,) pixel-centre coordinates in the grid CRS and, per suggestion, ``rank``,
         ``pred_class``, ``second_class`` (class values), ``pred_index``, ``second_index``, ``uncertainty``,
-        ``entropy``, ``margin``, ``prob_first``, ``prob_second``; plus ``candidates`` (pool size) and
+        ``entropy``, ``margin``, ``dissimilarity`` (NaN unless ranked by it), ``prob_first``, ``prob_second``; plus ``candidates`` (pool size) and
         ``pixels`` (classified pixels).
     """
     from .predict import classify_scene
@@ -215,7 +232,7 @@ def suggest_in_scene(model: Any, stack: Any, window: Sequence[int] | None, *, co
     values = [int(c["value"]) if isinstance(c, dict) else int(c.value) for c in model.classes]
     pool = SuggestionPool(height, width, values, cell=int(distance / max(xres, yres) / math.sqrt(2)), measure=measure)
     summary = classify_scene(model, stack, pool, window, tile, batch_size, mask_geometries, reporter,
-                             want_probabilities=True)
+                             want_probabilities=True, want_dissimilarity=measure == "dissimilarity")
     cand = pool.candidates()
     pick = select_diverse(cand["rows"], cand["cols"], cand["first"], cand["score"], count, distance,
                           (xres, yres), balance)
@@ -227,15 +244,22 @@ def suggest_in_scene(model: Any, stack: Any, window: Sequence[int] | None, *, co
             "pred_index": cand["first"][pick], "second_index": cand["second"][pick],
             "pred_class": vals[cand["first"][pick]], "second_class": vals[cand["second"][pick]],
             "uncertainty": cand["score"][pick], "entropy": cand["entropy"][pick], "margin": cand["margin"][pick],
+            "dissimilarity": cand["dissimilarity"][pick],
             "prob_first": cand["p_first"][pick], "prob_second": cand["p_second"][pick],
             "candidates": int(cand["rows"].size), "pixels": int(summary["pixels"])}
+
+
+def _rounded(value: Any) -> float | None:
+    """``value`` rounded to 5 decimals; None (a null field) for NaN."""
+    v = float(value)
+    return None if math.isnan(v) else round(v, 5)
 
 
 def suggestion_records(s: dict[str, Any], names: dict[int, str]) -> tuple[list, list[dict[str, Any]]]:
     """(fiona schema, records) of the suggestion layer from :func:`suggest_in_scene`'s result."""
     schema = [("rank", "int"), (SUGGESTED_CLASS_FIELD, "int"), ("pred_name", "str:80"), ("uncertainty", "float"),
               ("entropy", "float"), ("margin", "float"), ("prob_first", "float"), ("second_class", "int"),
-              ("second_name", "str:80"), ("prob_second", "float")]
+              ("second_name", "str:80"), ("prob_second", "float"), ("dissimilarity", "float")]
     records = []
     for i in range(len(s["rank"])):
         first, second = int(s["pred_class"][i]), int(s["second_class"][i])
@@ -243,5 +267,6 @@ def suggestion_records(s: dict[str, Any], names: dict[int, str]) -> tuple[list, 
                         "uncertainty": round(float(s["uncertainty"][i]), 5), "entropy": round(float(s["entropy"][i]), 5),
                         "margin": round(float(s["margin"][i]), 5), "prob_first": round(float(s["prob_first"][i]), 5),
                         "second_class": second, "second_name": names.get(second, str(second)),
-                        "prob_second": round(float(s["prob_second"][i]), 5)})
+                        "prob_second": round(float(s["prob_second"][i]), 5),
+                        "dissimilarity": _rounded(s["dissimilarity"][i])})
     return schema, records

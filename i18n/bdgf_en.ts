@@ -480,173 +480,188 @@
 <context>
     <name>ClassifyAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="82"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="83"/>
         <source>Classify</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="85"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="86"/>
         <source>bdgf,classify,classification,predict,land cover,map,deep learning</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="88"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="89"/>
         <source>Classifies the rasters with a trained BDGF model, tile by tile with bounded memory. The classified raster gets the model&apos;s class names and colours (paletted style, colour table and a QML sidecar); the optional confidence raster holds the winning class probability.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="95"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="96"/>
         <source>A model file written by &apos;Train classifier&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="99"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="100"/>
         <source>The same auxiliary rasters as in training, if the model uses them.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="100"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="101"/>
         <source>What the auxiliary rasters hold; must match the model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="106"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="107"/>
         <source>Classify only this extent. Empty: the whole raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="109"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="110"/>
         <source>Automatic uses a CUDA GPU when available, otherwise the CPU.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="110"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="111"/>
         <source>Tile size in pixels (empty: the model&apos;s default). Smaller tiles use less memory.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="112"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="113"/>
         <source>Patches per batch (empty: the default). Lower it when the GPU runs out of memory.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="114"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="115"/>
         <source>Classified raster (GeoTIFF, class values with colour table).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="115"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="116"/>
         <source>Optional confidence raster: probability of the winning class.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="126"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="135"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="136"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="145"/>
         <source>Tile size (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="137"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="146"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="138"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="147"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="139"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="148"/>
         <source>Confidence</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="156"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="168"/>
         <source>{path} holds pretrained diffusion weights, not a trained classifier: give it to &apos;Train classifier&apos; as pretrained model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="162"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
         <source>The model was trained on {want} spectral bands; the spectral rasters have {have}. Give the same rasters, in the same order, as in training.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="169"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="181"/>
         <source>The model uses auxiliary rasters ({kinds}); give them as auxiliary rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="172"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="184"/>
         <source>The model was trained without auxiliary rasters; leave them empty.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="177"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="189"/>
         <source>The model&apos;s auxiliary kind is {want}; the auxiliary kind chosen is {have}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="180"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="192"/>
         <source>The model was trained on {want} auxiliary bands; the auxiliary rasters have {have}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="96"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="97"/>
         <source>Optical rasters with the bands the model was trained on (see &apos;Band order&apos;). Another scene works: the map is written on this scene&apos;s own grid (CRS and pixels), resampled only when its pixel size differs from the model&apos;s.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="101"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="102"/>
         <source>By band name: the bands are matched to the model&apos;s by their Sentinel-2 name (B04...), description or wavelength, reordered when given in another order, and a missing or unknown band is refused with the list the model expects. As given: the bands are used in the order given, for files renamed after training that hold the same bands in the training order.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="107"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="108"/>
         <source>Optional polygons: only pixels inside them are classified (the rest is nodata). &apos;Selected features only&apos; is honoured.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="116"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="117"/>
         <source>Optional uncertainty raster, two bands: 1 &apos;normalised_entropy&apos; (entropy of the class probabilities divided by ln K: 0 = certain, 1 = all classes equally likely) and 2 &apos;margin&apos; (probability of the best minus the second-best class: 0 = a tie). Where it is high (low margin), new training polygons help most.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="121"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="122"/>
         <source>Optional class probabilities: one band per class, named by class, values 0-1.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="128"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="137"/>
         <source>Band order</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="128"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="137"/>
         <source>By band name (reordered to the model&apos;s order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="128"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="137"/>
         <source>As given (positional, for renamed files)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="133"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="142"/>
         <source>Classify inside polygons (mask)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="141"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="150"/>
         <source>Uncertainty (entropy, margin)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="144"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="153"/>
         <source>Class probabilities</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="124"/>
+        <source>Optional area of applicability (Meyer and Pebesma 2021): the dissimilarity index of every pixel, the distance of its band values to the nearest training pixel over the mean distance between training pixels. Above the model&apos;s threshold (shown in magenta) the scene is unlike every training polygon: the map extrapolates there and the cross-validated accuracy does not hold. Digitize polygons there (&apos;Suggest training samples&apos;, ranked by dissimilarity).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="155"/>
+        <source>Area of applicability (dissimilarity index)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="263"/>
+        <source>{outside} of {pixels} classified pixels ({share:.1f} %) lie outside the area of applicability.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
@@ -1210,138 +1225,143 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="40"/>
-        <source>bdgf,active learning,uncertainty,entropy,margin,suggest,training,samples,digitize</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="44"/>
-        <source>Classifies the scene with a trained model and suggests the locations where new training polygons would help most: the pixels where the model is least sure (entropy or margin of the class probabilities), kept a minimum distance apart and balanced over the predicted classes (uncertainty sampling with diversity; Tuia et al. 2011, Demir et al. 2011, Stumpf et al. 2014). Each point has its rank, predicted class, uncertainty and the two most likely classes. Digitize polygons around them, label them, and retrain.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="53"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="56"/>
         <source>A model file written by &apos;Train classifier&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="54"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="57"/>
         <source>The same optical rasters as in training (same bands, same order).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="55"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="58"/>
         <source>The same auxiliary rasters as in training, if the model uses them.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="56"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="59"/>
         <source>What the auxiliary rasters hold; must match the model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="57"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="60"/>
         <source>Search only this extent. Empty: the whole raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="58"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="61"/>
         <source>Optional polygons: search only inside them.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="59"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="62"/>
         <source>Number of suggested locations.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="60"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="63"/>
         <source>Minimum distance between two suggestions, in map units (0: one pixel).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="61"/>
-        <source>Entropy: all class probabilities count (1 = all classes equally likely). Margin: the gap between the two most likely classes (small = confused between two classes).</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="64"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="71"/>
         <source>Take the suggestions in turn from each predicted class, so one confused class cannot take the whole batch.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="66"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="73"/>
         <source>Automatic uses a CUDA GPU when available, otherwise the CPU.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="67"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="74"/>
         <source>Tile size in pixels (empty: the model&apos;s default).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="68"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="75"/>
         <source>Patches per batch (empty: the default).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="69"/>
-        <source>Point layer: rank (1 = most uncertain), pred_class, pred_name, uncertainty, entropy, margin, prob_first, second_class, second_name, prob_second.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="74"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="82"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="77"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="85"/>
         <source>Search inside polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="79"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="87"/>
         <source>Number of suggestions</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="82"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="90"/>
         <source>Minimum distance between suggestions</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="84"/>
-        <source>Uncertainty measure</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="84"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="92"/>
         <source>Entropy</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="84"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="92"/>
         <source>Margin (best versus second best)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="87"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="96"/>
         <source>Balance over predicted classes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="90"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="99"/>
         <source>Tile size (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="91"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="100"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="92"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="101"/>
         <source>Suggested locations</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="40"/>
+        <source>bdgf,active learning,uncertainty,entropy,margin,suggest,training,samples,digitize,area of applicability,dissimilarity</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="44"/>
+        <source>Classifies the scene with a trained model and suggests the locations where new training polygons would help most: the pixels where the model is least sure (entropy or margin of the class probabilities), kept a minimum distance apart and balanced over the predicted classes (uncertainty sampling with diversity; Tuia et al. 2011, Demir et al. 2011, Stumpf et al. 2014). Each point has its rank, predicted class, uncertainty and the two most likely classes. Digitize polygons around them, label them, and retrain. Ranked by dissimilarity instead, the points go where the scene is least like any training polygon (outside the area of applicability), where the model can be wrong and sure of itself.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="64"/>
+        <source>Entropy: all class probabilities count (1 = all classes equally likely). Margin: the gap between the two most likely classes (small = confused between two classes). Dissimilarity: the dissimilarity index of the pixel&apos;s own band values, their distance to the nearest training pixel (Meyer and Pebesma 2021): high where the scene is unlike every training polygon, e.g. breaking surf or a crop nobody digitized, which the model may map with confidence; the &apos;dissimilarity&apos; field holds it.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="76"/>
+        <source>Point layer: rank (1 = first), pred_class, pred_name, uncertainty (the ranking value), entropy, margin, prob_first, second_class, second_name, prob_second, dissimilarity (when ranked by it).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="92"/>
+        <source>Rank by</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="92"/>
+        <source>Dissimilarity (unlike the training polygons)</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -77,6 +77,7 @@ class ClassifyAlgorithm(BdgfAlgorithm):
     MASK = "MASK"
     OUTPUT_UNCERTAINTY = "OUTPUT_UNCERTAINTY"
     OUTPUT_PROBABILITIES = "OUTPUT_PROBABILITIES"
+    OUTPUT_APPLICABILITY = "OUTPUT_APPLICABILITY"
 
     def displayName(self):  # noqa: N802
         return self.tr("Classify")
@@ -120,6 +121,14 @@ class ClassifyAlgorithm(BdgfAlgorithm):
                                               "high (low margin), new training polygons help most.")),
             (self.OUTPUT_PROBABILITIES, self.tr("Optional class probabilities: one band per class, named by "
                                                 "class, values 0-1.")),
+            (self.OUTPUT_APPLICABILITY, self.tr("Optional area of applicability (Meyer and Pebesma 2021): the "
+                                                "dissimilarity index of every pixel, the distance of its band "
+                                                "values to the nearest training pixel over the mean distance "
+                                                "between training pixels. Above the model's threshold (shown in "
+                                                "magenta) the scene is unlike every training polygon: the map "
+                                                "extrapolates there and the cross-validated accuracy does not "
+                                                "hold. Digitize polygons there ('Suggest training samples', "
+                                                "ranked by dissimilarity).")),
         ]
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -143,6 +152,9 @@ class ClassifyAlgorithm(BdgfAlgorithm):
             createByDefault=False))
         self.add(QgsProcessingParameterRasterDestination(
             self.OUTPUT_PROBABILITIES, self.tr("Class probabilities"), optional=True, createByDefault=False))
+        self.add(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_APPLICABILITY, self.tr("Area of applicability (dissimilarity index)"), optional=True,
+            createByDefault=False))
         self._apply_help()
 
     # ------------------------------------------------------------------ pre-flight
@@ -214,8 +226,9 @@ class ClassifyAlgorithm(BdgfAlgorithm):
         if confidence:
             args += ["--confidence", confidence]
         extra = {key: self.parameterAsOutputLayer(parameters, key, context) if self.is_set(parameters, key) else ""
-                 for key in (self.OUTPUT_UNCERTAINTY, self.OUTPUT_PROBABILITIES)}
-        for key, option in ((self.OUTPUT_UNCERTAINTY, "--uncertainty"), (self.OUTPUT_PROBABILITIES, "--probabilities")):
+                 for key in (self.OUTPUT_UNCERTAINTY, self.OUTPUT_PROBABILITIES, self.OUTPUT_APPLICABILITY)}
+        for key, option in ((self.OUTPUT_UNCERTAINTY, "--uncertainty"), (self.OUTPUT_PROBABILITIES, "--probabilities"),
+                            (self.OUTPUT_APPLICABILITY, "--applicability")):
             if extra[key]:
                 args += [option, extra[key]]
         args += self.int_args(parameters, context, [(self.TILE_SIZE, "--tile"), (self.BATCH_SIZE, "--batch-size")])
@@ -239,4 +252,15 @@ class ClassifyAlgorithm(BdgfAlgorithm):
                 path = outputs.get(name, extra[key])
                 styling.attach(context, path, pp.create(f"{name}:{path}"))
                 results[key] = path
+        if extra[self.OUTPUT_APPLICABILITY]:
+            path = outputs.get("applicability", extra[self.OUTPUT_APPLICABILITY])
+            threshold = outputs.get("applicability_threshold")
+            styling.attach(context, path, styling.ApplicabilityPostProcessor.create(f"applicability:{path}",
+                                                                                    threshold))
+            results[self.OUTPUT_APPLICABILITY] = path
+            outside, pixels = outputs.get("outside_applicability"), outputs.get("pixels")
+            if isinstance(outside, int) and pixels:
+                feedback.pushInfo(self.tr("{outside} of {pixels} classified pixels ({share:.1f} %) lie outside the "
+                                          "area of applicability.").format(outside=outside, pixels=pixels,
+                                                                           share=100.0 * outside / pixels))
         return results

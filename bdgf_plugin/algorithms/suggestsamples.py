@@ -13,13 +13,13 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
-from ...engine.contract import SUGGESTED_CLASS_FIELD
+from ...engine.contract import SUGGEST_MEASURES, SUGGESTED_CLASS_FIELD
 from .. import layers as bl
 from .. import styling
 from .base import BdgfAlgorithm
 from .classify import ClassifyAlgorithm
 
-MEASURES = ["entropy", "margin"]
+MEASURES = list(SUGGEST_MEASURES)
 
 
 class SuggestSamplesAlgorithm(ClassifyAlgorithm):
@@ -37,8 +37,8 @@ class SuggestSamplesAlgorithm(ClassifyAlgorithm):
         return self.tr("Suggest training samples (where to digitize next)")
 
     def tags(self):
-        return self.tr("bdgf,active learning,uncertainty,entropy,margin,suggest,training,samples,digitize"
-                       ).split(",")
+        return self.tr("bdgf,active learning,uncertainty,entropy,margin,suggest,training,samples,digitize,"
+                       "area of applicability,dissimilarity").split(",")
 
     def shortDescription(self):  # noqa: N802
         return self.tr("Classifies the scene with a trained model and suggests the locations where new training "
@@ -46,7 +46,10 @@ class SuggestSamplesAlgorithm(ClassifyAlgorithm):
                        "of the class probabilities), kept a minimum distance apart and balanced over the "
                        "predicted classes (uncertainty sampling with diversity; Tuia et al. 2011, Demir et al. "
                        "2011, Stumpf et al. 2014). Each point has its rank, predicted class, uncertainty and the "
-                       "two most likely classes. Digitize polygons around them, label them, and retrain.")
+                       "two most likely classes. Digitize polygons around them, label them, and retrain. "
+                       "Ranked by dissimilarity instead, the points go where the scene is least like any "
+                       "training polygon (outside the area of applicability), where the model can be wrong "
+                       "and sure of itself.")
 
     def helpParameters(self):  # noqa: N802
         return [
@@ -60,14 +63,19 @@ class SuggestSamplesAlgorithm(ClassifyAlgorithm):
             (self.MIN_DISTANCE, self.tr("Minimum distance between two suggestions, in map units (0: one pixel).")),
             (self.MEASURE, self.tr("Entropy: all class probabilities count (1 = all classes equally likely). "
                                    "Margin: the gap between the two most likely classes (small = confused "
-                                   "between two classes).")),
+                                   "between two classes). Dissimilarity: the dissimilarity index of the pixel's "
+                                   "own band values, their distance to the nearest training pixel (Meyer and "
+                                   "Pebesma 2021): high where the scene is unlike every training polygon, e.g. "
+                                   "breaking surf or a crop nobody digitized, which the model may map with "
+                                   "confidence; the 'dissimilarity' field holds it.")),
             (self.BALANCE, self.tr("Take the suggestions in turn from each predicted class, so one confused "
                                    "class cannot take the whole batch.")),
             (self.DEVICE, self.tr("Automatic uses a CUDA GPU when available, otherwise the CPU.")),
             (self.TILE_SIZE, self.tr("Tile size in pixels (empty: the model's default).")),
             (self.BATCH_SIZE, self.tr("Patches per batch (empty: the default).")),
-            (self.OUTPUT, self.tr("Point layer: rank (1 = most uncertain), pred_class, pred_name, uncertainty, "
-                                  "entropy, margin, prob_first, second_class, second_name, prob_second.")),
+            (self.OUTPUT, self.tr("Point layer: rank (1 = first), pred_class, pred_name, uncertainty (the "
+                                  "ranking value), entropy, margin, prob_first, second_class, second_name, "
+                                  "prob_second, dissimilarity (when ranked by it).")),
         ]
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -81,8 +89,9 @@ class SuggestSamplesAlgorithm(ClassifyAlgorithm):
                                               minValue=1, maxValue=100000))
         self.add(QgsProcessingParameterDistance(self.MIN_DISTANCE, self.tr("Minimum distance between suggestions"),
                                                 defaultValue=0.0, minValue=0.0))
-        self.add(QgsProcessingParameterEnum(self.MEASURE, self.tr("Uncertainty measure"),
-                                            [self.tr("Entropy"), self.tr("Margin (best versus second best)")],
+        self.add(QgsProcessingParameterEnum(self.MEASURE, self.tr("Rank by"),
+                                            [self.tr("Entropy"), self.tr("Margin (best versus second best)"),
+                                             self.tr("Dissimilarity (unlike the training polygons)")],
                                             defaultValue=0))
         self.add(QgsProcessingParameterBoolean(self.BALANCE, self.tr("Balance over predicted classes"),
                                                defaultValue=True))

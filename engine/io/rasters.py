@@ -23,6 +23,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from ..contract import AOA_THRESHOLD_TAG, APPLICABILITY_BAND
 from ..errors import EngineError
 from ..files import AtomicOutput, write_text
 from .schema import DEFAULT_PALETTE
@@ -214,7 +215,9 @@ class ClassificationWriter:
     else uint16), nodata 0, colour table, category names (PAM sidecar), ``BDGF_CLASSES`` tag; QML sidecar
     written on success. Confidence: float32, 1 band (maximum class probability). Probabilities: float32, one
     band per class in ``classes`` order (sorted by value), band descriptions = class names. Uncertainty: float32,
-    band 1 ``normalised_entropy``, band 2 ``margin`` (``suggest.entropy_margin`` of the probabilities). Float nodata is
+    band 1 ``normalised_entropy``, band 2 ``margin`` (``suggest.entropy_margin`` of the probabilities). Applicability:
+    float32, 1 band ``dissimilarity_index`` (``applicability``), the threshold of the area of applicability in the
+    ``BDGF_AOA_THRESHOLD`` tag. Float nodata is
     NaN and is written wherever the class value is 0. If the block raises (including ``Cancelled``), no file
     is left behind and existing outputs are untouched.
 
@@ -229,6 +232,8 @@ class ClassificationWriter:
         probabilities_path: optional probability-stack GeoTIFF.
         uncertainty_path: optional two-band uncertainty GeoTIFF (needs the probabilities in :meth:`write`).
         reporter: for log lines and cancellation checks.
+        applicability_path: optional dissimilarity-index GeoTIFF (needs ``dissimilarity`` in :meth:`write`).
+        applicability_threshold: DI threshold of the area of applicability, written as a tag.
 
     Raises:
         OutputExistsError: an output exists and ``overwrite`` is false (raised by the constructor).
@@ -237,7 +242,7 @@ class ClassificationWriter:
 
     def __init__(self, path, crs, transform, width: int, height: int, classes, overwrite: bool = False,
                  confidence_path=None, probabilities_path=None, reporter: Reporter | None = None,
-                 uncertainty_path=None):
+                 uncertainty_path=None, applicability_path=None, applicability_threshold: float | None = None):
         self.classes = class_entries(classes)
         if not self.classes:
             raise EngineError(f"No classes for {path}", "the model has no classes; re-train it")
@@ -246,8 +251,8 @@ class ClassificationWriter:
         self.crs, self.transform = crs, transform
         self.dtype = class_dtype(self.classes)
         self.overwrite = overwrite
-        paths = [os.path.abspath(os.fspath(p)) for p in (path, confidence_path, probabilities_path, uncertainty_path)
-                 if p]
+        paths = [os.path.abspath(os.fspath(p)) for p in (path, confidence_path, probabilities_path, uncertainty_path,
+                                                         applicability_path) if p]
         if len(set(paths)) != len(paths):
             raise EngineError(f"The same file is given for two outputs: {paths}", "give each output its own name")
         # check every target before creating anything
@@ -264,6 +269,9 @@ class ClassificationWriter:
             self.outputs["probabilities"] = AtomicOutput(probabilities_path, overwrite)
         if uncertainty_path:
             self.outputs["uncertainty"] = AtomicOutput(uncertainty_path, overwrite)
+        if applicability_path:
+            self.outputs["applicability"] = AtomicOutput(applicability_path, overwrite)
+        self.applicability_threshold = applicability_threshold
         self._ds: dict[str, Any] = {}
 
     # -- context --------------------------------------------------------------------------------
@@ -296,6 +304,13 @@ class ClassificationWriter:
                 self._ds["uncertainty"] = un
                 for i, name in enumerate(UNCERTAINTY_BANDS, start=1):
                     un.set_band_description(i, name)
+            if "applicability" in self.outputs:
+                ap = rasterio.open(self.outputs["applicability"].tmp, "w", count=1, dtype="float32",
+                                   nodata=FLOAT_NODATA, predictor=3, **base)
+                self._ds["applicability"] = ap
+                ap.set_band_description(1, APPLICABILITY_BAND)
+                if self.applicability_threshold is not None:
+                    ap.update_tags(**{AOA_THRESHOLD_TAG: repr(float(self.applicability_threshold))})
             if "probabilities" in self.outputs:
                 k = len(self.classes)
                 pr = rasterio.open(self.outputs["probabilities"].tmp, "w", count=k, dtype="float32",
@@ -346,12 +361,13 @@ class ClassificationWriter:
 
     @property
     def paths(self) -> dict[str, str]:
-        """Output name (``output``, ``confidence``, ``probabilities``) -> final path."""
+        """Output name (``output``, ``confidence``, ``probabilities``, ``uncertainty``, ``applicability``) ->
+        final path."""
         return {k: o.path for k, o in self.outputs.items()}
 
     # -- writing --------------------------------------------------------------------------------
     def write(self, row_off: int, col_off: int, class_values: np.ndarray, confidence: np.ndarray | None = None,
-              probabilities: np.ndarray | None = None) -> None:
+              probabilities: np.ndarray | None = None, dissimilarity: np.ndarray | None = None) -> None:
         """Write one tile.
 
         Args:
@@ -359,6 +375,7 @@ class ClassificationWriter:
             class_values: (h, w) unsigned integer class values, 0 = nodata.
             confidence: (h, w) float32 maximum class probability, or None (ignored without a confidence output).
             probabilities: (K, h, w) float32 per-class probabilities in class-value order, or None.
+            dissimilarity: (h, w) float32 dissimilarity index, or None.
 
         Raises:
             Cancelled: the reporter's cancel token is set.
@@ -396,3 +413,8 @@ class ClassificationWriter:
 
             entropy, margin = entropy_margin(np.asarray(probabilities, dtype=np.float32), ~invalid)
             self._ds["uncertainty"].write(np.stack([entropy, margin]), window=win)
+        if "applicability" in self._ds and dissimilarity is not None:
+            d = np.asarray(dissimilarity, dtype=np.float32)
+            if d.shape != (h, w):
+                raise EngineError(f"dissimilarity tile shape {d.shape} != {(h, w)}", "engine bug")
+            self._ds["applicability"].write(np.where(invalid, np.float32(FLOAT_NODATA), d), 1, window=win)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..applicability import Applicability
 from ..data.inputs import ClassifierInputs
 from ..data.windows import Window, WindowInputs, read_window
 from ..io.schema import Category, ModelMetadata
@@ -31,10 +32,13 @@ class TrainedModel:
             training windows: features are scaled to [0, 1] with them (spec §1.3 ``max_min``).
         classes: :class:`engine.io.schema.Category` list; network class index ``k`` is ``classes[k]``.
         patch_size: P.
+        applicability: ``engine.applicability.Applicability`` (the training pixels and the threshold of the
+            area of applicability), or None for a model file written before the engine kept them.
     """
 
     def __init__(self, extractor: FeatureExtractor, inputs: ClassifierInputs, net: GroupNetwork,
-                 feat_min: torch.Tensor, feat_max: torch.Tensor, classes: list[Category], patch_size: int):
+                 feat_min: torch.Tensor, feat_max: torch.Tensor, classes: list[Category], patch_size: int,
+                 applicability: Any = None):
         self.extractor = extractor
         self.inputs = inputs
         self.net = net
@@ -42,6 +46,7 @@ class TrainedModel:
         self.feat_max = feat_max.float()
         self.classes = classes
         self.patch_size = int(patch_size)
+        self.applicability = applicability
 
     @property
     def device(self) -> torch.device:
@@ -82,6 +87,8 @@ class TrainedModel:
         out.update({k: torch.from_numpy(v) for k, v in self.inputs.arrays().items()})
         out["features.min"] = self.feat_min.cpu().contiguous()
         out["features.max"] = self.feat_max.cpu().contiguous()
+        if self.applicability is not None:
+            out.update({k: torch.from_numpy(v) for k, v in self.applicability.arrays().items()})
         return out
 
     @classmethod
@@ -96,4 +103,4 @@ class TrainedModel:
         net.to(extractor.device).eval()
         extractor.unet.eval()
         return cls(extractor, inputs, net, tensors["features.min"], tensors["features.max"],
-                   list(metadata.classes), metadata.patch_size)
+                   list(metadata.classes), metadata.patch_size, Applicability.from_arrays(tensors))

@@ -51,7 +51,7 @@ def workflow(tmp_path_factory):
                        "--report", str(d / "train.html"), "--epochs", "4", *common)
     classify = run_engine("classify", "--model", str(d / "model.safetensors"), "--spectral", *BANDS,
                           "--output", str(d / "classes.tif"), "--confidence", str(d / "confidence.tif"),
-                          "--extent", *EXTENT, *common)
+                          "--applicability", str(d / "aoa.tif"), "--extent", *EXTENT, *common)
     assess = run_engine("assess", "--classification", str(d / "classes.tif"), "--reference", POLYGONS,
                         "--class-field", "class_id", "--report", str(d / "assess.html"),
                         "--json", str(d / "assess.json"), "--table", str(d / "assess.csv"), *common)
@@ -106,6 +106,74 @@ def test_classification_raster_is_styled(workflow):
     with rasterio.open(d / "confidence.tif") as ds:
         conf = ds.read(1)
     assert np.nanmax(conf) <= 1.0 + 1e-6 and np.nanmin(conf) >= 1.0 / 7 - 1e-6
+
+
+def test_area_of_applicability_raster(workflow):
+    """classify --applicability: the dissimilarity index of every classified pixel, the model's threshold in a
+    tag, the count outside it in the result; the training polygons of the extent lie inside it."""
+    d = workflow["dir"]
+    done = workflow["classify"][-1]["outputs"]
+    with rasterio.open(d / "aoa.tif") as ds:
+        assert ds.descriptions == ("dissimilarity_index",) and ds.dtypes[0] == "float32"
+        threshold = float(ds.tags()["BDGF_AOA_THRESHOLD"])
+        di = ds.read(1)
+    with rasterio.open(d / "classes.tif") as ds:
+        classes = ds.read(1)
+        transform, shape = ds.transform, ds.shape
+    assert threshold == pytest.approx(done["applicability_threshold"]) and 0 < threshold < 1
+    assert np.isnan(di[classes == 0]).all() and np.isfinite(di[classes > 0]).all() and np.nanmin(di) >= 0
+    assert done["outside_applicability"] == int(np.count_nonzero(di > threshold))
+    import fiona
+    from rasterio.features import rasterize
+
+    with fiona.open(POLYGONS) as src:
+        inside_polygons = rasterize([(f.geometry, 1) for f in src], out_shape=shape, transform=transform) > 0
+    assert inside_polygons.sum() > 500
+    # training pixels: DI 0 up to the resampling of the 20/60 m bands at the crop border (not the case here)
+    assert (di[inside_polygons] <= threshold).mean() > 0.99
+    train = workflow["train"][-1]["outputs"]
+    html = (d / "train.html").read_text()
+    assert "Applicability" in html and "reference_pixels" in html and train["output"].endswith("model.safetensors")
+
+
+def test_suggest_by_dissimilarity(workflow, tmp_path):
+    """suggest --measure dissimilarity ranks by the dissimilarity index and records it on every point."""
+    import fiona
+
+    d = workflow["dir"]
+    out = tmp_path / "suggest.gpkg"
+    run_engine("suggest", "--model", str(d / "model.safetensors"), "--spectral", *BANDS, "--output", str(out),
+               "--measure", "dissimilarity", "--count", "5", "--min-distance", "200", "--extent", *EXTENT,
+               "--device", "cpu")
+    with fiona.open(out) as src:
+        points = [dict(f.properties) for f in src]
+    with rasterio.open(d / "aoa.tif") as ds:
+        top = float(np.nanmax(ds.read(1)))
+    assert len(points) == 5 and [p["rank"] for p in points] == [1, 2, 3, 4, 5]
+    values = [p["dissimilarity"] for p in points]
+    assert values == sorted(values, reverse=True) and values == [p["uncertainty"] for p in points]
+    assert values[0] == pytest.approx(top, rel=1e-4)          # rank 1 is the least familiar pixel of the extent
+
+
+def test_model_without_training_pixels_has_no_applicability(workflow, tmp_path):
+    """A model file written before the engine kept its training pixels still classifies; asking it for the area
+    of applicability is refused before any tile is classified, naming the file and the fix."""
+    from engine.io.artifact import load_model, save_model
+
+    d = workflow["dir"]
+    tensors, meta = load_model(str(d / "model.safetensors"))
+    old = tmp_path / "old.safetensors"
+    save_model(str(old), {k: v for k, v in tensors.items() if not k.startswith("applicability.")}, meta)
+    proc = run_engine("classify", "--model", str(old), "--spectral", *BANDS, "--output", str(tmp_path / "c.tif"),
+                      "--applicability", str(tmp_path / "a.tif"), "--extent", *EXTENT, "--json-progress",
+                      check=False)
+    assert proc.returncode == 2
+    err = events(proc.stdout)[-1]
+    assert "old.safetensors" in err["message"] and "train it again" in err["hint"]
+    assert not (tmp_path / "c.tif").exists() and not (tmp_path / "a.tif").exists()
+    run_engine("classify", "--model", str(old), "--spectral", *BANDS, "--output", str(tmp_path / "c.tif"),
+               "--extent", *EXTENT)
+    assert (tmp_path / "c.tif").exists()
 
 
 def test_assessment_reports_agree(workflow):

@@ -49,12 +49,15 @@ def test_classify_uncertainty_probabilities_and_mask(trained_model, session_dir)
     from bdgf.engine.contract import read_metadata_dict
 
     classes = [c["name"] for c in read_metadata_dict(trained_model["path"])["classes"]]
-    out, unc, prob = (str(session_dir / n) for n in ("masked.tif", "uncertainty.tif", "probabilities.tif"))
+    out, unc, prob, aoa = (str(session_dir / n) for n in ("masked.tif", "uncertainty.tif", "probabilities.tif",
+                                                          "applicability.tif"))
     mask = _mask_layer()
     res, fb = run_alg("bdgf:classify", {
         "MODEL": trained_model["path"], "SPECTRAL": band_paths(), "EXTENT": SMALL_EXTENT_STR, "DEVICE": 2,
-        "MASK": mask, "OUTPUT": out, "OUTPUT_UNCERTAINTY": unc, "OUTPUT_PROBABILITIES": prob}, load=True)
+        "MASK": mask, "OUTPUT": out, "OUTPUT_UNCERTAINTY": unc, "OUTPUT_PROBABILITIES": prob,
+        "OUTPUT_APPLICABILITY": aoa}, load=True)
     assert res["OUTPUT_UNCERTAINTY"] == unc and res["OUTPUT_PROBABILITIES"] == prob
+    assert res["OUTPUT_APPLICABILITY"] == aoa
     with rasterio.open(out) as c, rasterio.open(unc) as u, rasterio.open(prob) as p:
         cls, ent, mar, probs = c.read(1), u.read(1), u.read(2), p.read()
         assert u.descriptions == ("normalised_entropy", "margin")
@@ -70,17 +73,28 @@ def test_classify_uncertainty_probabilities_and_mask(trained_model, session_dir)
     layers = {lyr.source(): lyr for lyr in QgsProject.instance().mapLayers().values()}
     assert isinstance(layers[unc].renderer(), QgsSingleBandPseudoColorRenderer)    # styled on load
     assert layers[prob].bandName(1).endswith(classes[0])
+    # area of applicability: DI where classified, transparent up to the model's threshold, magenta above it
+    with rasterio.open(aoa) as a:
+        di, threshold = a.read(1), float(a.tags()["BDGF_AOA_THRESHOLD"])
+    assert np.isnan(di[~inside]).all() and (di[inside] >= 0).all()
+    shader = layers[aoa].renderer().shader().rasterShaderFunction()
+    items = shader.colorRampItemList()
+    assert [round(i.value, 6) for i in items[:1]] == [round(threshold, 6)] and items[0].color.alpha() == 0
+    assert items[1].color.name() == "#ff00ff" and "outside" in items[1].label
+    outside = int((di[inside] > threshold).sum())
+    assert f"{outside} of {int(inside.sum())} classified pixels" in fb.text()
     del mask
 
 
 @pytest.mark.slow
-def test_suggestsamples_ranked_spaced_balanced(trained_model, session_dir):
+@pytest.mark.parametrize("measure", [0, 2])         # entropy, dissimilarity
+def test_suggestsamples_ranked_spaced_balanced(trained_model, session_dir, measure):
     from qgis.core import QgsCategorizedSymbolRenderer, QgsProject
 
-    out = str(session_dir / "suggestions.gpkg")
+    out = str(session_dir / f"suggestions_{measure}.gpkg")
     res, fb = run_alg("bdgf:suggestsamples", {
         "MODEL": trained_model["path"], "SPECTRAL": band_paths(), "EXTENT": SMALL_EXTENT_STR, "DEVICE": 2,
-        "COUNT": 12, "MIN_DISTANCE": 200.0, "MEASURE": 0, "BALANCE": True, "OUTPUT": out}, load=True)
+        "COUNT": 12, "MIN_DISTANCE": 200.0, "MEASURE": measure, "BALANCE": True, "OUTPUT": out}, load=True)
     layer = next(lyr for lyr in QgsProject.instance().mapLayers().values()
                  if lyr.source().split("|")[0] == res["OUTPUT"].split("|")[0])
     feats = sorted(layer.getFeatures(), key=lambda f: f["rank"])
@@ -95,6 +109,10 @@ def test_suggestsamples_ranked_spaced_balanced(trained_model, session_dir):
     for f in feats:
         assert f["prob_first"] >= f["prob_second"] and f["pred_class"] != f["second_class"]
         assert abs(f["margin"] - (f["prob_first"] - f["prob_second"])) < 1e-4
+        if measure == 2:                                 # ranked by the dissimilarity index, recorded per point
+            assert f["dissimilarity"] == pytest.approx(f["uncertainty"]) and f["dissimilarity"] >= 0
+        else:
+            assert f["uncertainty"] == pytest.approx(f["entropy"], abs=1e-5)
     assert isinstance(layer.renderer(), QgsCategorizedSymbolRenderer)
 
 
