@@ -18,7 +18,7 @@ import tempfile
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _plugin_styling():
+def plugin_styling():
     """The plugin's styling module, imported as ``bdgf.bdgf_plugin.styling`` (as QGIS loads the plugin)."""
     root = tempfile.mkdtemp(prefix="bdgf_render_")
     os.symlink(REPO, os.path.join(root, "bdgf"))
@@ -29,12 +29,11 @@ def _plugin_styling():
 
 
 def render(uncertainty: str, suggestions: str, classification: str, output: str, width: int = 900) -> None:
-    from qgis.core import (QgsMapRendererCustomPainterJob, QgsMapSettings, QgsPalLayerSettings, QgsRasterLayer,
-                           QgsTextFormat, QgsVectorLayer, QgsVectorLayerSimpleLabeling)
+    from qgis.core import QgsMapRendererCustomPainterJob, QgsMapSettings, QgsRasterLayer, QgsVectorLayer
     from qgis.PyQt.QtCore import QSize, Qt
     from qgis.PyQt.QtGui import QColor, QFont, QImage, QLinearGradient, QPainter
 
-    styling = _plugin_styling()
+    styling = plugin_styling()
     unc = QgsRasterLayer(uncertainty, "uncertainty")
     classes_layer = QgsRasterLayer(classification, "classes")
     points = QgsVectorLayer(suggestions, "suggestions", "ogr")
@@ -43,17 +42,7 @@ def render(uncertainty: str, suggestions: str, classification: str, output: str,
     classes = styling.raster_classes(classes_layer)
     pp = styling.PointClassesPostProcessor("pred_class", classes)
     pp.postProcessLayer(points, None, None)
-    label = QgsPalLayerSettings()
-    label.fieldName = "rank"
-    fmt = QgsTextFormat()
-    fmt.setFont(QFont("DejaVu Sans", 8))
-    fmt.setColor(QColor("white"))
-    fmt.buffer().setEnabled(True)
-    fmt.buffer().setColor(QColor("black"))
-    label.setFormat(fmt)
-    label.dist = 1.5
-    points.setLabeling(QgsVectorLayerSimpleLabeling(label))
-    points.setLabelsEnabled(True)
+    label_by_rank(points)
 
     extent = unc.extent()
     height = int(width * extent.height() / extent.width())
@@ -73,6 +62,24 @@ def render(uncertainty: str, suggestions: str, classification: str, output: str,
     _legend(painter, unc, classes, 10, height + 8, width, QLinearGradient, Qt, QColor, QFont)
     painter.end()
     assert image.save(output, "PNG"), output
+
+
+def label_by_rank(points) -> None:
+    """Label the suggestion points with their ``rank`` (white text, black buffer)."""
+    from qgis.core import QgsPalLayerSettings, QgsTextFormat, QgsVectorLayerSimpleLabeling
+    from qgis.PyQt.QtGui import QColor, QFont
+
+    label = QgsPalLayerSettings()
+    label.fieldName = "rank"
+    fmt = QgsTextFormat()
+    fmt.setFont(QFont("DejaVu Sans", 8))
+    fmt.setColor(QColor("white"))
+    fmt.buffer().setEnabled(True)
+    fmt.buffer().setColor(QColor("black"))
+    label.setFormat(fmt)
+    label.dist = 1.5
+    points.setLabeling(QgsVectorLayerSimpleLabeling(label))
+    points.setLabelsEnabled(True)
 
 
 def _legend(painter, unc, classes, x, y, width, QLinearGradient, Qt, QColor, QFont):  # noqa: N803 - Qt types
@@ -104,14 +111,19 @@ def main(argv=None) -> int:
     parser.add_argument("--output", required=True)
     parser.add_argument("--width", type=int, default=900)
     args = parser.parse_args(argv)
+    return with_qgis(render, args.uncertainty, args.suggestions, args.classification, args.output, args.width)
+
+
+def with_qgis(render_fn, *args) -> int:
+    """Run ``render_fn(*args)`` inside a headless QGIS application; print the output path (the 4th argument)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from qgis.core import QgsApplication
 
     app = QgsApplication([], False)
     app.initQgis()
     try:
-        render(args.uncertainty, args.suggestions, args.classification, args.output, args.width)
-        print(args.output)
+        render_fn(*args)
+        print(args[3])
     finally:
         app.exitQgis()
     return 0
