@@ -719,7 +719,7 @@ def _cv_resume(path: str, key: str, n_folds: int, rep: Reporter) -> list[dict]:
 def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: int, make_network: Any,
                    config: TrainingConfig, device: torch.device, labels: Sequence, names: Sequence[str],
                    edge: np.ndarray | None = None, reporter: Reporter | None = None, checkpoint: str | None = None,
-                   resume: bool = False, identity: dict | None = None) -> dict:
+                   resume: bool = False, identity: dict | None = None, on_fold: Any = None) -> dict:
     """K-fold cross-validation of BDGF and of the random forest under the same folds (grouped by polygon).
 
     For each fold ``f``: a fresh network (``make_network(seed)``) is trained on the pixels with ``fold != f``
@@ -736,6 +736,8 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
     Args:
         data: patch tensors of every labelled pixel (``_to_tensors``); centre: ``(N, C)`` centre-pixel inputs;
         fold: int64 ``(N,)`` from ``labels.polygon_folds``; labels / names: class values and names (K).
+        on_fold: called after each fold that runs (not one taken from the checkpoint) with ``(held-out indices,
+            BDGF class index (n,), random-forest class index (n,) or None)``.
     Returns:
         ``{"folds": [{"fold", "n", "bdgf": metrics, "rf": metrics, "history"}], "bdgf": summary, "rf": summary,
         "epoch_val_loss": [mean over folds per epoch]}``; ``metrics`` = ``metrics.accuracy_metrics`` (OA, AA, kappa,
@@ -776,11 +778,14 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
         cm = confusion_matrix(y[te], pred, k_labels)
         pooled["bdgf"] += cm
         rec["bdgf"] = accuracy_metrics(cm, labels, names)
+        rf_pred = None
         if config.rf_trees:
-            rf = fit_random_forest(centre[tr], y[tr], config.rf_trees, cfg.seed)
-            cm = confusion_matrix(y[te], rf.predict(centre[te]), k_labels)
+            rf_pred = fit_random_forest(centre[tr], y[tr], config.rf_trees, cfg.seed).predict(centre[te])
+            cm = confusion_matrix(y[te], rf_pred, k_labels)
             pooled["rf"] += cm
             rec["rf"] = accuracy_metrics(cm, labels, names)
+        if on_fold is not None:
+            on_fold(te, np.asarray(pred), rf_pred)
         folds.append(rec)
         if checkpoint and dist_info().is_main:
             save_model(checkpoint, {}, ModelMetadata(kind="checkpoint", state={"stage": "cv", "key": key,

@@ -85,7 +85,8 @@ def workflow(qp: QgisProcess, name: str, out: Path, spectral: list[str], polygon
         ("EPOCHS", str(epochs)), ("OUTPUT_MODEL", str(out / "model.safetensors")),
         ("OUTPUT_REPORT", str(out / "training_report.html"))], f"{name}: train the classifier")
     cls_params = [("MODEL", str(out / "model.safetensors"))] + inputs + common[:1] + [
-        ("OUTPUT", str(out / "classification.tif")), ("OUTPUT_CONFIDENCE", str(out / "confidence.tif"))]
+        ("OUTPUT", str(out / "classification.tif")), ("OUTPUT_CONFIDENCE", str(out / "confidence.tif")),
+        ("OUTPUT_APPLICABILITY", str(out / "applicability.tif"))]
     if extent:
         cls_params.append(("EXTENT", extent))
     timings["classify"] = qp.run("bdgf:classify", cls_params, f"{name}: classify")
@@ -101,9 +102,21 @@ def workflow(qp: QgisProcess, name: str, out: Path, spectral: list[str], polygon
     rf = (report.get("baseline") or {}).get("accuracy") or {}
     metrics = {"oa": acc.get("oa"), "aa": acc.get("aa"), "kappa": acc.get("kappa"),
                "rf_oa": rf.get("oa"), "rf_aa": rf.get("aa"), "rf_kappa": rf.get("kappa")}
+    metrics["outside"] = outside_share(out / "applicability.tif")
     png = out / "classification.png"
     render_png(out / "classification.tif", png, f"BDGF classification: {name}")
     return {"name": name, "dir": out, "metrics": metrics, "timings": timings, "png": png}
+
+
+def outside_share(applicability: Path) -> float:
+    """Share of the classified pixels outside the model's area of applicability (``classify --applicability``)."""
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(applicability) as src:
+        di, threshold = src.read(1), float(src.tags()["BDGF_AOA_THRESHOLD"])
+    classified = np.isfinite(di)
+    return float((di[classified] > threshold).sum() / max(1, classified.sum()))
 
 
 def render_png(raster: Path, png: Path, title: str) -> None:
@@ -197,8 +210,11 @@ def main() -> None:
         print("  cross-validation by polygon        OA     AA   kappa")
         print(f"    BDGF (fast profile)            {fmt(m.get('oa'))}  {fmt(m.get('aa'))}  {fmt(m.get('kappa'))}")
         print(f"    random forest, same pixels     {fmt(m.get('rf_oa'))}  {fmt(m.get('rf_aa'))}  {fmt(m.get('rf_kappa'))}")
+        print(f"  outside the area of applicability: {fmt(m['outside'])} % of the classified pixels (unlike every "
+              "training polygon: the map extrapolates there)")
         print("  stage timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["timings"].items()))
-        for f in ("classification.tif", "classification.qml", "confidence.tif", "model.safetensors",
+        for f in ("classification.tif", "classification.qml", "confidence.tif", "applicability.tif",
+                  "model.safetensors",
                   "training_report.html", "assessment.html", "assessment.csv", "classification.png"):
             print(f"    {r['dir'] / f}")
     print("\nThe assessment reports compare the maps with the training polygons themselves (optimistic);"
