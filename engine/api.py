@@ -667,7 +667,8 @@ def _check_classify_outputs(grid: Any, n_classes: int, output: str, confidence: 
 
 def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], output: str, *,
              confidence: str | None = None, probabilities: str | None = None, uncertainty: str | None = None,
-             applicability: str | None = None, extent: Any = None, mask: str | None = None, mask_layer: str | None = None,
+             applicability: str | None = None, extent: Any = None, mask: str | None = None,
+             mask_layer: str | None = None,
              device: str | None = "auto", tile: int | None = None, batch_size: int | None = None,
              overwrite: bool = False, band_order: str = "name", backend: str = "auto", compile_mode: str = "auto",
              reporter: Reporter | None = None) -> dict:
@@ -682,11 +683,11 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
     Writes a styled classification GeoTIFF (colour table, category names, QML sidecar), and optionally the
     confidence raster, the per-class probability stack and the uncertainty raster (band 1 normalised entropy,
     band 2 margin; ``suggest.entropy_margin``) and the applicability raster (the dissimilarity index of every
-    pixel, its area-of-applicability threshold in a tag; ``applicability``). Before any tile is classified: the bands are matched to the
-    model's by identity (``band_order="name"``: reordered when given in another order, refused when one is
-    missing or unknown; ``"positional"``: as given), a sample of the scene is compared with the model's band
-    statistics (another scale refused), and the output folders must be writable with room for the outputs. The
-    map is written on the scene's own grid (``checks.scene_grid``).
+    pixel, its area-of-applicability threshold in a tag; ``applicability``). Before any tile is classified: the
+    bands are matched to the model's by identity (``band_order="name"``: reordered when given in another order,
+    refused when one is missing or unknown; ``"positional"``: as given), a sample of the scene is compared with
+    the model's band statistics (another scale refused), and the output folders must be writable with room for
+    the outputs. The map is written on the scene's own grid (``checks.scene_grid``).
 
     Raises:
         EngineError: pretrain-only, foreign, damaged or non-finite model file; inputs that do not match the model;

@@ -33,7 +33,8 @@ __all__ = [
     "temporary_glob", "EVENTS", "progress_event", "log_event", "metric_event", "done_event", "error_event",
     "read_metadata", "read_metadata_dict", "verify_tensors", "ModelMetadata", "ModalityInfo", "Band",
     "BandStatistics", "Category", "GridInfo", "parse_validation", "write_probe_error", "UNCERTAINTY_BANDS",
-    "APPLICABILITY_BAND", "AOA_THRESHOLD_TAG", "SUGGEST_MEASURES", "STRATUM_FIELD", "STRATUM_SIZE_FIELD", "REFERENCE_FIELD", "SUGGESTED_CLASS_FIELD",
+    "APPLICABILITY_BAND", "AOA_THRESHOLD_TAG", "SUGGEST_MEASURES", "STRATUM_FIELD", "STRATUM_SIZE_FIELD",
+    "REFERENCE_FIELD", "SUGGESTED_CLASS_FIELD",
 ]
 
 #: Named sets of stage configurations (``engine/config.py``; docs/profiles.md).

@@ -220,8 +220,8 @@ def suggest_in_scene(model: Any, stack: Any, window: Sequence[int] | None, *, co
     Returns:
         ``{"x", "y"}`` (N,) pixel-centre coordinates in the grid CRS and, per suggestion, ``rank``,
         ``pred_class``, ``second_class`` (class values), ``pred_index``, ``second_index``, ``uncertainty``,
-        ``entropy``, ``margin``, ``dissimilarity`` (NaN unless ranked by it), ``prob_first``, ``prob_second``; plus ``candidates`` (pool size) and
-        ``pixels`` (classified pixels).
+        ``entropy``, ``margin``, ``dissimilarity`` (NaN unless ranked by it), ``prob_first``, ``prob_second``;
+        plus ``candidates`` (pool size) and ``pixels`` (classified pixels).
     """
     from .predict import classify_scene
 
