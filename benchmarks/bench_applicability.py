@@ -58,7 +58,7 @@ def run_dataset(name: str, args, device) -> dict:
 
         cross_validate(prep["data"], centre, fold, k, prep["make_network"], tcfg, device, labels, names,
                        prep["edge"], on_fold=on_fold)
-        print(f"    seed {seed}: {counts}", flush=True)
+        print(f"    after seed {seed} (running totals): {counts}", flush=True)
     return {"dataset": name, "seeds": args.seeds, **counts}
 
 
