@@ -326,7 +326,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         meta.patch_size, meta.halo = tcfg.patch_size, extractor.halo + tcfg.patch_size // 2
         meta.pca_components = run["model"].inputs.n_spectral if run["model"].inputs.pca_components is not None else None
         meta.report = {k: training_report[k] for k in ("accuracy", "baseline", "history", "split", "settings",
-                                                       "created")}
+                                                       "created", "applicability")}
         meta.training_data = {"file": os.path.basename(training), "class_field": class_field}
         meta.world_size = dinfo.world
         rep.check_cancelled()    # a cancel after the last epoch keeps the final training's checkpoint for resume

@@ -33,7 +33,7 @@ __all__ = [
     "temporary_glob", "EVENTS", "progress_event", "log_event", "metric_event", "done_event", "error_event",
     "read_metadata", "read_metadata_dict", "verify_tensors", "ModelMetadata", "ModalityInfo", "Band",
     "BandStatistics", "Category", "GridInfo", "parse_validation", "write_probe_error", "UNCERTAINTY_BANDS",
-    "APPLICABILITY_BAND", "AOA_THRESHOLD_TAG", "SUGGEST_MEASURES", "STRATUM_FIELD", "STRATUM_SIZE_FIELD",
+    "APPLICABILITY_BAND", "AOA_THRESHOLD_TAG", "SUGGEST_MEASURES", "has_applicability", "STRATUM_FIELD", "STRATUM_SIZE_FIELD",
     "REFERENCE_FIELD", "SUGGESTED_CLASS_FIELD",
 ]
 
@@ -152,6 +152,12 @@ def read_metadata_dict(path: str) -> dict:
         EngineError: missing, damaged, foreign or newer-format file (see :func:`read_metadata`).
     """
     return read_metadata(path).to_dict()
+
+
+def has_applicability(meta: dict) -> bool:
+    """Whether a classifier's metadata (:func:`read_metadata_dict`) says the file holds its training pixels (the
+    area of applicability of ``classify --applicability`` and ``suggest --measure dissimilarity``)."""
+    return bool((meta.get("report") or {}).get("applicability"))
 
 
 def write_probe_error(folder: str) -> str:

@@ -570,27 +570,27 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="178"/>
         <source>The model was trained on {want} spectral bands; the spectral rasters have {have}. Give the same rasters, in the same order, as in training.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="181"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="185"/>
         <source>The model uses auxiliary rasters ({kinds}); give them as auxiliary rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="184"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="188"/>
         <source>The model was trained without auxiliary rasters; leave them empty.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="189"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="193"/>
         <source>The model&apos;s auxiliary kind is {want}; the auxiliary kind chosen is {have}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="192"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="196"/>
         <source>The model was trained on {want} auxiliary bands; the auxiliary rasters have {have}.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -660,8 +660,13 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="263"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="271"/>
         <source>{outside} of {pixels} classified pixels ({share:.1f} %) lie outside the area of applicability.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="171"/>
+        <source>{path} was trained before the plugin kept a model&apos;s training pixels, so it has no area of applicability: train it again, or leave the area of applicability (ranking by dissimilarity) out.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -13,7 +13,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ...engine.contract import EngineError
+from ...engine.contract import EngineError, has_applicability
 from ...engine.contract import read_metadata_dict as read_metadata
 from .. import layers as bl
 from .. import styling
@@ -167,6 +167,10 @@ class ClassifyAlgorithm(BdgfAlgorithm):
         if meta.get("kind") == "pretrain" or meta.get("stage") == "pretrain":
             return False, self.tr("{path} holds pretrained diffusion weights, not a trained classifier: give "
                                   "it to 'Train classifier' as pretrained model.").format(path=path)
+        if self.wants_applicability(parameters, context) and not has_applicability(meta):
+            return False, self.tr("{path} was trained before the plugin kept a model's training pixels, so it has "
+                                  "no area of applicability: train it again, or leave the area of "
+                                  "applicability (ranking by dissimilarity) out.").format(path=path)
         want_spectral, want_aux = model_inputs(meta)
         spectral = self.spectral_layers(parameters, context)
         have_spectral = sum(layer.bandCount() for layer in spectral)
@@ -192,6 +196,10 @@ class ClassifyAlgorithm(BdgfAlgorithm):
                 return False, self.tr("The model was trained on {want} auxiliary bands; the auxiliary "
                                       "rasters have {have}.").format(want=want_aux_bands, have=have_aux)
         return True, ""
+
+    def wants_applicability(self, parameters, context) -> bool:
+        """Whether the run needs the model's training pixels (the area of applicability output)."""
+        return self.is_set(parameters, self.OUTPUT_APPLICABILITY)
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
         ok, msg = super().checkParameterValues(parameters, context)

@@ -102,6 +102,10 @@ class SuggestSamplesAlgorithm(ClassifyAlgorithm):
                                                          QgsProcessing.TypeVectorPoint))
         self._apply_help()
 
+    def wants_applicability(self, parameters, context) -> bool:
+        """Ranking by dissimilarity needs the model's training pixels."""
+        return MEASURES[self.parameterAsEnum(parameters, self.MEASURE, context)] == "dissimilarity"
+
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         super().prepareAlgorithm(parameters, context, feedback)
         if self.is_set(parameters, self.MASK):

@@ -134,6 +134,11 @@ def test_area_of_applicability_raster(workflow):
     train = workflow["train"][-1]["outputs"]
     html = (d / "train.html").read_text()
     assert "Applicability" in html and "reference_pixels" in html and train["output"].endswith("model.safetensors")
+    from engine.contract import has_applicability, read_metadata_dict
+
+    meta = read_metadata_dict(str(d / "model.safetensors"))      # what the plugin's pre-flight reads
+    assert has_applicability(meta) and meta["report"]["applicability"]["threshold"] == pytest.approx(threshold,
+                                                                                                   abs=1e-5)
 
 
 def test_suggest_by_dissimilarity(workflow, tmp_path):

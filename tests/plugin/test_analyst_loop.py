@@ -169,3 +169,32 @@ def test_analyst_loop_model(bdgf_plugin, provider, small_training, session_dir):
     oa = res2["METRICS"]["oa"]
     assert abs(oa - (n - len(range(0, n, 5))) / n) < 0.08             # ~80 % correct, stratum-weighted
     assert "Area-adjusted" in open(report, encoding="utf-8").read()
+
+
+@pytest.mark.slow
+def test_model_without_training_pixels_is_refused_before_the_engine_runs(trained_model, session_dir):
+    """A model file from before the area of applicability: Classify with that output, and Suggest ranked by
+    dissimilarity, say so in the pre-flight check; without them the same file passes."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProject
+
+    from bdgf.engine.contract import has_applicability, read_metadata_dict
+    from bdgf.engine.io.artifact import load_model, save_model
+
+    assert has_applicability(read_metadata_dict(trained_model["path"]))
+    tensors, meta = load_model(trained_model["path"])
+    meta.report.pop("applicability")
+    old = str(session_dir / "model_before_applicability.safetensors")
+    save_model(old, {k: v for k, v in tensors.items() if not k.startswith("applicability.")}, meta, overwrite=True)
+    ctx = QgsProcessingContext()
+    ctx.setProject(QgsProject.instance())
+    base = {"MODEL": old, "SPECTRAL": band_paths(), "EXTENT": SMALL_EXTENT_STR}
+    for alg_id, asking, plain in (
+            ("bdgf:classify", {"OUTPUT": "TEMPORARY_OUTPUT", "OUTPUT_APPLICABILITY": "TEMPORARY_OUTPUT"},
+             {"OUTPUT": "TEMPORARY_OUTPUT"}),
+            ("bdgf:suggestsamples", {"OUTPUT": "TEMPORARY_OUTPUT", "MEASURE": 2},
+             {"OUTPUT": "TEMPORARY_OUTPUT", "MEASURE": 0})):
+        alg = QgsApplication.processingRegistry().createAlgorithmById(alg_id)
+        ok, msg = alg.checkParameterValues({**base, **asking}, ctx)
+        assert not ok and "model_before_applicability.safetensors" in msg and "train it again" in msg, msg
+        ok, msg = alg.checkParameterValues({**base, **plain}, ctx)
+        assert ok, msg
