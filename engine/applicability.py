@@ -15,9 +15,9 @@ those pixels:
 - dissimilarity index ``DI(x) = min_i ||x - x_i|| / d_bar`` over the training pixels ``x_i`` (0 on a training
   pixel, dimensionless);
 - threshold: DI of each training pixel against the training pixels of *every other polygon* (the
-  polygon-grouped cross-validation of the paper's §2.3, one polygon left out at a time), then the largest of those
-  values that is not an outlier (at most Q3 + 1.5 IQR, the upper whisker of a box plot, as the paper's reference
-  implementation, R package CAST, takes it);
+  polygon-grouped cross-validation of the paper's §2.3, one polygon left out at a time), then the outlier fence of
+  those values, ``Q3 + 1.5 IQR``, capped at their maximum (as the paper's reference implementation, the R package
+  CAST, takes it since version 0.7.1; earlier versions took the largest value below the fence);
 - area of applicability: ``DI <= threshold``. Outside it, the map extrapolates.
 
 The training pixels are kept in the model file (tensors ``applicability.*``), at most :data:`MAX_REFERENCE` of
@@ -153,14 +153,15 @@ def _other_polygon_distance(z: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return out
 
 
-def upper_whisker(values: np.ndarray) -> float:
-    """Largest value not above ``Q3 + 1.5 (Q3 - Q1)`` (box-plot upper whisker) of the finite ``values``."""
+def outlier_fence(values: np.ndarray) -> float:
+    """``Q3 + 1.5 (Q3 - Q1)`` of the finite ``values`` (quartiles by linear interpolation, as R's default),
+    capped at their maximum; ``inf`` when there is none."""
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
     if v.size == 0:
         return float("inf")
     q1, q3 = np.percentile(v, [25, 75])
-    return float(v[v <= q3 + 1.5 * (q3 - q1)].max())
+    return float(min(q3 + 1.5 * (q3 - q1), v.max()))
 
 
 def fit_applicability(inputs: np.ndarray, polygon_ids: np.ndarray, seed: int = 0) -> Applicability:
@@ -191,7 +192,7 @@ def fit_applicability(inputs: np.ndarray, polygon_ids: np.ndarray, seed: int = 0
     mean_distance = float(np.sqrt(d2[iu]).mean()) if iu[0].size else 1.0
     mean_distance = mean_distance if mean_distance > 0 else 1.0
     cv_di = _other_polygon_distance(z, groups) / mean_distance
-    threshold = upper_whisker(cv_di)
+    threshold = outlier_fence(cv_di)
     if not np.isfinite(threshold):        # one polygon only
         threshold = float(np.sqrt(d2.max())) / mean_distance if len(s) > 1 else 0.0
     return Applicability(z.astype(np.float32), center.astype(np.float32), scale, mean_distance, threshold,

@@ -10,7 +10,7 @@ from rasterio.enums import Resampling
 from rasterio.features import rasterize
 
 from engine import applicability as aoa_module
-from engine.applicability import Applicability, fit_applicability, upper_whisker
+from engine.applicability import Applicability, fit_applicability, outlier_fence
 
 
 def _brute_force(x: np.ndarray, groups: np.ndarray):
@@ -23,11 +23,12 @@ def _brute_force(x: np.ndarray, groups: np.ndarray):
     return z, mean_distance, cv
 
 
-def test_upper_whisker_by_hand():
-    # Q1 = 2, Q3 = 4, IQR = 2: the whisker ends at the largest value <= 7
-    assert upper_whisker(np.array([1, 2, 3, 4, 100.0])) == 4.0
-    assert upper_whisker(np.array([1, 2, 3, 4, 6.5])) == 6.5
-    assert upper_whisker(np.array([np.inf, 1.0])) == 1.0
+def test_outlier_fence_by_hand():
+    # Q1 = 2, Q3 = 4, IQR = 2: the fence is 4 + 3 = 7, capped at the largest value
+    assert outlier_fence(np.array([1, 2, 3, 4, 100.0])) == 7.0
+    assert outlier_fence(np.array([1, 2, 3, 4, 6.5])) == 6.5
+    assert outlier_fence(np.array([np.inf, 1.0])) == 1.0
+    assert outlier_fence(np.array([np.inf])) == float("inf")
 
 
 def test_dissimilarity_and_threshold_match_brute_force():
@@ -38,7 +39,7 @@ def test_dissimilarity_and_threshold_match_brute_force():
     a = fit_applicability(x, groups)
     z, mean_distance, cv = _brute_force(x, groups)
     assert a.mean_distance == pytest.approx(mean_distance, rel=1e-5)        # 120 px < DISTANCE_SAMPLE: all pairs
-    assert a.threshold == pytest.approx(upper_whisker(cv), rel=1e-5)
+    assert a.threshold == pytest.approx(outlier_fence(cv), rel=1e-5)
     assert a.training_pixels == 120 and a.points.shape == (120, 4)
     assert np.abs(a.dissimilarity(x)).max() < 1e-5                       # a training pixel: DI 0
     new = rng.normal(0, 3, (25, 4)) * [1, 10, 100, 1000] + [0, 20, 300, 4000]
