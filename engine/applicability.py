@@ -16,8 +16,8 @@ those pixels:
   pixel, dimensionless);
 - threshold: DI of each training pixel against the training pixels of *every other polygon* (the
   polygon-grouped cross-validation of the paper's §2.3, one polygon left out at a time), then the outlier fence of
-  those values, ``Q3 + 1.5 IQR``, capped at their maximum (as the paper's reference implementation, the R package
-  CAST, takes it since version 0.7.1; earlier versions took the largest value below the fence);
+  those values, ``Q3 + 1.5 IQR``, capped at their maximum (as current versions of the paper's reference
+  implementation, the R package CAST, take it; versions up to 0.7.0 took the largest value below the fence);
 - area of applicability: ``DI <= threshold``. Outside it, the map extrapolates.
 
 The training pixels are kept in the model file (tensors ``applicability.*``), at most :data:`MAX_REFERENCE` of
