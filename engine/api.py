@@ -709,11 +709,10 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
             check_output(p, overwrite)
     mods = [spectral, *auxiliary]
     tensors, meta, prof, grid, dev = _classifier_and_grid(model, mods, device, rep)
-    if applicability and "applicability.points" not in tensors:
-        from .applicability import HINT_RETRAIN
+    if applicability:
+        from .applicability import require_reference
 
-        raise EngineError(f"{os.path.basename(model)} holds no training pixels, so it has no area of "
-                          "applicability", HINT_RETRAIN + "; or leave --applicability out")
+        require_reference(tensors, model, "has no area of applicability", "leave --applicability out")
     dinfo, dev = setup(dev)
     stack, mods = _open_matched(meta, mods, grid, model, rep, band_order)
     with stack:
@@ -793,11 +792,10 @@ def suggest(model: str, spectral: Modality, auxiliary: Sequence[Modality], outpu
     driver_for(output)
     mods = [spectral, *auxiliary]
     tensors, meta, prof, grid, dev = _classifier_and_grid(model, mods, device, rep)
-    if measure == "dissimilarity" and "applicability.points" not in tensors:
-        from .applicability import HINT_RETRAIN
+    if measure == "dissimilarity":
+        from .applicability import require_reference
 
-        raise EngineError(f"{os.path.basename(model)} holds no training pixels: it cannot rank by dissimilarity",
-                          HINT_RETRAIN + "; or rank by entropy or margin")
+        require_reference(tensors, model, "cannot rank by dissimilarity", "rank by entropy or margin")
     stack, mods = _open_matched(meta, mods, grid, model, rep, band_order)
     with stack:
         window = _window(stack, extent)

@@ -134,6 +134,23 @@ class Applicability:
                 "reference_pixels": int(len(self.points)), "training_pixels": int(self.training_pixels)}
 
 
+def require_reference(tensors: dict[str, Any], model_path: str, needed_for: str, instead: str) -> None:
+    """Refuse, before any tile is classified, a model file without its training pixels (``applicability.*``
+    tensors; files trained by an earlier engine).
+
+    Args:
+        tensors: the model file's tensors. model_path: its path (named in the message).
+        needed_for: what asked for them, e.g. ``"has no area of applicability"``. instead: the other way out.
+    Raises:
+        EngineError: the tensors are missing.
+    """
+    if PREFIX + "points" not in tensors:
+        import os
+
+        raise EngineError(f"{os.path.basename(model_path)} holds no training pixels, so it {needed_for}",
+                          f"{HINT_RETRAIN}; or {instead}")
+
+
 def _other_polygon_distance(z: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """``(N,)`` distance of every row of ``z`` to the nearest row of another group (``inf`` if there is none)."""
     from sklearn.neighbors import KDTree
