@@ -505,7 +505,8 @@ def _backend_words(fast: Any) -> str:
         return "eager"
     words = f"{fast.name} {fast.precision}"
     net = fast.network + (", compiled" if fast.compiled else "")
-    return words + (f" (group network: {net})" if net != fast.name else "")
+    words += f" (group network: {net})" if net != fast.name else ""
+    return words + (", coarse-to-fine" if fast.coarse_to_fine else "")
 
 
 def _refit_config(cv: dict | None, tcfg: Any, rep: Reporter) -> Any:
@@ -671,13 +672,15 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
              mask_layer: str | None = None,
              device: str | None = "auto", tile: int | None = None, batch_size: int | None = None,
              overwrite: bool = False, band_order: str = "name", backend: str = "auto", compile_mode: str = "auto",
-             reporter: Reporter | None = None) -> dict:
+             coarse_to_fine: bool = True, reporter: Reporter | None = None) -> dict:
     """Classify a scene (or an extent / mask polygons) with a model file, tile by tile (bounded memory).
 
     ``backend`` (``models.inference.BACKENDS``): ``auto`` runs the fast path (OpenVINO on the CPU when installed,
     else the rewritten torch network), ``eager`` the reference model. ``compile_mode`` (``contract.COMPILE_MODES``):
     ``torch.compile`` the group network on the CPU (``auto``: from ``contract.COMPILE_MIN_PIXELS`` pixels on;
-    without a C++ compiler it runs uncompiled and the log says why). Under torchrun every process classifies its
+    without a C++ compiler it runs uncompiled and the log says why). ``coarse_to_fine`` (not with ``eager``): run
+    the group network only where neighbouring pixels disagree or are unsure (``predict.coarse_to_fine``). Under
+    torchrun every process classifies its
     share of the tiles and rank 0 writes the outputs (``predict.classify_scene``).
 
     Writes a styled classification GeoTIFF (colour table, category names, QML sidecar), and optionally the
@@ -727,7 +730,7 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
             rep.info("Compiling the group network for the CPU (20-30 s the first time, a few seconds once cached)")
         fast = None if backend == "eager" else InferenceBackend(
             tm, backend, pixels=pixels, compile_mode=compile_mode,
-            batch_size=batch_size or prof.batch_size)
+            batch_size=batch_size or prof.batch_size, coarse_to_fine=coarse_to_fine)
         note = fast.compile_note if fast is not None else ""
         if note:
             rep.info(f"The group network runs uncompiled: {note}")
@@ -744,6 +747,10 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
             summary = classify_scene(tm, stack, writer, window, tile or prof.tile, batch_size or prof.batch_size,
                                      geoms, rep, want_probabilities=bool(probabilities or uncertainty),
                                      backend=fast, want_dissimilarity=bool(applicability))
+        if fast is not None and fast.coarse_to_fine and not dinfo.enabled:
+            rep.info(f"Coarse-to-fine: the group network classified {fast.patches_run} px "
+                     f"({100.0 * fast.patches_run / max(1, summary['pixels']):.0f} % of the {summary['pixels']} "
+                     "classified, halo pixels of the tiles included); the others took their neighbours' class")
         if fast is not None and fast.compile_note != note:       # a compiled call failed during the run
             rep.warning(f"The group network ran uncompiled from then on: {fast.compile_note}")
     teardown()

@@ -24,8 +24,8 @@ import traceback
 from typing import Any, Callable, Sequence
 
 from . import __version__
-from .contract import (AUXILIARY_KINDS, BACKENDS, COMPILE_MIN_PIXELS, COMPILE_MODES, DEVICES, EXIT_BAD_INPUT,
-                       EXIT_CANCELLED, EXIT_OK, EXIT_UNEXPECTED, PROFILES, SUGGEST_MEASURES)
+from .contract import (AUXILIARY_KINDS, BACKENDS, COARSE_TO_FINE_MODES, COMPILE_MIN_PIXELS, COMPILE_MODES, DEVICES,
+                       EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OK, EXIT_UNEXPECTED, PROFILES, SUGGEST_MEASURES)
 from .errors import Cancelled, EngineError
 from .progress import CancelToken, Reporter
 
@@ -127,6 +127,11 @@ def _add_classify(sub: Any, parents: list) -> None:
     p.add_argument("--compile", choices=COMPILE_MODES, default="auto",
                    help="torch.compile the group network on the CPU (needs a C++ compiler; 20-30 s the first time): "
                         f"auto = from {COMPILE_MIN_PIXELS // 1_000_000} Mpx on; falls back to the uncompiled network")
+    p.add_argument("--coarse-to-fine", choices=COARSE_TO_FINE_MODES, default="on",
+                   help="on: the network classifies every 4th pixel of every 4th row, then only the pixels whose "
+                        "neighbours disagree or give their class a probability below 0.97; the others take their "
+                        "neighbours' mean probabilities (same classes, about half the time); off: every pixel "
+                        "(exact probabilities; always off with --backend eager)")
 
 
 def _add_train(sub: Any, parents: list) -> None:
@@ -424,7 +429,7 @@ def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:
                         mask=args.mask, mask_layer=args.mask_layer, device=device,
                         tile=args.tile, batch_size=args.batch_size, overwrite=args.overwrite,
                         band_order=args.band_order, backend=args.backend,
-                        compile_mode=args.compile, reporter=rep)
+                        compile_mode=args.compile, coarse_to_fine=args.coarse_to_fine == "on", reporter=rep)
 
 
 def cmd_assess(args: argparse.Namespace, rep: Reporter) -> dict:

@@ -26,7 +26,8 @@ from .io.schema import (FILE_KINDS, FORMAT_VERSION, Band, BandStatistics, Catego
                         ModelMetadata, read_metadata, verify_tensors)
 
 __all__ = [
-    "ENGINE_VERSION", "PROFILES", "DEVICES", "BACKENDS", "COMPILE_MODES", "COMPILE_MIN_PIXELS", "MODALITY_KINDS",
+    "ENGINE_VERSION", "PROFILES", "DEVICES", "BACKENDS", "COMPILE_MODES", "COMPILE_MIN_PIXELS",
+    "COARSE_TO_FINE_MODES", "MODALITY_KINDS",
     "AUXILIARY_KINDS", "SAR_KINDS", "FILE_KINDS",
     "FORMAT_VERSION", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_OUTPUT_EXISTS",
     "EngineError", "OutputExistsError", "Cancelled", "checkpoint_path", "checkpoint_paths", "temporary_name",
@@ -45,6 +46,9 @@ DEVICES = ("auto", "cuda", "cpu")
 BACKENDS = ("auto", "openvino", "torch", "eager")
 #: classify --compile: torch.compile the group network on the CPU ("auto": from COMPILE_MIN_PIXELS pixels on)
 COMPILE_MODES = ("auto", "on", "off")
+#: classify --coarse-to-fine: run the group network only where neighbouring pixels disagree or are unsure
+#: (``engine.predict.coarse_to_fine``); "off" runs it on every pixel
+COARSE_TO_FINE_MODES = ("on", "off")
 #: below this many pixels "auto" does not compile: Inductor's first compile takes 20-30 s on a 2-core CPU (about
 #: 5 s once its cache holds the graph) and classify runs about 10 % faster (docs/benchmarks.md), so it pays off on
 #: scenes larger than the 3.8 Mpx Delmarva scene (a Sentinel-2 tile is 120 Mpx)

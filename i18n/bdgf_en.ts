@@ -480,193 +480,203 @@
 <context>
     <name>ClassifyAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="83"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="85"/>
         <source>Classify</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="86"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="88"/>
         <source>bdgf,classify,classification,predict,land cover,map,deep learning</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="89"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="91"/>
         <source>Classifies the rasters with a trained BDGF model, tile by tile with bounded memory. The classified raster gets the model&apos;s class names and colours (paletted style, colour table and a QML sidecar); the optional confidence raster holds the winning class probability.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="96"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="98"/>
         <source>A model file written by &apos;Train classifier&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="100"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="102"/>
         <source>The same auxiliary rasters as in training, if the model uses them.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="101"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="103"/>
         <source>What the auxiliary rasters hold; must match the model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="107"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="109"/>
         <source>Classify only this extent. Empty: the whole raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="110"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="112"/>
         <source>Automatic uses a CUDA GPU when available, otherwise the CPU.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="111"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="113"/>
         <source>Tile size in pixels (empty: the model&apos;s default). Smaller tiles use less memory.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="113"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="115"/>
         <source>Patches per batch (empty: the default). Lower it when the GPU runs out of memory.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="115"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="124"/>
         <source>Classified raster (GeoTIFF, class values with colour table).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="116"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="125"/>
         <source>Optional confidence raster: probability of the winning class.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="135"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="144"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="145"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="154"/>
         <source>Tile size (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="146"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="155"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="147"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="159"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="148"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="160"/>
         <source>Confidence</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="168"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="180"/>
         <source>{path} holds pretrained diffusion weights, not a trained classifier: give it to &apos;Train classifier&apos; as pretrained model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="178"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="190"/>
         <source>The model was trained on {want} spectral bands; the spectral rasters have {have}. Give the same rasters, in the same order, as in training.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="185"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="197"/>
         <source>The model uses auxiliary rasters ({kinds}); give them as auxiliary rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="188"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="200"/>
         <source>The model was trained without auxiliary rasters; leave them empty.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="193"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="205"/>
         <source>The model&apos;s auxiliary kind is {want}; the auxiliary kind chosen is {have}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="196"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="208"/>
         <source>The model was trained on {want} auxiliary bands; the auxiliary rasters have {have}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="97"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="99"/>
         <source>Optical rasters with the bands the model was trained on (see &apos;Band order&apos;). Another scene works: the map is written on this scene&apos;s own grid (CRS and pixels), resampled only when its pixel size differs from the model&apos;s.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="102"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="104"/>
         <source>By band name: the bands are matched to the model&apos;s by their Sentinel-2 name (B04...), description or wavelength, reordered when given in another order, and a missing or unknown band is refused with the list the model expects. As given: the bands are used in the order given, for files renamed after training that hold the same bands in the training order.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="108"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="110"/>
         <source>Optional polygons: only pixels inside them are classified (the rest is nodata). &apos;Selected features only&apos; is honoured.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="117"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="126"/>
         <source>Optional uncertainty raster, two bands: 1 &apos;normalised_entropy&apos; (entropy of the class probabilities divided by ln K: 0 = certain, 1 = all classes equally likely) and 2 &apos;margin&apos; (probability of the best minus the second-best class: 0 = a tie). Where it is high (low margin), new training polygons help most.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="122"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="131"/>
         <source>Optional class probabilities: one band per class, named by class, values 0-1.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="137"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="146"/>
         <source>Band order</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="137"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="146"/>
         <source>By band name (reordered to the model&apos;s order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="137"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="146"/>
         <source>As given (positional, for renamed files)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="142"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="151"/>
         <source>Classify inside polygons (mask)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="150"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="162"/>
         <source>Uncertainty (entropy, margin)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="153"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="165"/>
         <source>Class probabilities</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="124"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="133"/>
         <source>Optional area of applicability (Meyer and Pebesma 2021): the dissimilarity index of every pixel, the distance of its band values to the nearest training pixel over the mean distance between training pixels. Above the model&apos;s threshold (shown in magenta) the scene is unlike every training polygon: the map extrapolates there and the cross-validated accuracy does not hold. Digitize polygons there (&apos;Suggest training samples&apos;, ranked by dissimilarity).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="155"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="167"/>
         <source>Area of applicability (dissimilarity index)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="271"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="285"/>
         <source>{outside} of {pixels} classified pixels ({share:.1f} %) lie outside the area of applicability.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="171"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="183"/>
         <source>{path} was trained before the plugin kept a model&apos;s training pixels, so it has no area of applicability: train it again, or leave the area of applicability (ranking by dissimilarity) out.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="117"/>
+        <source>On (default): the network classifies every 4th pixel of every 4th row, then only the pixels whose neighbours disagree, are unsure (class probability below 0.97) or whose own spectrum differs from theirs; the others, inside uniform water, forest or fields, take their neighbours&apos; class and mean probabilities. The same classes in about half the time. Off: the network classifies every pixel (exact probabilities in the confidence, uncertainty and probability rasters).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="156"/>
+        <source>Coarse-to-fine (skip the network inside uniform areas)</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -7,6 +7,7 @@ import os
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
@@ -75,6 +76,7 @@ class ClassifyAlgorithm(BdgfAlgorithm):
     _name = "classify"
 
     MASK = "MASK"
+    COARSE_TO_FINE = "COARSE_TO_FINE"
     OUTPUT_UNCERTAINTY = "OUTPUT_UNCERTAINTY"
     OUTPUT_PROBABILITIES = "OUTPUT_PROBABILITIES"
     OUTPUT_APPLICABILITY = "OUTPUT_APPLICABILITY"
@@ -112,6 +114,13 @@ class ClassifyAlgorithm(BdgfAlgorithm):
                                      "less memory.")),
             (self.BATCH_SIZE, self.tr("Patches per batch (empty: the default). Lower it when the GPU runs "
                                       "out of memory.")),
+            (self.COARSE_TO_FINE, self.tr("On (default): the network classifies every 4th pixel of every 4th "
+                                          "row, then only the pixels whose neighbours disagree, are unsure (class "
+                                          "probability below 0.97) or whose own spectrum differs from theirs; the "
+                                          "others, inside uniform water, forest or fields, take their neighbours' "
+                                          "class and mean probabilities. The same classes in about half the time. "
+                                          "Off: the network classifies every pixel (exact probabilities in the "
+                                          "confidence, uncertainty and probability rasters).")),
             (self.OUTPUT, self.tr("Classified raster (GeoTIFF, class values with colour table).")),
             (self.OUTPUT_CONFIDENCE, self.tr("Optional confidence raster: probability of the winning class.")),
             (self.OUTPUT_UNCERTAINTY, self.tr("Optional uncertainty raster, two bands: 1 'normalised_entropy' "
@@ -144,6 +153,9 @@ class ClassifyAlgorithm(BdgfAlgorithm):
         self.add_device()
         self.add_int(self.TILE_SIZE, self.tr("Tile size (pixels)"), minimum=16)
         self.add_int(self.BATCH_SIZE, self.tr("Batch size"))
+        self.add(QgsProcessingParameterBoolean(
+            self.COARSE_TO_FINE, self.tr("Coarse-to-fine (skip the network inside uniform areas)"),
+            defaultValue=True), advanced=True)
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classification")))
         self.add(QgsProcessingParameterRasterDestination(
             self.OUTPUT_CONFIDENCE, self.tr("Confidence"), optional=True, createByDefault=False))
@@ -243,6 +255,8 @@ class ClassifyAlgorithm(BdgfAlgorithm):
         args += self.extent_args(parameters, context) + self.device_args(parameters, context)
         if self.parameterAsEnum(parameters, self.BAND_ORDER, context) == 1:
             args += ["--band-order", "positional"]
+        if not self.parameterAsBoolean(parameters, self.COARSE_TO_FINE, context):
+            args += ["--coarse-to-fine", "off"]
         qml = os.path.splitext(output)[0] + ".qml"
         outputs = self.run_engine("classify", args, feedback, parameters, context, output, stages=[("classify", 1)],
                                   outputs_to_clean=[output, confidence, qml, *extra.values()])

@@ -256,10 +256,13 @@ class InferenceBackend:
             back to the uncompiled network, saying why in ``compile_note``, where compiling is not possible.
         batch_size: patches per network call; a compiled network runs every batch at this size (short batches
             are padded).
+        coarse_to_fine: run the network only where the map is not uniform (``predict.coarse_to_fine``; not with
+            ``"eager"``, the reference, which classifies every pixel).
     Attributes:
         name: backend in use (``"openvino"``, ``"torch"`` or ``"eager"``); precision: ``"f32"`` / ``"bf16"``;
         network: what runs the group network (``"openvino"``, ``"torch"`` or ``"eager"``);
         extractor: the feature extractor to read windows with (a :class:`FastExtractor` under OpenVINO).
+        patches_run: patches classified by the network so far (with ``coarse_to_fine``, fewer than pixels).
         compiled: whether the group network runs compiled; compile_note: why not, when it was asked or "auto"
             chose it and compiling failed ("" otherwise).
     Raises:
@@ -268,7 +271,7 @@ class InferenceBackend:
 
     def __init__(self, model: Any, backend: str = "auto", precision: str = "f32", threads: int | None = None,
                  pixels: int | None = None, network: str = "torch", compile_mode: str = "auto",
-                 batch_size: int = 1024):
+                 batch_size: int = 1024, coarse_to_fine: bool = False):
         if backend not in BACKENDS:
             raise EngineError(f"Unknown inference backend {backend!r}", f"Use one of: {', '.join(BACKENDS)}.")
         if compile_mode not in COMPILE_MODES:
@@ -292,6 +295,8 @@ class InferenceBackend:
         self._net: Any = model.net
         self.network = "eager" if backend == "eager" else "torch"
         self.batch_size = int(batch_size)
+        self.coarse_to_fine = bool(coarse_to_fine) and backend != "eager"
+        self.patches_run = 0
         self.compiled, self.compile_note = False, ""
         if backend == "torch":
             self._net = export_copy(model.net, self._probe())
@@ -366,6 +371,7 @@ class InferenceBackend:
         ``on_batch(count)`` is called as batches complete (progress; may raise ``Cancelled``).
         """
         out = np.zeros((n, len(self.model.classes)), np.float32)
+        self.patches_run += n
         if self.network == "openvino":
             self._openvino_probabilities(batches, out, on_batch)
             return out

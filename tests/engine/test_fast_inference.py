@@ -203,3 +203,96 @@ def test_torchrun_sharded_classification_equals_one_process(model_file, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["one.tif", "one.qml", "one.tif.aux.xml", "one_conf.tif", "two.tif", "two.qml", "two.tif.aux.xml",
          "two_conf.tif"])
+
+
+HALO = 3    # predict.COARSE_STRIDE - 1: coarse_to_fine classifies the ring around the core only where needed
+
+
+def _two_fields_and_a_road(h: int = 40, w: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """Labels ``(h, w)``: class 0 left, class 1 right, a one-pixel road of class 2 along row 13 (off every
+    coarse lattice); one band ``(1, h, w)`` of spectra, 3 standard deviations apart per class."""
+    labels = np.zeros((h, w), np.int64)
+    labels[:, w // 2:] = 1
+    labels[13, :] = 2
+    return labels, labels[None].astype(np.float32) * 3.0
+
+
+def _classifier(labels: np.ndarray, see: np.ndarray | None = None):
+    """A stand-in network: probability 0.99 for ``see``'s class of each pixel (default: the true labels)."""
+    shown = labels if see is None else see
+    calls = []
+
+    def classify(rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
+        calls.append(len(rr))
+        p = np.full((len(rr), 3), 0.005, np.float32)
+        p[np.arange(len(rr)), shown[rr, cc]] = 0.99
+        return p
+    return classify, calls
+
+
+def test_coarse_to_fine_keeps_every_class_and_skips_uniform_areas():
+    from engine.predict import coarse_to_fine
+
+    labels, spectra = _two_fields_and_a_road()
+    valid = np.ones(labels.shape, bool)
+    classify, calls = _classifier(labels)
+    probs, computed = coarse_to_fine(valid, 0, 0, classify, 3, spectra)
+    core = (slice(HALO, -HALO), slice(HALO, -HALO))                       # the outer ring is the tile's halo
+    np.testing.assert_array_equal(probs.argmax(0)[core], labels[core])
+    assert computed.sum() == sum(calls) and computed[core].mean() < 0.5  # field interiors are interpolated
+    assert computed[13, HALO:-HALO].all()                                 # the road: always classified
+    skipped = valid & ~computed
+    skipped[:HALO] = skipped[-HALO:] = skipped[:, :HALO] = skipped[:, -HALO:] = False
+    assert skipped.sum() > 0.5 * skipped[core].size and np.allclose(probs[:, skipped].max(0), 0.99)
+
+
+def test_coarse_to_fine_classifies_a_pixel_unlike_its_neighbours_whatever_they_say():
+    """A road the network's neighbours do not see (their patches would, in a real model) is kept by the
+    spectral check alone; without spectra it would take the fields' class."""
+    from engine.predict import coarse_to_fine
+
+    labels, spectra = _two_fields_and_a_road()
+    fields = np.where(np.arange(labels.shape[1]) < labels.shape[1] // 2, 0, 1)[None].repeat(len(labels), 0)
+    blind = np.where(np.arange(len(labels))[:, None] == 13, labels, fields)   # right on the road only
+    valid = np.ones(labels.shape, bool)
+    core = (slice(HALO, -HALO), slice(HALO, -HALO))
+    probs, _ = coarse_to_fine(valid, 0, 0, _classifier(labels, blind)[0], 3, spectra)
+    np.testing.assert_array_equal(probs.argmax(0)[core], labels[core])
+    probs, _ = coarse_to_fine(valid, 0, 0, _classifier(labels, blind)[0], 3, None)
+    assert (probs.argmax(0)[13, HALO:-HALO] != 2).any()                 # the guard is what keeps it
+
+
+def test_coarse_to_fine_does_not_depend_on_the_tiling():
+    """A window cut out with the ``stride - 1`` px halo gives the same probabilities as the whole array, also
+    where the valid mask (nodata, mask polygons) has holes."""
+    from engine.predict import COARSE_STRIDE, coarse_to_fine
+
+    assert COARSE_STRIDE - 1 == HALO
+    labels, spectra = _two_fields_and_a_road(64, 64)
+    rng = np.random.default_rng(0)
+    valid = rng.random(labels.shape) > 0.02
+    whole, _ = coarse_to_fine(valid, 100, 200, _classifier(labels)[0], 3, spectra)
+    g = HALO
+    for r0, c0 in [(8, 8), (17, 30), (21, 9)]:
+        sl = (slice(r0 - g, r0 + 24 + g), slice(c0 - g, c0 + 24 + g))
+        sub_labels = labels[sl]
+        part, _ = coarse_to_fine(valid[sl], 100 + r0 - g, 200 + c0 - g, _classifier(sub_labels)[0], 3,
+                                 spectra[(slice(None), *sl)])
+        np.testing.assert_array_equal(part[:, g:g + 24, g:g + 24], whole[:, r0:r0 + 24, c0:c0 + 24])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_coarse_to_fine_fast_path_agrees_with_the_eager_model(loaded, eager_reference, backend, monkeypatch):
+    from engine import predict
+    from engine.predict import classify_window
+
+    tm, stack = loaded
+    window, (cls_ref, conf_ref, p_ref) = eager_reference
+    # this briefly trained model is less sure than a real one: take its own 20th percentile as "sure"
+    monkeypatch.setattr(predict, "COARSE_MIN_CONFIDENCE", float(np.quantile(conf_ref, 0.2)))
+    fast = InferenceBackend(tm, backend, coarse_to_fine=True)
+    cls, conf, p = classify_window(tm, stack, window, backend=fast)
+    assert float(np.mean(cls == cls_ref)) >= 0.999
+    assert fast.patches_run < 0.75 * cls.size             # water and field interiors are interpolated
+    assert float(np.abs(conf - conf_ref).max()) < 1 - predict.COARSE_MIN_CONFIDENCE
+    assert not InferenceBackend(tm, "eager", coarse_to_fine=True).coarse_to_fine     # the reference: every pixel

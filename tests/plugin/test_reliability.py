@@ -392,6 +392,19 @@ def test_band_stack_missing_and_positional(provider, trained_model, tiny_referen
     _no_partial_files(tmp_path)
 
 
+@pytest.mark.slow
+def test_coarse_to_fine_off_runs_the_network_on_every_pixel_with_the_same_map(provider, trained_model,
+                                                                              tiny_reference_map, tmp_path):
+    import numpy as np
+
+    out = tmp_path / "every_pixel.tif"
+    _, fb = _classify(trained_model["path"], band_paths(), out, EXTENT=TINY_STR, COARSE_TO_FINE=False)
+    assert any(m.startswith("CMD ") and "--coarse-to-fine off" in m for m in fb.messages), fb.text()
+    assert not any("Coarse-to-fine:" in m for m in fb.messages)
+    assert any("Coarse-to-fine:" in m for m in tiny_reference_map["feedback"].messages)   # on by default
+    assert np.array_equal(_read(str(out))[0], tiny_reference_map["array"])
+
+
 # -- a scene in another scale (reflectance 0-1 instead of 0-10000) -------------------------------------------------
 
 def test_scene_in_another_scale_refused(provider, trained_model, tmp_path):
