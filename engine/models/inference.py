@@ -22,6 +22,11 @@ shared with the eager path). The fast path therefore changes how the first two r
   is the class probabilities) and run in throughput mode (one stream per thread, several batches in flight while
   Python cuts the next patches), faster only on a CPU loaded with other work.
 
+With ``coarse_to_fine`` (classify's default) ``predict.classify_window`` also asks the network for fewer pixels:
+those of a 4-px lattice, then only those whose neighbours disagree, are unsure or differ spectrally
+(``predict.coarse_to_fine``; the same classes on every measured scene, 3.06x the eager model's speed on the full
+Delmarva scene, docs/benchmarks.md).
+
 Precision (of what runs in OpenVINO) is fp32 by default: bf16 (``precision="bf16"``, native on CPUs with
 AVX512_BF16 / AMX) is faster but, with the group network in OpenVINO, changed 0.1-0.3 % of the pixels of a
 briefly trained model on the embedded crop (docs/benchmarks.md), more than the 0.1 % this path is allowed to
