@@ -679,9 +679,9 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
     else the rewritten torch network), ``eager`` the reference model. ``compile_mode`` (``contract.COMPILE_MODES``):
     ``torch.compile`` the group network on the CPU (``auto``: from ``contract.COMPILE_MIN_PIXELS`` pixels on;
     without a C++ compiler it runs uncompiled and the log says why). ``coarse_to_fine`` (not with ``eager``): run
-    the group network only where neighbouring pixels disagree or are unsure (``predict.coarse_to_fine``). Under
-    torchrun every process classifies its
-    share of the tiles and rank 0 writes the outputs (``predict.classify_scene``).
+    the group network only where neighbouring pixels disagree, are unsure or differ spectrally
+    (``predict.coarse_to_fine``). Under torchrun every process classifies its share of the tiles and rank 0 writes
+    the outputs (``predict.classify_scene``).
 
     Writes a styled classification GeoTIFF (colour table, category names, QML sidecar), and optionally the
     confidence raster, the per-class probability stack and the uncertainty raster (band 1 normalised entropy,
