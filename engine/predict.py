@@ -122,7 +122,7 @@ def coarse_to_fine(valid: np.ndarray, row0: int, col0: int, classify: Any, n_cla
     while s >= 1:
         coarse = (R % (2 * s) == 0) & (C % (2 * s) == 0)
         level = valid & (R % s == 0) & (C % s == 0) & ~coarse & (dist <= s - 1)
-        skip, mean = _uniform_neighbours(probs, known & valid, coarse, s, min_confidence, spectra, max_distance)
+        skip, mean = _uniform_neighbours(probs, known, coarse, s, min_confidence, spectra, max_distance)
         skip &= level
         probs[:, skip] = mean[:, skip]
         known |= skip
@@ -139,6 +139,7 @@ def _uniform_neighbours(probs: np.ndarray, known: np.ndarray, coarse: np.ndarray
     K, H, W = probs.shape
     pad = [(0, 0), (s, s), (s, s)]
     p_pad = np.pad(probs, pad)
+    cls_pad, conf_pad = np.pad(probs.argmax(0), s), np.pad(probs.max(0), s)   # once, not per neighbour
     x_pad = None if spectra is None else np.pad(spectra, pad)
     x_sum = None if spectra is None else np.zeros(spectra.shape, np.float32)
     k_pad, c_pad = np.pad(known, s), np.pad(coarse, s)
@@ -153,7 +154,7 @@ def _uniform_neighbours(probs: np.ndarray, known: np.ndarray, coarse: np.ndarray
             sl = (slice(s + dr, s + dr + H), slice(s + dc, s + dc + W))
             on = c_pad[sl]                                 # a lattice neighbour: it must be known and sure
             p = p_pad[(slice(None), *sl)]
-            cls, conf = p.argmax(0), p.max(0)
+            cls, conf = cls_pad[sl], conf_pad[sl]
             first = np.where(first < 0, np.where(on, cls, -1), first)
             agree &= ~on | (k_pad[sl] & (cls == first) & (conf >= min_confidence))
             total += np.where(on, p, 0)
@@ -191,7 +192,8 @@ def classify_window(model: TrainedModel, stack: Any, window: Window, batch_size:
     height, width = window.height, window.width
     if backend is None:
         backend = InferenceBackend(model, "eager")
-    g = COARSE_STRIDE - 1 if getattr(backend, "coarse_to_fine", False) else 0
+    stride = COARSE_STRIDE if backend.coarse_to_fine else 1     # stride 1: the network on every pixel
+    g = stride - 1
     grown = window.grown(g)
     inputs = backend.window_inputs(stack, grown.grown(m))
     valid = inputs.valid[m:m + grown.height, m:m + grown.width]
@@ -214,15 +216,10 @@ def classify_window(model: TrainedModel, stack: Any, window: Window, batch_size:
                 yield (i, *cut(rr[i:i + batch_size] + m, cc[i:i + batch_size] + m))   # grown by m more
         return backend.probabilities(batches(), len(rr), progress)
 
-    if g:
-        spectra = np.asarray(torch.as_tensor(inputs.spec)[:, m:m + grown.height, m:m + grown.width].float().cpu())
-        probs, _ = coarse_to_fine(valid, grown.row_off, grown.col_off, network, K, spectra)
-        probs = np.ascontiguousarray(probs[:, g:g + height, g:g + width])
-    else:
-        probs = np.zeros((K, height, width), np.float32)
-        rr, cc = np.nonzero(valid)
-        if len(rr):
-            probs[:, rr, cc] = network(rr, cc).T
+    spectra = None if stride == 1 else np.asarray(
+        torch.as_tensor(inputs.spec)[:, m:m + grown.height, m:m + grown.width].float().cpu())
+    probs, _ = coarse_to_fine(valid, grown.row_off, grown.col_off, network, K, spectra, stride=stride)
+    probs = np.ascontiguousarray(probs[:, g:g + height, g:g + width])
     core_valid = valid[g:g + height, g:g + width]
     progress(left[0])
     cls = np.where(core_valid, probs.argmax(0), -1).astype(np.int64)
