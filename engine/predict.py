@@ -55,11 +55,17 @@ def polygon_mask_geometries(path: str, grid: Any, layer: str | None = None) -> l
 #: stride, then, halving the stride, only the pixels whose lattice neighbours disagree or are unsure
 COARSE_STRIDE = 4
 #: a pixel takes its lattice neighbours' class without running the network only when each of them gives that
-#: class at least this probability (full Delmarva scene: 0.97 changed no pixel's class of 3.76 M, ran the network
-#: on 44 % of them and kept 99.975 % of the probabilities within 0.01; 0.9 ran 33 % and changed no class either,
-#: but moved 4 % of the probabilities by more than 0.01, and without the spectral check changed 3 px of the
-#: 14 400 of BigEarthNet 87_48; docs/benchmarks.md)
+#: class at least this probability, where the neighbours are 2 px away (full Delmarva scene: 0.97 changed no
+#: pixel's class of 3.76 M; 0.9 at every level changed none either but moved 4 % of the probabilities by more than
+#: 0.01, up to 0.39, and without the spectral check changed 3 px of the 14 400 of BigEarthNet 87_48;
+#: docs/benchmarks.md)
 COARSE_MIN_CONFIDENCE = 0.97
+#: ... and this probability where they are the adjacent pixels (the last level): a pixel's patch shares 64-80 %
+#: of its pixels with each adjacent neighbour's (5 x 5 patches; 9 x 9: 79-89 %), so the network's probabilities
+#: change little from one pixel to the next and interpolating them is faithful at a lower confidence (on a field-and-town window, with 0.97 above: the network
+#: on 52 % instead of 67 % of the pixels, no class changed, probabilities within 0.04; 0.9 at both levels: 49 %,
+#: but up to 0.07; docs/benchmarks.md)
+COARSE_MIN_CONFIDENCE_ADJACENT = 0.9
 #: ... and only when the pixel's own normalised spectrum is within this root-mean-square distance (in standard
 #: deviations of the bands) of its neighbours' mean: a one-pixel road or creek between two confident field
 #: pixels is always classified, whatever the network said about its neighbours
@@ -68,14 +74,15 @@ COARSE_MAX_SPECTRAL_DISTANCE = 0.5
 
 def coarse_to_fine(valid: np.ndarray, row0: int, col0: int, classify: Any, n_classes: int,
                    spectra: np.ndarray | None = None, stride: int | None = None,
-                   min_confidence: float | None = None, max_distance: float | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                   min_confidence: float | None = None, max_distance: float | None = None,
+                   min_confidence_adjacent: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities of a window's pixels, running the network only where the map is not uniform.
 
     The network classifies the pixels of the lattice ``stride`` (grid rows and columns divisible by it); then,
     for ``s = stride / 2, ..., 1``, each pixel of lattice ``s`` that is not on lattice ``2s`` has 2 (same row or
     column) or 4 (diagonal) neighbours on lattice ``2s`` at distance ``s``. Where all of them are valid, give
-    the same class and each gives it a probability of at least ``min_confidence``, and the pixel's own spectrum
+    the same class and each gives it a probability of at least ``min_confidence`` (``min_confidence_adjacent``
+    at ``s = 1``, where the neighbours are adjacent pixels), and the pixel's own spectrum
     lies within ``max_distance`` (root mean square over the bands of the normalised spectra) of their mean, the
     pixel takes the mean of their probability vectors; otherwise the network classifies it. Interior pixels of
     uniform land cover (open water, forest, large fields) are thus interpolated, edges, mixed pixels and
@@ -91,8 +98,9 @@ def coarse_to_fine(valid: np.ndarray, row0: int, col0: int, classify: Any, n_cla
             side. row0, col0: grid row and column of ``valid[0, 0]``.
         classify: ``(rows, cols) -> (n, n_classes)`` class probabilities of pixels at those ``valid`` indices.
         spectra: ``(C, H, W)`` normalised spectral inputs (z-scores, ``data.inputs``) of the same pixels, or None
-            (no spectral check). stride: a power of two (1 = classify every pixel). min_confidence: in (0, 1].
-            None: :data:`COARSE_STRIDE`, :data:`COARSE_MIN_CONFIDENCE`, :data:`COARSE_MAX_SPECTRAL_DISTANCE`.
+            (no spectral check). stride: a power of two (1 = classify every pixel). min_confidence,
+            min_confidence_adjacent: in (0, 1]. None: :data:`COARSE_STRIDE`, :data:`COARSE_MIN_CONFIDENCE`,
+            :data:`COARSE_MAX_SPECTRAL_DISTANCE`, :data:`COARSE_MIN_CONFIDENCE_ADJACENT`.
     Returns:
         ``probabilities (n_classes, H, W)`` float32 (0 outside ``valid`` and outside what the core needs) and
         ``computed (H, W)`` bool, the pixels the network ran on.
@@ -100,6 +108,8 @@ def coarse_to_fine(valid: np.ndarray, row0: int, col0: int, classify: Any, n_cla
     stride = COARSE_STRIDE if stride is None else stride
     min_confidence = COARSE_MIN_CONFIDENCE if min_confidence is None else min_confidence
     max_distance = COARSE_MAX_SPECTRAL_DISTANCE if max_distance is None else max_distance
+    if min_confidence_adjacent is None:
+        min_confidence_adjacent = COARSE_MIN_CONFIDENCE_ADJACENT
     H, W = valid.shape
     halo = stride - 1
     rows, cols = np.arange(H), np.arange(W)
@@ -122,7 +132,8 @@ def coarse_to_fine(valid: np.ndarray, row0: int, col0: int, classify: Any, n_cla
     while s >= 1:
         coarse = (R % (2 * s) == 0) & (C % (2 * s) == 0)
         level = valid & (R % s == 0) & (C % s == 0) & ~coarse & (dist <= s - 1)
-        skip, mean = _uniform_neighbours(probs, known, coarse, s, min_confidence, spectra, max_distance)
+        sure = min_confidence if s > 1 else min_confidence_adjacent
+        skip, mean = _uniform_neighbours(probs, known, coarse, s, sure, spectra, max_distance)
         skip &= level
         probs[:, skip] = mean[:, skip]
         known |= skip

@@ -262,6 +262,30 @@ def test_coarse_to_fine_classifies_a_pixel_unlike_its_neighbours_whatever_they_s
     assert (probs.argmax(0)[13, HALO:-HALO] != 2).any()                 # the guard is what keeps it
 
 
+def test_coarse_to_fine_trusts_adjacent_neighbours_at_a_lower_confidence():
+    """A uniform field the network is 93 % sure of: its neighbours 2 px apart are not sure enough (0.97), so the
+    2-px lattice is classified; adjacent pixels are (0.9), so the last level, 3/4 of the pixels, is interpolated."""
+    from engine.predict import COARSE_MIN_CONFIDENCE, COARSE_MIN_CONFIDENCE_ADJACENT, coarse_to_fine
+
+    assert COARSE_MIN_CONFIDENCE_ADJACENT <= 0.93 < COARSE_MIN_CONFIDENCE
+    h = w = 32
+    valid = np.ones((h, w), bool)
+    spectra = np.zeros((1, h, w), np.float32)
+
+    def classify(rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
+        return np.tile(np.float32([0.93, 0.05, 0.02]), (len(rr), 1))
+
+    probs, computed = coarse_to_fine(valid, 0, 0, classify, 3, spectra)
+    core = (slice(HALO, -HALO), slice(HALO, -HALO))
+    rows, cols = np.mgrid[0:h, 0:w]
+    even = (rows % 2 == 0) & (cols % 2 == 0)
+    assert computed[core][even[core]].all() and not computed[core][~even[core]].any()
+    np.testing.assert_allclose(probs[:, HALO:-HALO, HALO:-HALO], np.float32([0.93, 0.05, 0.02])[:, None, None] *
+                               np.ones((1, h - 2 * HALO, w - 2 * HALO)), rtol=1e-6)
+    _, computed = coarse_to_fine(valid, 0, 0, classify, 3, spectra, min_confidence_adjacent=0.97)
+    assert computed[core].all()
+
+
 def test_coarse_to_fine_does_not_depend_on_the_tiling():
     """A window cut out with the ``stride - 1`` px halo gives the same probabilities as the whole array, also
     where the valid mask (nodata, mask polygons) has holes."""
@@ -289,10 +313,12 @@ def test_coarse_to_fine_fast_path_agrees_with_the_eager_model(loaded, eager_refe
     tm, stack = loaded
     window, (cls_ref, conf_ref, p_ref) = eager_reference
     # this briefly trained model is less sure than a real one: take its own 20th percentile as "sure"
-    monkeypatch.setattr(predict, "COARSE_MIN_CONFIDENCE", float(np.quantile(conf_ref, 0.2)))
+    sure = float(np.quantile(conf_ref, 0.2))
+    monkeypatch.setattr(predict, "COARSE_MIN_CONFIDENCE", sure)
+    monkeypatch.setattr(predict, "COARSE_MIN_CONFIDENCE_ADJACENT", min(sure, predict.COARSE_MIN_CONFIDENCE_ADJACENT))
     fast = InferenceBackend(tm, backend, coarse_to_fine=True)
     cls, conf, p = classify_window(tm, stack, window, backend=fast)
     assert float(np.mean(cls == cls_ref)) >= 0.999
     assert fast.patches_run < 0.75 * cls.size             # water and field interiors are interpolated
-    assert float(np.abs(conf - conf_ref).max()) < 1 - predict.COARSE_MIN_CONFIDENCE
+    assert float(np.abs(conf - conf_ref).max()) < 1 - predict.COARSE_MIN_CONFIDENCE_ADJACENT
     assert not InferenceBackend(tm, "eager", coarse_to_fine=True).coarse_to_fine     # the reference: every pixel
