@@ -375,6 +375,24 @@ def _diffusion_model(stack: RasterStack, pretrained: str | None, prof: Any, seed
     return extractor, stats, diffusion
 
 
+def _gather_extractor(extractor: Any, pixels: Any, stack: RasterStack, tcfg: Any, rep: Reporter) -> Any:
+    """The feature extractor training's patch gathering reads with: the U-Net encoder in OpenVINO on the CPU
+    (``models.inference.openvino_extractor``: the same features to float rounding, 4-9x faster) when the windows
+    it reads hold at least ``train.GATHER_OPENVINO_MIN_PIXELS``, else ``extractor`` itself."""
+    from .models.inference import openvino_extractor
+    from .train import GATHER_OPENVINO_MIN_PIXELS, gather_windows
+
+    halo = 2 * extractor.halo
+    area = sum((w.height + halo) * (w.width + halo)
+               for _, w in gather_windows(pixels.rows, pixels.cols, tcfg.patch_size, tcfg.gather_tile,
+                                          stack.grid.width))
+    fast = openvino_extractor(extractor) if area >= GATHER_OPENVINO_MIN_PIXELS else None
+    if fast is None:
+        return extractor
+    rep.info(f"Diffusion features of the labelled pixels: U-Net encoder in OpenVINO ({area / 1e6:.2f} Mpx to read)")
+    return fast
+
+
 def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: Any, prof: Any, seed: int,
                       window: Any, output: str, resume: bool, dev: torch.device, dinfo: Any, rep: Reporter) -> dict:
     """Patches of every labelled pixel, validation (``TrainingConfig.validation``: cross-validation grouped by
@@ -397,7 +415,8 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     if tcfg.pca_components and stack.band_counts[0] > tcfg.pca_components:
         rep.info(f"PCA of the {stack.band_counts[0]} spectral bands to {tcfg.pca_components} components")
         inputs.fit_pca(stack, tcfg.pca_components, seed, window=window)
-    patches, fmin, fmax = gather_patches(stack, pixels.rows, pixels.cols, y_all, extractor, inputs,
+    patches, fmin, fmax = gather_patches(stack, pixels.rows, pixels.cols, y_all,
+                                         _gather_extractor(extractor, pixels, stack, tcfg, rep), inputs,
                                          tcfg.patch_size, tcfg.gather_tile, rep)
 
     def new_network(net_seed: int) -> GroupNetwork:

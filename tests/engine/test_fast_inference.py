@@ -157,6 +157,31 @@ def test_a_compiled_network_that_fails_mid_run_hands_over_to_the_uncompiled_one(
     assert not fast.compiled and "RuntimeError" in fast.compile_note
 
 
+@pytest.mark.skipif(not openvino_version(), reason="OpenVINO not installed")
+def test_training_gathers_the_same_patches_with_the_openvino_encoder(loaded):
+    """Patch gathering (train.gather_patches) with the U-Net encoder in OpenVINO, as training does on the CPU for
+    enough pixels: the same spectral patches and diffusion features (stored in float16) as the eager encoder's,
+    for every pixel of every polygon of the crop, read once per window."""
+    from engine.data.labels import read_polygons
+    from engine.models.inference import FastExtractor, openvino_extractor
+    from engine.train import gather_patches, gather_windows
+
+    tm, stack = loaded
+    px = read_polygons(str(DELMARVA / "training_polygons.gpkg"), "class_id", stack.grid)
+    groups = gather_windows(px.rows, px.cols, tm.patch_size, 128, stack.grid.width)
+    assert np.array_equal(np.sort(np.concatenate([idx for idx, _ in groups])), np.arange(len(px.rows)))
+    fast = openvino_extractor(tm.extractor)
+    assert isinstance(fast, FastExtractor)
+    y = px.class_index()
+    ref, fmin_ref, fmax_ref = gather_patches(stack, px.rows, px.cols, y, tm.extractor, tm.inputs, tm.patch_size)
+    got, fmin, fmax = gather_patches(stack, px.rows, px.cols, y, fast, tm.inputs, tm.patch_size)
+    np.testing.assert_array_equal(got.spec, ref.spec)
+    scale = float(np.abs(ref.dif).max())
+    assert scale > 0 and float(np.abs(got.dif.astype(np.float32) - ref.dif.astype(np.float32)).max()) < 1e-3 * scale
+    torch.testing.assert_close(fmin, fmin_ref, rtol=1e-4, atol=1e-4 * scale)
+    torch.testing.assert_close(fmax, fmax_ref, rtol=1e-4, atol=1e-4 * scale)
+
+
 def test_auto_backend_choice_and_openvino_refused_on_a_gpu_model(loaded):
     tm, _ = loaded
     assert InferenceBackend(tm, "auto", pixels=64 * 64).name == "torch"       # set-up would outweigh the gain
