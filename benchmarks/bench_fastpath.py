@@ -15,7 +15,8 @@ each tile: both px/s, their ratio and the agreement.
 
 ``--compile on`` adds ``torch.compile`` of the group network to the fast path (classify does so from 4 Mpx on);
 ``--coarse-to-fine off`` classifies every pixel with the network (classify's default is on:
-``predict.coarse_to_fine`` interpolates pixels whose lattice neighbours agree with confidence >= 0.97).
+``predict.coarse_to_fine`` interpolates pixels whose lattice neighbours agree with confidence >= 0.97, >= 0.9
+for adjacent neighbours).
 
 Without ``--model``, a ``fast`` model is trained on the embedded crop first (pretrain 20 iterations, train 4
 epochs; the network's cost does not depend on these budgets).

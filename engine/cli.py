@@ -129,9 +129,10 @@ def _add_classify(sub: Any, parents: list) -> None:
                         f"auto = from {COMPILE_MIN_PIXELS // 1_000_000} Mpx on; falls back to the uncompiled network")
     p.add_argument("--coarse-to-fine", choices=COARSE_TO_FINE_MODES, default="on",
                    help="on: the network classifies every 4th pixel of every 4th row, then only the pixels whose "
-                        "neighbours disagree, give their class a probability below 0.97 or differ from them "
-                        "spectrally; the others take their neighbours' mean probabilities (same classes, about half "
-                        "the time); off: every pixel (exact probabilities; always off with --backend eager)")
+                        "neighbours disagree, give their class a probability below 0.97 (0.9 for adjacent "
+                        "neighbours) or differ from them spectrally; the others take their neighbours' mean "
+                        "probabilities (same classes, a third to half the time); off: every pixel (exact "
+                        "probabilities; always off with --backend eager)")
 
 
 def _add_train(sub: Any, parents: list) -> None:

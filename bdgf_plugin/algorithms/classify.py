@@ -116,9 +116,10 @@ class ClassifyAlgorithm(BdgfAlgorithm):
                                       "out of memory.")),
             (self.COARSE_TO_FINE, self.tr("On (default): the network classifies every 4th pixel of every 4th "
                                           "row, then only the pixels whose neighbours disagree, are unsure (class "
-                                          "probability below 0.97) or whose own spectrum differs from theirs; the "
-                                          "others, inside uniform water, forest or fields, take their neighbours' "
-                                          "class and mean probabilities. The same classes in about half the time. "
+                                          "probability below 0.97, or 0.9 for adjacent neighbours) or whose own "
+                                          "spectrum differs from theirs; the others, inside uniform water, forest "
+                                          "or fields, take their neighbours' class and mean probabilities. The "
+                                          "same classes in a third to half the time. "
                                           "Off: the network classifies every pixel (exact probabilities in the "
                                           "confidence, uncertainty and probability rasters).")),
             (self.OUTPUT, self.tr("Classified raster (GeoTIFF, class values with colour table).")),

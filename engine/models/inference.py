@@ -24,8 +24,8 @@ shared with the eager path). The fast path therefore changes how the first two r
 
 With ``coarse_to_fine`` (classify's default) ``predict.classify_window`` also asks the network for fewer pixels:
 those of a 4-px lattice, then only those whose neighbours disagree, are unsure or differ spectrally
-(``predict.coarse_to_fine``; the same classes on every measured scene, 2.98-3.06x the eager model's speed on the
-full Delmarva scene, 2.4x on the field-dominated crop, docs/benchmarks.md).
+(``predict.coarse_to_fine``; the same classes on every measured scene, 3.67x the eager model's speed on the
+full Delmarva scene, 2.9x on the field-dominated crop, docs/benchmarks.md).
 
 Precision (of what runs in OpenVINO) is fp32 by default: bf16 (``precision="bf16"``, native on CPUs with
 AVX512_BF16 / AMX) is faster but, with the group network in OpenVINO, changed 0.1-0.3 % of the pixels of a
