@@ -797,10 +797,11 @@ def suggest(model: str, spectral: Modality, auxiliary: Sequence[Modality], outpu
             min_distance: float | None = None, measure: str = "entropy", balance: bool = True, extent: Any = None,
             mask: str | None = None, mask_layer: str | None = None, device: str | None = "auto",
             tile: int | None = None, batch_size: int | None = None, overwrite: bool = False,
-            band_order: str = "name", reporter: Reporter | None = None) -> dict:
+            band_order: str = "name", reporter: Reporter | None = None, backend: str = "auto") -> dict:
     """Suggest ``count`` locations for new training polygons (``suggest.suggest_in_scene``) as a point layer.
 
-    The scene (or extent / mask) is classified tile by tile like :func:`classify`, without writing rasters.
+    The scene (or extent / mask) is classified tile by tile like :func:`classify` (``backend``: its fast path with
+    coarse-to-fine by default, ``"eager"`` for the reference model), without writing rasters.
 
     Returns:
         ``{"output", "count", "candidates", "pixels"}``.
@@ -810,6 +811,7 @@ def suggest(model: str, spectral: Modality, auxiliary: Sequence[Modality], outpu
     """
     from .io.points import driver_for, write_points
     from .models.classifier import TrainedModel
+    from .models.inference import InferenceBackend
     from .predict import polygon_mask_geometries
     from .suggest import suggest_in_scene, suggestion_records
 
@@ -828,9 +830,13 @@ def suggest(model: str, spectral: Modality, auxiliary: Sequence[Modality], outpu
         _check_scene(meta, stack, window, model, rep)
         tm = TrainedModel.from_tensors(tensors, meta, dev)
         geoms = polygon_mask_geometries(mask, stack.grid, mask_layer) if mask else None
+        height, width = (stack.grid.height, stack.grid.width) if window is None else window[2:]
+        fast = None if backend == "eager" else InferenceBackend(
+            tm, backend, pixels=int(height) * int(width), compile_mode="off",
+            batch_size=batch_size or prof.batch_size, coarse_to_fine=True)
         found = suggest_in_scene(tm, stack, window, count=count, min_distance=min_distance, measure=measure,
                                  balance=balance, tile=tile or prof.tile, batch_size=batch_size or prof.batch_size,
-                                 mask_geometries=geoms, reporter=rep)
+                                 mask_geometries=geoms, reporter=rep, backend=fast)
         crs_wkt = stack.grid.crs.to_wkt()
     schema, records = suggestion_records(found, {int(c.value): c.name for c in tm.classes})
     if len(records) < count:

@@ -207,7 +207,7 @@ def select_diverse(rows: np.ndarray, cols: np.ndarray, classes: np.ndarray, scor
 def suggest_in_scene(model: Any, stack: Any, window: Sequence[int] | None, *, count: int = 20,
                      min_distance: float | None = None, measure: str = "entropy", balance: bool = True,
                      tile: int = 256, batch_size: int = 1024, mask_geometries: list | None = None,
-                     reporter: Any = None) -> dict[str, Any]:
+                     reporter: Any = None, backend: Any = None) -> dict[str, Any]:
     """Classify a scene (or window) into a :class:`SuggestionPool` and pick ``count`` suggestions.
 
     Args:
@@ -215,7 +215,9 @@ def suggest_in_scene(model: Any, stack: Any, window: Sequence[int] | None, *, co
         window: (row_off, col_off, height, width) or None for the whole grid.
         count: number of suggestions. min_distance: map units between suggestions (None: one pixel).
         measure: ``entropy``, ``margin`` or ``dissimilarity``. balance: round robin over predicted classes.
-        tile, batch_size, mask_geometries, reporter: as ``predict.classify_scene``.
+        tile, batch_size, mask_geometries, reporter, backend: as ``predict.classify_scene`` (with coarse-to-fine,
+            every pixel whose neighbours are not all sure of one class is classified by the network itself, so the
+            uncertain pixels that suggestions come from carry the network's own probabilities).
 
     Returns:
         ``{"x", "y"}`` (N,) pixel-centre coordinates in the grid CRS and, per suggestion, ``rank``,
@@ -232,7 +234,7 @@ def suggest_in_scene(model: Any, stack: Any, window: Sequence[int] | None, *, co
     values = [int(c["value"]) if isinstance(c, dict) else int(c.value) for c in model.classes]
     pool = SuggestionPool(height, width, values, cell=int(distance / max(xres, yres) / math.sqrt(2)), measure=measure)
     summary = classify_scene(model, stack, pool, window, tile, batch_size, mask_geometries, reporter,
-                             want_probabilities=True, want_dissimilarity=measure == "dissimilarity")
+                             want_probabilities=True, want_dissimilarity=measure == "dissimilarity", backend=backend)
     cand = pool.candidates()
     pick = select_diverse(cand["rows"], cand["cols"], cand["first"], cand["score"], count, distance,
                           (xres, yres), balance)

@@ -160,6 +160,30 @@ def test_suggest_by_dissimilarity(workflow, tmp_path):
     assert values[0] == pytest.approx(top, rel=1e-4)          # rank 1 is the least familiar pixel of the extent
 
 
+def test_suggest_on_the_fast_path_picks_what_the_eager_model_picks(workflow, tmp_path):
+    """suggest classifies with classify's fast path and coarse-to-fine by default: the uncertain pixels it picks
+    are classified by the network itself, so it suggests the same points, classes and uncertainties as the
+    eager reference model."""
+    import fiona
+
+    from engine import api
+    from engine.data.grid import Modality
+
+    d = workflow["dir"]
+    picks = {}
+    for backend in ("auto", "eager"):
+        out = tmp_path / f"suggest_{backend}.gpkg"
+        api.suggest(str(d / "model.safetensors"), Modality(BANDS, "spectral"), [], str(out), count=8,
+                    min_distance=100, extent={"bounds": tuple(float(v) for v in EXTENT), "crs": None},
+                    device="cpu", backend=backend)
+        with fiona.open(out) as src:
+            picks[backend] = [(f.geometry["coordinates"], dict(f.properties)) for f in src]
+    assert len(picks["auto"]) == len(picks["eager"]) == 8
+    for (xy_fast, fast), (xy_eager, eager) in zip(picks["auto"], picks["eager"]):
+        assert xy_fast == xy_eager and fast["pred_class"] == eager["pred_class"]
+        assert fast["uncertainty"] == pytest.approx(eager["uncertainty"], abs=1e-4)
+
+
 def test_model_without_training_pixels_has_no_applicability(workflow, tmp_path):
     """A model file written before the engine kept its training pixels still classifies; asking it for the area
     of applicability is refused before any tile is classified, naming the file and the fix."""
