@@ -92,7 +92,7 @@ def prepare(name: str, args, device) -> dict:
     if not os.path.exists(pre):
         print(f"  {name}: pretraining (fast profile, {args.pretrain_iterations or 'default'} iterations) ...",
               flush=True)
-        api.pretrain(mods[0], mods[1:], pre, profile="fast", seed=0, device=str(device),
+        api.pretrain(mods[0], mods[1:], pre, profile="fast", seed=args.pretrain_seed, device=str(device),
                      iterations=args.pretrain_iterations or None)
     prof = get_profile("fast", 0)
     p = args.overrides.get("patch_size", prof.training.patch_size)
@@ -283,6 +283,8 @@ def main() -> int:
     ap.add_argument("--pretrain-iterations", type=int, default=0,
                     help="diffusion pretraining iterations (default: the fast profile's); give each value its own "
                          "--workdir, the pretrained model and patches are cached there")
+    ap.add_argument("--pretrain-seed", type=int, default=0,
+                    help="seed of the diffusion pretraining (default 0); give each value its own --workdir")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a TrainingConfig field of the fast profile, e.g. spectral_jitter=0.1, or with "
                          "net. a NetworkConfig one, e.g. net.use_transformer=false (repeatable)")
