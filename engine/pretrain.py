@@ -136,8 +136,9 @@ def pretrain(stack: Any, config: DiffusionConfig, stats: Any = None, reporter: A
     dinfo = dist_info()              # under torchrun: own tiles per process, gradients averaged (DDP)
     torch.manual_seed(config.seed)   # parameter init (identical on every process)
     unet = SpectralDiffUNet(config.width).to(dev)
-    if dev.type == "cpu":
-        unet.to(memory_format=CPU_MEMORY_FORMAT)
+    memory_format = CPU_MEMORY_FORMAT if dev.type == "cpu" else None
+    if memory_format is not None:
+        unet.to(memory_format=memory_format)
     model = wrap(unet, dev, find_unused=False)
     opt = torch.optim.Adam(unet.parameters(), lr=config.lr)
     schedule = NoiseSchedule.from_config(config)
@@ -177,7 +178,7 @@ def pretrain(stack: Any, config: DiffusionConfig, stats: Any = None, reporter: A
                            for _ in range(config.batch_size)])
             p = mask_probability(it / max(total - 1, 1), config.mask_p_scale)
             lv = _step(model, opt, torch.from_numpy(x0).to(dev)[:, None], kinds, schedule, config, p, gen, use_amp,
-                       CPU_MEMORY_FORMAT if dev.type == "cpu" else None)
+                       memory_format)
             it += 1
             history.append((it, lv))
             if not math.isfinite(lv):
