@@ -2,8 +2,8 @@
 
 Data sets (``--datasets``): the full shared Sentinel-2 Delmarva scene (13 bands, 55 analyst polygons), ``crop``
 (the demo's embedded 768 x 768 px crop of it, 15 polygons) and the two
-BigEarthNet-MM Sentinel-1 + Sentinel-2 pairs (87_48, 69_24; 12 S-2 bands + VV/VH in dB) in
-/work/shared/data. For each data set the diffusion model is pretrained ONCE (``fast`` profile, its default
+BigEarthNet-MM Sentinel-1 + Sentinel-2 pairs (87_48, 69_24; 12 S-2 bands + VV/VH in dB) in the
+benchmark data folder (``bench_data``: ``$BDGF_BENCH_DATA``). For each data set the diffusion model is pretrained ONCE (``fast`` profile, its default
 iterations; self-supervised on the unlabelled image, so sharing it across folds and seeds leaks no label) and the
 patches of every labelled pixel are gathered once. Then, for each seed, the engine's own cross-validation
 (``labels.polygon_folds``: K folds grouped by polygon and stratified by class, K = min(--folds, fewest polygons of
@@ -43,8 +43,9 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_classify import machine_info  # noqa: E402
+from bench_data import data_root  # noqa: E402
 
-SHARED = "/work/shared/data"
+SHARED = str(data_root())
 
 
 def dataset(name: str, shared: str):

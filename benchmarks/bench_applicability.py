@@ -27,6 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from bench_data import data_root  # noqa: E402
+
 
 def run_dataset(name: str, args, device) -> dict:
     """Cross-validate ``name`` for every seed; count held-out pixels and correct ones inside / outside."""
@@ -72,7 +74,7 @@ def main() -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "bdgf_bench_accuracy"))
-    ap.add_argument("--shared", default="/work/shared/data", help="folder with s2_delmarva/ and bigearthnet_mm/")
+    ap.add_argument("--shared", default=str(data_root()), help="folder with s2_delmarva/ and bigearthnet_mm/")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()

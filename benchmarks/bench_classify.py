@@ -2,7 +2,7 @@
 
 Runs ``python -m engine classify`` in a fresh subprocess per size (so peaks do not accumulate) on windows of
 512 x 512 and 1024 x 1024 pixels (``--extent``) and on the full 1933 x 1947 Delmarva Sentinel-2 scene
-(13 bands, /work/shared/data/s2_delmarva), and prints per size:
+(13 bands, ``$BDGF_BENCH_DATA/s2_delmarva``, see ``bench_data``), and prints per size:
 
 - wall time and throughput (classified pixels / s, from the engine's ``--json-progress`` events),
 - peak RSS of that subprocess (``os.wait4`` rusage ``ru_maxrss``: the child only, never the benchmark itself),
@@ -41,8 +41,10 @@ import threading
 import time
 from typing import Any
 
+from bench_data import delmarva_scene
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCENE = "/work/shared/data/s2_delmarva"
+SCENE = str(delmarva_scene())
 CROP = os.path.join(ROOT, "resources", "sample_data", "delmarva_s2")
 MiB = 1024 * 1024
 

@@ -1,6 +1,6 @@
 """Memory benchmark of the geodata layer: the full Delmarva Sentinel-2 scene read window by window.
 
-Reads the 13 single-band files (10/20/60 m) of /work/shared/data/s2_delmarva onto the 10 m grid tile by tile
+Reads the 13 single-band files (10/20/60 m) of ``$BDGF_BENCH_DATA/s2_delmarva`` (``bench_data``) onto the 10 m grid tile by tile
 (512 px), accumulates exact per-band mean/std/min/max and the valid-pixel count, computes the sampled
 normalisation statistics (engine.data.grid.compute_statistics), and prints peak RSS against a stated bound:
 
@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 
+from bench_data import delmarva_scene  # noqa: E402
 from engine.data.grid import Modality, RasterStack, compute_statistics  # noqa: E402
 from engine.data.windows import iter_windows  # noqa: E402
 
@@ -45,7 +46,7 @@ def current_rss() -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("scene", nargs="?", default="/work/shared/data/s2_delmarva")
+    ap.add_argument("scene", nargs="?", default=str(delmarva_scene()))
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--cache-mb", type=int, default=64, help="GDAL_CACHEMAX in MiB")
     args = ap.parse_args()

@@ -5,7 +5,7 @@ heights down and ``j`` scene widths right (in the band's own pixels, rounded), s
 is ``n·W x n·H`` pixels (Delmarva, n = 6: 11 598 x 11 682 px) and every read goes to the real files. No pixel
 is copied on disk.
 
-    .venv/bin/python benchmarks/make_mosaic_vrt.py /work/shared/data/s2_delmarva /tmp/mosaic --copies 6
+    .venv/bin/python benchmarks/make_mosaic_vrt.py $BDGF_BENCH_DATA/s2_delmarva /tmp/mosaic --copies 6
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Rebuild the embedded sample data in resources/sample_data from ../shared/data (maintainers only).
+"""Rebuild the embedded sample data in resources/sample_data from the full scenes (maintainers only).
+
+Usage: ``python scripts/make_sample_data.py [DATA]``; DATA is the benchmark data folder (default
+``$BDGF_BENCH_DATA``, benchmarks/README.md "Data").
 
 The crops are committed; users never run this. Delmarva: rows 192-960, columns 480-1248 of the 10 m grid
 (768 x 768 px, all seven classes), every band cut at its native 10/20/60 m resolution over the same extent,
@@ -15,7 +18,10 @@ import rasterio
 from rasterio.windows import from_bounds
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_data import data_root  # noqa: E402
+
+SHARED = Path(sys.argv[1]) if len(sys.argv) > 1 else data_root()
 OUT = ROOT / "resources" / "sample_data"
 
 

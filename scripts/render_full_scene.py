@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main() -> int:
@@ -28,7 +29,8 @@ def main() -> int:
     ap.add_argument("model")
     ap.add_argument("output", help="GeoTIFF to write (with a .qml style beside it)")
     ap.add_argument("--stride", type=int, default=3)
-    ap.add_argument("--scene", default="/work/shared/data/s2_delmarva")
+    ap.add_argument("--scene", default=None,
+                    help="full-scene folder (default: $BDGF_BENCH_DATA/s2_delmarva, benchmarks/bench_data.py)")
     ap.add_argument("--png", help="PNG to render with QGIS")
     args = ap.parse_args()
     import numpy as np
@@ -45,7 +47,9 @@ def main() -> int:
     model = TrainedModel.from_tensors(tensors, meta, "cpu")
     values = np.array([int(c.value) for c in model.classes])
     s, t0 = args.stride, time.time()
-    with RasterStack([Modality(sorted(glob.glob(os.path.join(args.scene, "s2_B*.tif"))), "spectral")]) as stack:
+    from bench_data import delmarva_scene
+    scene = args.scene or str(delmarva_scene())
+    with RasterStack([Modality(sorted(glob.glob(os.path.join(scene, "s2_B*.tif"))), "spectral")]) as stack:
         H, W = stack.grid.height, stack.grid.width
         out = np.zeros(((H + s - 1) // s, (W + s - 1) // s), np.uint8)
         windows = list(iter_windows(H, W, 256))
