@@ -562,30 +562,59 @@ def _verdict(acc: dict, rf: dict | None) -> str:
     """One plain sentence comparing BDGF and the random forest under the same folds (empty without both).
 
     With two or more folds the comparison is paired: the 95 % Student-t interval of the fold-by-fold OA
-    differences (``train.mean_ci95``). When it contains zero the two are called level, whatever the pooled
-    figures say; otherwise the one ahead is named."""
+    differences (``train.mean_ci95``). When it excludes zero, the one ahead is named as the winner. When it
+    includes zero but one model is ahead in the pooled OA and in some folds, behind in none, it is named as
+    ahead, with the warning that the folds are too few to be sure (with 2 folds the t-interval is 12.7 standard
+    errors wide, so it nearly always includes zero); otherwise the two are called level. Fold OAs are listed instead of a mean
+    ± interval when there are fewer than 3 folds. A single fold (hold-out): the pooled OA and kappa decide."""
     from .train import mean_ci95
 
     if not rf or acc.get("kappa") is None or rf.get("kappa") is None:
         return ""
     a, b = acc["oa_folds"], rf["oa_folds"]
-    figures = (f"OA {acc['oa']:.1%} for BDGF (fold mean {a['mean']:.1%} ± {a['ci95']:.1%}) and {rf['oa']:.1%} "
-               f"for the random forest ({b['mean']:.1%} ± {b['ci95']:.1%}), kappa {acc['kappa']:.3f} and "
-               f"{rf['kappa']:.3f}")
-    diffs = [x - y for x, y in zip(a.get("folds") or [], b.get("folds") or []) if x is not None and y is not None]
-    if len(diffs) > 1:
-        d_mean, d_half = mean_ci95(diffs)
+    pairs = [(x, y) for x, y in zip(a.get("folds") or [], b.get("folds") or []) if x is not None and y is not None]
+
+    def folds_words(part: dict) -> str:
+        values = [v for v in part.get("folds") or [] if v is not None]
+        if 1 < len(values) < 3:
+            return "folds " + ", ".join(f"{v:.1%}" for v in values)
+        return f"fold mean {part['mean']:.1%} ± {part['ci95']:.1%}"
+
+    figures = (f"OA {acc['oa']:.1%} for BDGF ({folds_words(a)}) and {rf['oa']:.1%} for the random forest "
+               f"({folds_words(b)}), " + _kappa_words(acc, rf))
+    advice = "Consider the random forest for this map, more training polygons, or the paper profile on a GPU."
+    if len(pairs) > 1:
+        d_mean, d_half = mean_ci95([x - y for x, y in pairs])
+        difference = f"the fold-by-fold OA difference is {d_mean:+.1%} ± {d_half:.1%} (95 %)"
         if abs(d_mean) <= d_half:
-            return (f"BDGF and the random forest are level on these polygons: {figures}; the fold-by-fold "
-                    f"OA difference, {d_mean:+.1%} ± {d_half:.1%} (95 %), includes zero. More polygons would "
-                    "separate them.")
+            ahead = {"BDGF": sum(x > y for x, y in pairs), "The random forest": sum(y > x for x, y in pairs)}
+            pooled = "BDGF" if acc["oa"] > rf["oa"] else "The random forest" if rf["oa"] > acc["oa"] else ""
+            other = {"BDGF": "The random forest", "The random forest": "BDGF"}.get(pooled)
+            if pooled and ahead[pooled] and not ahead[other]:
+                where = (f"in every fold ({len(pairs)} of {len(pairs)})" if ahead[pooled] == len(pairs) else
+                         f"in {ahead[pooled]} of {len(pairs)} folds (level in the "
+                         f"{'other' if len(pairs) - ahead[pooled] == 1 else 'others'})")
+                text = (f"{pooled} is ahead {where} and pooled: {figures}; but {difference}, so "
+                        f"{len(pairs)} folds are too few to be sure. More polygons per class would tell.")
+                return f"{text} {advice}" if pooled != "BDGF" else text
+            return (f"BDGF and the random forest are level on these polygons: {figures}; {difference}, which "
+                    "includes zero. More polygons would separate them.")
         bdgf_ahead = d_mean > 0
     else:
         bdgf_ahead = acc["kappa"] >= rf["kappa"] and acc["oa"] >= rf["oa"]
     if bdgf_ahead:
         return f"BDGF is more accurate than the random forest on the held-out polygons: {figures}."
-    return (f"The random forest wins on these polygons: {figures}. Consider the random forest for this "
-            "map, more training polygons, or the paper profile on a GPU.")
+    return f"The random forest wins on these polygons: {figures}. {advice}"
+
+
+def _kappa_words(acc: dict, rf: dict) -> str:
+    """``"kappa 0.912 and 0.874"``; when every held-out pixel is of one class (the other classes have too few
+    polygons to be held out), Cohen's kappa is 0 whatever the map, so it is named as not meaningful instead."""
+    support = [sum(row) for row in acc.get("confusion_matrix") or []]
+    tested = [name for name, n in zip(acc.get("names") or [], support) if n]
+    if len(tested) == 1:
+        return f"kappa not meaningful (every held-out pixel is {tested[0]})"
+    return f"kappa {acc['kappa']:.3f} and {rf['kappa']:.3f}"
 
 
 def _cv_section(cv: dict, mode: str) -> dict:

@@ -227,6 +227,18 @@ def test_the_verdict_compares_bdgf_and_the_random_forest_fold_by_fold():
     # pooled figures favour BDGF, but the folds disagree: level, with the paired interval stated
     text = _verdict(result([0.99, 0.95, 0.99], 0.95), result([0.97, 0.98, 0.975], 0.94))
     assert text.startswith("BDGF and the random forest are level") and "includes zero" in text
+    # 2 folds (69_24 of the accuracy benchmark): the random forest ahead in both, by 15 points pooled; the
+    # t-interval of 1 degree of freedom includes zero, so it is named as ahead, not as the winner, and the fold
+    # OAs are listed instead of a mean ± a 200 % interval
+    one_class = {"names": ["Water", "Forest", "Peat bog"], "confusion_matrix": [[0, 0, 0], [0, 258, 45], [0, 0, 0]]}
+    text = _verdict({**result([0.681, 1.0], 0.0), **one_class}, result([0.993, 1.0], 0.0))
+    assert "kappa not meaningful (every held-out pixel is Forest)" in text
+    assert text.startswith("The random forest is ahead in 1 of 2 folds (level in the other) and pooled")
+    text = _verdict(result([0.681, 0.97], 0.0), result([0.993, 1.0], 0.0))
+    assert text.startswith("The random forest is ahead in every fold (2 of 2)") and "too few to be sure" in text
+    assert "folds 68.1%, 97.0%" in text and "Consider the random forest" in text
+    text = _verdict(result([0.993, 1.0], 0.9), result([0.681, 0.97], 0.8))
+    assert text.startswith("BDGF is ahead in every fold") and "Consider" not in text
     # a single fold (hold-out): the pooled figures decide
     assert _verdict(result([0.97], 0.95), result([0.96], 0.94)).startswith("BDGF is more accurate")
     assert _verdict(result([0.97], 0.95), None) == ""
