@@ -3,9 +3,10 @@
 Data sets (``--datasets``): the full shared Sentinel-2 Delmarva scene (13 bands, 55 analyst polygons), ``crop``
 (the demo's embedded 768 x 768 px crop of it, 15 polygons) and the two
 BigEarthNet-MM Sentinel-1 + Sentinel-2 pairs (87_48, 69_24; 12 S-2 bands + VV/VH in dB) in the
-benchmark data folder (``bench_data``: ``$BDGF_BENCH_DATA``). For each data set the diffusion model is pretrained ONCE (``fast`` profile, its default
-iterations; self-supervised on the unlabelled image, so sharing it across folds and seeds leaks no label) and the
-patches of every labelled pixel are gathered once. Then, for each seed, the engine's own cross-validation
+benchmark data folder (``bench_data``: ``$BDGF_BENCH_DATA``). For each data set the diffusion model is
+pretrained ONCE (``fast`` profile, its default iterations; self-supervised on the unlabelled image, so sharing
+it across folds and seeds leaks no label) and the patches of every labelled pixel are gathered once (with
+``--set pseudo_share=S`` also those of up to 20 000 unlabelled pixels, for pseudo-labels). Then, for each seed, the engine's own cross-validation
 (``labels.polygon_folds``: K folds grouped by polygon and stratified by class, K = min(--folds, fewest polygons of
 a class); ``training.cross_validate``: a fresh BDGF network per fold with the profile's training recipe, and a
 random forest on the centre-pixel inputs of the same training pixels) predicts every held-out polygon.
@@ -142,11 +143,55 @@ def prepare(name: str, args, device) -> dict:
         torch.manual_seed(seed)
         return GroupNetwork(n_spec, n_aux, n_dif, len(classes), net_cfg)
 
+    pseudo_pixels = int(args.overrides.get("pseudo_pixels", prof.training.pseudo_pixels))
+    unlabelled = (unlabelled_patches(folder, mods, px, extractor, meta, p_gathered, p, lo, hi, pseudo_pixels)
+                  if float(args.overrides.get("pseudo_share", prof.training.pseudo_share)) else None)
+
     return {"pixels": px, "data": data, "centre": centre, "patch_size": p,
             "edge": edge_pixels(px.rows, px.cols, px.polygon_ids, prof.training.edge_radius),
             "make_network": make_network, "network_config": net_cfg, "prepare_s": time.monotonic() - t0,
+            "unlabelled": unlabelled,
             "counts": np.bincount(z["y"], minlength=len(classes)).tolist(),
             "n_polygons": int(len(np.unique(px.polygon_ids)))}
+
+
+def unlabelled_patches(folder: str, mods, px, extractor, meta, p_gathered: int, p: int, lo, hi, n: int) -> dict:
+    """Patches of up to ``n`` unlabelled pixels for pseudo-labels (``train.sample_unlabelled`` with seed 0, valid
+    pixels only, gathered as the labelled ones and cached in ``WORKDIR/NAME/unlabelled_seed0_N.npz``), as training
+    tensors with their ``"centre"`` inputs; diffusion features scaled with the labelled pixels' min / max ``lo``,
+    ``hi`` (as ``train.patch_tensors`` does with the model's)."""
+    import numpy as np
+    import torch
+
+    from engine.data.grid import RasterStack
+    from engine.data.inputs import ClassifierInputs
+    from engine.data.labels import valid_at
+    from engine.train import gather_patches, sample_unlabelled
+
+    cache = os.path.join(folder, f"unlabelled_seed0_{n}.npz")
+    if not os.path.exists(cache):
+        print(f"  gathering the patches of up to {n} unlabelled pixels ...", flush=True)
+        extractor.unet.eval()
+        with RasterStack(mods) as stack:
+            rows, cols = sample_unlabelled((stack.grid.height, stack.grid.width), None, px.rows, px.cols, n, 0)
+            ok = valid_at(stack, rows, cols)
+            inputs = ClassifierInputs(stack.band_counts, meta.statistics())
+            ps, _, _ = gather_patches(stack, rows[ok], cols[ok], np.zeros(int(ok.sum()), np.int64), extractor,
+                                      inputs, p_gathered, 128)
+        np.savez(cache, spec=ps.spec, aux=ps.aux if ps.aux is not None else np.zeros(0), dif=ps.dif)
+    z = dict(np.load(cache))
+    r0 = (z["spec"].shape[-1] - p) // 2
+    for key in ("spec", "aux", "dif"):
+        if z[key].ndim == 4:
+            z[key] = np.ascontiguousarray(z[key][:, :, r0:r0 + p, r0:r0 + p])
+    dif = torch.from_numpy(z["dif"])
+    nonzero = (dif != 0).any(dim=1, keepdim=True)
+    aux = z["aux"] if z["aux"].size else None
+    c = p // 2
+    centre = z["spec"][:, :, c, c] if aux is None else np.concatenate([z["spec"][:, :, c, c], aux[:, :, c, c]], 1)
+    return {"spec": torch.from_numpy(z["spec"]), "aux": None if aux is None else torch.from_numpy(aux),
+            "dif": (((dif.float() - lo) / (hi - lo).clamp_min(1e-6)) * nonzero).half(),
+            "y": torch.zeros(len(dif), dtype=torch.int64), "centre": centre}
 
 
 def settings_key(tcfg, prep: dict) -> str:
@@ -191,7 +236,7 @@ def run_dataset(name: str, args, device) -> dict:
         fold, k, _ = polygon_folds(px, args.folds, seed, tcfg.cv_block_size)
         t0 = time.monotonic()
         cv = cross_validate(prep["data"], prep["centre"], fold, k, prep["make_network"], tcfg, device, labels,
-                            names, prep["edge"])
+                            names, prep["edge"], unlabelled=prep["unlabelled"] if tcfg.pseudo_share else None)
         runs.append({"seed": seed, "folds": k, "seconds": time.monotonic() - t0,
                      "bdgf": {key: cv["bdgf"][key] for key in ("oa", "aa", "kappa")},
                      "rf": {key: cv["rf"][key] for key in ("oa", "aa", "kappa")},

@@ -1,7 +1,7 @@
 """Memory benchmark of the geodata layer: the full Delmarva Sentinel-2 scene read window by window.
 
-Reads the 13 single-band files (10/20/60 m) of ``$BDGF_BENCH_DATA/s2_delmarva`` (``bench_data``) onto the 10 m grid tile by tile
-(512 px), accumulates exact per-band mean/std/min/max and the valid-pixel count, computes the sampled
+Reads the 13 single-band files (10/20/60 m) of ``$BDGF_BENCH_DATA/s2_delmarva`` (``bench_data``) onto the
+10 m grid tile by tile (512 px), accumulates exact per-band mean/std/min/max and the valid-pixel count, computes the sampled
 normalisation statistics (engine.data.grid.compute_statistics), and prints peak RSS against a stated bound:
 
     bound = RSS after imports + GDAL block cache cap + 8 x one tile's float32 stack + 64 MiB slack

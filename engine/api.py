@@ -206,13 +206,15 @@ def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, 
 # train
 # ------------------------------------------------------------------------------------------------------------
 def _training_profile(profile: str, seed: int, epochs: int | None, iterations: int | None,
-                      validation: str | None, validation_fraction: float | None, class_balance: float | None) -> Any:
+                      validation: str | None, validation_fraction: float | None, class_balance: float | None,
+                      pseudo_labels: float | None = None) -> Any:
     """The named profile with :func:`train`'s options applied (``config.Profile``).
 
     Raises:
-        EngineError: an unknown validation mode, or a class balance outside [0, 1]."""
+        EngineError: an unknown validation mode, a class balance outside [0, 1] or a pseudo-label share outside
+            [0, 1)."""
     from .config import get_profile
-    from .train import check_class_balance
+    from .train import check_class_balance, check_pseudo_share
 
     prof = get_profile(profile, seed)
     tcfg = prof.training
@@ -228,6 +230,8 @@ def _training_profile(profile: str, seed: int, epochs: int | None, iterations: i
     parse_validation(tcfg.validation)
     if class_balance is not None:
         tcfg.class_balance = check_class_balance(class_balance)
+    if pseudo_labels is not None:
+        tcfg.pseudo_share = check_pseudo_share(pseudo_labels)
     return prof
 
 
@@ -261,7 +265,8 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
           validation: str | None = None, seed: int = 0,
           device: str | None = "auto", extent: Any = None, report: str | None = None, overwrite: bool = False,
           early_stopping: bool = False, resume: bool = False, class_balance: float | None = None,
-          cv_block: float | None = None, reporter: Reporter | None = None) -> dict:
+          cv_block: float | None = None, pseudo_labels: float | None = None, reporter: Reporter | None = None
+          ) -> dict:
     """Train the diffusion-guided group network from training polygons -> a model file (and HTML report).
 
     Without ``pretrained``, the diffusion model is pretrained first on the same rasters (profile iterations or
@@ -272,7 +277,9 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     evens out the classes (``train.sampling_weights``: 1 = equal shares, 0.5 = square root, 0 = proportional).
     ``cv_block`` (metres, > 0) groups the cross-validation folds by square spatial blocks of that side instead of
     by polygon, so that neighbouring polygons are never split between training and testing
-    (``data.labels.polygon_folds``).
+    (``data.labels.polygon_folds``). ``pseudo_labels`` (default: the profile's, 0 for both) is the share of the
+    training draws from unlabelled pixels labelled by a random forest trained on the polygons where it is sure
+    (``train.pseudo_labelled``); 0 trains on the polygons alone.
 
     Returns:
         outputs dict: ``output``, ``report``, ``metrics`` (val OA / AA / kappa of BDGF and of the random forest).
@@ -292,7 +299,8 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     if resume and not any(os.path.exists(p) for p in checkpoint_paths(output)):
         raise EngineError(f"No checkpoint to resume from: {checkpoint_path(output)}",
                           "Give the output file of the interrupted run, or run without --resume.")
-    prof = _training_profile(profile, seed, epochs, iterations, validation, validation_fraction, class_balance)
+    prof = _training_profile(profile, seed, epochs, iterations, validation, validation_fraction, class_balance,
+                             pseudo_labels)
     tcfg = prof.training
     tcfg.early_stopping = bool(early_stopping)
     dinfo, dev = setup(_device(device, rep))
@@ -375,22 +383,53 @@ def _diffusion_model(stack: RasterStack, pretrained: str | None, prof: Any, seed
     return extractor, stats, diffusion
 
 
-def _gather_extractor(extractor: Any, pixels: Any, stack: RasterStack, tcfg: Any, rep: Reporter) -> Any:
+def _gather_extractor(extractor: Any, pixel_sets: Sequence[tuple[np.ndarray, np.ndarray]], stack: RasterStack,
+                      tcfg: Any, rep: Reporter) -> Any:
     """The feature extractor training's patch gathering reads with: the U-Net encoder in OpenVINO on the CPU
     (``models.inference.openvino_extractor``: the same features to float rounding, 4-9x faster) when the windows
-    it reads hold at least ``train.GATHER_OPENVINO_MIN_PIXELS``, else ``extractor`` itself."""
+    it reads for the ``(rows, cols)`` pixel sets hold at least ``train.GATHER_OPENVINO_MIN_PIXELS``, else
+    ``extractor`` itself."""
     from .models.inference import openvino_extractor
     from .train import GATHER_OPENVINO_MIN_PIXELS, gather_windows
 
     halo = 2 * extractor.halo
-    area = sum((w.height + halo) * (w.width + halo)
-               for _, w in gather_windows(pixels.rows, pixels.cols, tcfg.patch_size, tcfg.gather_tile,
-                                          stack.grid.width))
+    area = sum((w.height + halo) * (w.width + halo) for rows, cols in pixel_sets if len(rows)
+               for _, w in gather_windows(rows, cols, tcfg.patch_size, tcfg.gather_tile, stack.grid.width))
     fast = openvino_extractor(extractor) if area >= GATHER_OPENVINO_MIN_PIXELS else None
     if fast is None:
         return extractor
-    rep.info(f"Diffusion features of the labelled pixels: U-Net encoder in OpenVINO ({area / 1e6:.2f} Mpx to read)")
+    rep.info(f"Diffusion features of the training pixels: U-Net encoder in OpenVINO ({area / 1e6:.2f} Mpx to read)")
     return fast
+
+
+def _unlabelled_pixels(stack: RasterStack, pixels: Any, window: Any, tcfg: Any, rep: Reporter
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Valid unlabelled grid pixels for pseudo-labels (``TrainingConfig.pseudo_share``; none when it is 0)."""
+    from .data.labels import valid_at
+    from .train import sample_unlabelled
+
+    if not tcfg.pseudo_share or tcfg.sampling == "capped":
+        return np.zeros(0, np.int32), np.zeros(0, np.int32)
+    rows, cols = sample_unlabelled((stack.grid.height, stack.grid.width), window, pixels.rows, pixels.cols,
+                                   tcfg.pseudo_pixels, tcfg.seed)
+    ok = valid_at(stack, rows, cols) if len(rows) else np.zeros(0, bool)
+    rep.info(f"Pseudo-labels: {int(ok.sum())} unlabelled pixels drawn at random over the scene; a random forest on "
+             f"the training pixels labels those it gives at least {tcfg.pseudo_min_confidence:.0%}, and they make "
+             f"up {tcfg.pseudo_share:.0%} of the training draws")
+    return rows[ok], cols[ok]
+
+
+def _unlabelled_tensors(stack: RasterStack, rows: np.ndarray, cols: np.ndarray, extractor: Any, inputs: Any,
+                        model: Any, tcfg: Any, rep: Reporter) -> dict | None:
+    """Patch tensors of the unlabelled pixels (features scaled like the labelled ones) plus their ``"centre"``
+    inputs, or None without any."""
+    from .train import gather_patches, patch_tensors
+
+    if not len(rows):
+        return None
+    patches, _, _ = gather_patches(stack, rows, cols, np.zeros(len(rows), np.int64), extractor, inputs,
+                                   tcfg.patch_size, tcfg.gather_tile, rep, stage="gather unlabelled")
+    return {**patch_tensors(patches, model), "centre": patches.centre}
 
 
 def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: Any, prof: Any, seed: int,
@@ -405,7 +444,8 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     from .data.inputs import ClassifierInputs
     from .models.classifier import TrainedModel
     from .models.network import GroupNetwork
-    from .train import edge_pixels, gather_patches, patch_tensors, train_network
+    from .train import PSEUDO_TREES, edge_pixels, fit_random_forest, gather_patches, patch_tensors, pseudo_labelled
+    from .train import train_network
 
     tcfg = prof.training
     classes = [Category(c.value, c.name, c.color) for c in pixels.classes]
@@ -415,9 +455,10 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     if tcfg.pca_components and stack.band_counts[0] > tcfg.pca_components:
         rep.info(f"PCA of the {stack.band_counts[0]} spectral bands to {tcfg.pca_components} components")
         inputs.fit_pca(stack, tcfg.pca_components, seed, window=window)
-    patches, fmin, fmax = gather_patches(stack, pixels.rows, pixels.cols, y_all,
-                                         _gather_extractor(extractor, pixels, stack, tcfg, rep), inputs,
-                                         tcfg.patch_size, tcfg.gather_tile, rep)
+    u_rows, u_cols = _unlabelled_pixels(stack, pixels, window, tcfg, rep)
+    gather = _gather_extractor(extractor, [(pixels.rows, pixels.cols), (u_rows, u_cols)], stack, tcfg, rep)
+    patches, fmin, fmax = gather_patches(stack, pixels.rows, pixels.cols, y_all, gather, inputs, tcfg.patch_size,
+                                         tcfg.gather_tile, rep)
 
     def new_network(net_seed: int) -> GroupNetwork:
         torch.manual_seed(net_seed)
@@ -427,6 +468,7 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     model = TrainedModel(extractor, inputs, net, fmin, fmax, classes, tcfg.patch_size,
                          _applicability(patches.centre, pixels.polygon_ids, seed, rep))
     data = patch_tensors(patches, model)
+    unlabelled = _unlabelled_tensors(stack, u_rows, u_cols, gather, inputs, model, tcfg, rep)
     edge = edge_pixels(pixels.rows, pixels.cols, pixels.polygon_ids, tcfg.edge_radius)
     n_polygons = int(len(np.unique(pixels.polygon_ids)))
     rep.info(f"Group network: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters, "
@@ -438,11 +480,15 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     unet_sum = float(sum(p.detach().double().sum() for p in extractor.unet.parameters()))
     identity = {"network": prof.network.to_dict(), "diffusion_channels": extractor.channels, "unet_sum": unet_sum}
     cv, split_report, mode = _validation_run(pixels, data, patches.centre, edge, new_network, tcfg, dev, classes,
-                                             dinfo, rep, checkpoint_path(output, "cv"), resume, identity)
+                                             dinfo, rep, checkpoint_path(output, "cv"), resume, identity, unlabelled)
     final_cfg = _refit_config(cv, tcfg, rep)
     rep.info(f"Final model: trained on all {len(y_all)} labelled pixels of all {n_polygons} polygons")
-    history = train_network(net, _training_view(data, y_all, edge, final_cfg), None, final_cfg, dev, rep,
-                            checkpoint_path(output), bool(resume and os.path.exists(checkpoint_path(output))))
+    view = _training_view(data, y_all, edge, final_cfg)
+    if unlabelled is not None:
+        teacher = fit_random_forest(patches.centre, y_all, PSEUDO_TREES, final_cfg.seed)
+        view = pseudo_labelled(view, unlabelled, unlabelled["centre"], teacher, final_cfg, rep)
+    history = train_network(net, view, None, final_cfg, dev, rep, checkpoint_path(output),
+                            bool(resume and os.path.exists(checkpoint_path(output))))
     accuracy, baseline, metrics = _cv_metrics(cv, rep)
     return {"model": model, "history": history, "split": split_report, "accuracy": accuracy,
             "baseline": baseline, "metrics": metrics, "cv": cv, "mode": mode, "labelled_pixels": int(len(y_all)),
@@ -490,7 +536,8 @@ def _training_view(data: dict, y: np.ndarray, edge: np.ndarray, tcfg: Any) -> di
 
 def _validation_run(pixels: Any, data: dict, centre: np.ndarray, edge: np.ndarray, new_network: Any, tcfg: Any,
                     dev: torch.device, classes: list, dinfo: Any, rep: Reporter, checkpoint: str | None = None,
-                    resume: bool = False, identity: dict | None = None) -> tuple[dict | None, dict, str]:
+                    resume: bool = False, identity: dict | None = None, unlabelled: dict | None = None
+                    ) -> tuple[dict | None, dict, str]:
     """``(cross-validation result or None, split report, mode)`` for ``tcfg.validation`` (``train.cross_validate``
     on folds from ``data.labels.polygon_folds``, or a single polygon hold-out fold); the finished folds are
     checkpointed in ``checkpoint`` and, with ``resume``, taken from it when ``identity`` (and the folds, labels
@@ -514,7 +561,7 @@ def _validation_run(pixels: Any, data: dict, centre: np.ndarray, edge: np.ndarra
         return None, split_report, mode
     cfg = tcfg if dinfo.is_main else dataclasses.replace(tcfg, rf_trees=0)
     cv = cross_validate(data, centre, fold, n_folds, new_network, cfg, dev, [int(c.value) for c in classes],
-                        [c.name for c in classes], edge, rep, checkpoint, resume, identity)
+                        [c.name for c in classes], edge, rep, checkpoint, resume, identity, unlabelled=unlabelled)
     return cv, split_report, mode
 
 
@@ -565,8 +612,9 @@ def _verdict(acc: dict, rf: dict | None) -> str:
     differences (``train.mean_ci95``). When it excludes zero, the one ahead is named as the winner. When it
     includes zero but one model is ahead in the pooled OA and in some folds, behind in none, it is named as
     ahead, with the warning that the folds are too few to be sure (with 2 folds the t-interval is 12.7 standard
-    errors wide, so it nearly always includes zero); otherwise the two are called level. Fold OAs are listed instead of a mean
-    ± interval when there are fewer than 3 folds. A single fold (hold-out): the pooled OA and kappa decide."""
+    errors wide, so it nearly always includes zero); otherwise the two are called level. Fold OAs are listed
+    instead of a mean ± interval when there are fewer than 3 folds. A single fold (hold-out): the pooled OA and
+    kappa decide."""
     from .train import mean_ci95
 
     if not rf or acc.get("kappa") is None or rf.get("kappa") is None:

@@ -170,6 +170,11 @@ def _add_train(sub: Any, parents: list) -> None:
                    help="how far the sampling evens out the classes: 1 = every class drawn equally often "
                         "(default), 0.5 = in proportion to the square root of its pixel count, 0 = in proportion "
                         "to its pixel count")
+    p.add_argument("--pseudo-labels", type=float, default=None, metavar="SHARE",
+                   help="share of the training draws taken from unlabelled pixels of the scene that a random "
+                        "forest trained on the polygons is at least 90 %% sure of, e.g. 0.7 (default 0: the polygons "
+                        "alone). They show the network its classes beside covers no polygon reaches; they also "
+                        "carry the forest's own errors (see docs/profiles.md)")
     p.add_argument("--early-stopping", action="store_true",
                    help="keep the weights of the epoch with the lowest validation loss and stop after 20 epochs "
                         "without improvement (default: the last epoch)")
@@ -407,7 +412,7 @@ def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
                      device=device, extent=extent,
                      report=args.report, overwrite=args.overwrite, early_stopping=args.early_stopping,
                      resume=args.resume, class_balance=args.class_balance, cv_block=args.cv_block_size,
-                     reporter=rep)
+                     pseudo_labels=args.pseudo_labels, reporter=rep)
 
 
 def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:

@@ -13,7 +13,10 @@ one-layer, 4-head Transformer (dropout 0.2, against overfitting a few polygons) 
 (``mix_share`` 0.5, weights below 0.4; better or level on four data sets and fewer surf-line pixels mapped as
 built-up, docs/benchmarks.md), their diffusion features with a weight of their own below 0.6
 (``mix_guidance_max``: the U-Net's ±13 px receptive field mixes a boundary pixel's features with its neighbours'
-more than its spectrum; better on three of the four data sets).
+more than its spectrum; better on three of the four data sets). Pseudo-labels from a random forest
+(``pseudo_share``) are an option of both profiles, off by default: they lift the two small BigEarthNet pairs above
+the random forest under cross-validation but move salt marsh to water on the full Delmarva map
+(docs/benchmarks.md, "Pseudo-labels").
 It gives up model capacity, spatial context and training length (see docs/profiles.md for measured costs and accuracy).
 """
 

@@ -80,6 +80,15 @@ class TrainingConfig:
             ``"none"`` (one fit on all polygons, no accuracy); see :func:`parse_validation`.
         cv_block_size: > 0: cross-validation folds grouped by spatial blocks of this many grid pixels instead of
             by polygon (``data.labels.polygon_folds``), so that neighbouring polygons do not leak.
+        pseudo_share: > 0: share of the training draws taken from pseudo-labelled pixels (:func:`pseudo_labelled`):
+            up to ``pseudo_pixels`` unlabelled pixels drawn at random over the scene (:func:`sample_unlabelled`),
+            labelled by a random forest trained on the centre-pixel inputs of the same training pixels where its
+            class probability is at least ``pseudo_min_confidence``. 0 = off (the paper's recipe).
+        pseudo_min_confidence, pseudo_pixels: see ``pseudo_share``. Each unlabelled pixel costs the memory of a
+            labelled one (``max_train_pixels``).
+        pseudo_class_balance: ``class_balance`` among the pseudo-labelled pixels (default 0: drawn in proportion
+            to their counts, so a class the teacher labels rarely, where it is least reliable, is not drawn up to
+            the share of a common one; the polygons' own draws stay balanced).
     """
 
     patch_size: int = 9
@@ -114,6 +123,10 @@ class TrainingConfig:
     edge_radius: int = 2
     validation: str = "cv:5"
     cv_block_size: int = 0
+    pseudo_share: float = 0.0
+    pseudo_min_confidence: float = 0.9
+    pseudo_pixels: int = 20_000
+    pseudo_class_balance: float = 0.0
 
     def __post_init__(self) -> None:
         if self.patch_size < 1 or self.patch_size % 2 != 1:
@@ -125,6 +138,13 @@ class TrainingConfig:
             raise EngineError(f"Unknown sampling {self.sampling!r}", "Use 'balanced' or 'capped'.")
         parse_validation(self.validation)
         check_mixing(self.mix_share, self.mix_max, self.mix_guidance_max)
+        self.pseudo_share = check_pseudo_share(self.pseudo_share)
+        if (not 0.0 < self.pseudo_min_confidence <= 1.0 or self.pseudo_pixels < 0
+                or not 0.0 <= self.pseudo_class_balance <= 1.0):
+            raise EngineError(f"Pseudo-labels need 0 < pseudo_min_confidence <= 1 and pseudo_pixels >= 0, got "
+                              f"{self.pseudo_min_confidence} and {self.pseudo_pixels} (pseudo_class_balance "
+                              f"{self.pseudo_class_balance}: 0 to 1)",
+                              "Use e.g. pseudo_min_confidence=0.9, pseudo_pixels=20000.")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -632,6 +652,83 @@ def edge_pixels(rows: np.ndarray, cols: np.ndarray, polygon_ids: np.ndarray, rad
     return edge
 
 
+#: trees of the random forest that gives the pseudo-labels: fixed (not ``rf_trees``), so that every torchrun
+#: process fits the same forest, whether or not it reports the baseline
+PSEUDO_TREES = 100
+
+
+def check_pseudo_share(value: float) -> float:
+    """``value`` as a float when it is a valid pseudo-label share (``TrainingConfig.pseudo_share``), 0 to < 1.
+
+    Raises:
+        EngineError: outside [0, 1); the message names the value and ``--pseudo-labels``."""
+    v = float(value)
+    if not 0.0 <= v < 1.0:
+        raise EngineError(f"The pseudo-label share must be at least 0 and below 1, got {value}",
+                          "Use e.g. --pseudo-labels 0.7 (70 % of the training draws), or 0 for none.")
+    return v
+
+
+def sample_unlabelled(grid_shape: tuple[int, int], window: tuple[int, int, int, int] | None, rows: np.ndarray,
+                      cols: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` grid pixels drawn uniformly at random without replacement from the grid (``(height, width)``)
+    or from ``window`` ``(row_off, col_off, height, width)``, none of them a labelled pixel ``(rows, cols)``.
+
+    Returns int32 ``(rows (M,), cols (M,))``, row-major sorted, ``M <= n`` (validity is not checked here:
+    ``data.labels.valid_at``)."""
+    r0, c0, h, w = (0, 0, *grid_shape) if window is None else window
+    width = int(grid_shape[1])
+    total = int(h) * int(w)
+    if n <= 0 or total <= 0:
+        return np.zeros(0, np.int32), np.zeros(0, np.int32)
+    flat = np.random.default_rng(seed).choice(total, size=min(total, int(n) + len(rows)), replace=False)
+    rr, cc = r0 + flat // w, c0 + flat % w
+    free = ~np.isin(rr.astype(np.int64) * width + cc, rows.astype(np.int64) * width + cols)
+    rr, cc = rr[free][:n], cc[free][:n]
+    order = np.lexsort((cc, rr))
+    return rr[order].astype(np.int32), cc[order].astype(np.int32)
+
+
+def pseudo_labelled(view: dict, unlabelled: dict, centre: np.ndarray, teacher: Any, config: "TrainingConfig",
+                    reporter: Reporter | None = None) -> dict:
+    """A training view (:func:`patch_view` with sampling weights) extended by pseudo-labelled pixels.
+
+    The ``teacher`` (a scikit-learn classifier fitted on the centre-pixel inputs of the view's labelled pixels,
+    class indices as labels) predicts the unlabelled pixels' ``centre (M, C)`` inputs; those whose highest class
+    probability is at least ``config.pseudo_min_confidence`` join with that class. They are drawn with a total
+    share ``config.pseudo_share`` of the draws, balanced among themselves by ``config.pseudo_class_balance``; the
+    labelled pixels keep their relative weights in the rest. Self-training with a teacher of another kind
+    (Yarowsky 1995; Lee 2013, "Pseudo-label"): the random forest classifies from the pixel's own inputs and is
+    sure of many pixels whose surroundings no polygon shows (forest beside a road, a field beside a hedge), where
+    the group network, which also reads the patch and the diffusion features, has no example of its own
+    (docs/benchmarks.md, "Pseudo-labels"). Returns a new patch dict and view (labelled first), copying the
+    selected patches; ``view`` unchanged when none is selected or ``view`` has no sampling weights.
+    """
+    if view.get("weights") is None or not config.pseudo_share or not len(centre):
+        return view
+    prob = teacher.predict_proba(centre)
+    sel = np.flatnonzero(prob.max(axis=1) >= config.pseudo_min_confidence)
+    if not len(sel):
+        return view
+    labels = np.asarray(teacher.classes_)[prob[sel].argmax(axis=1)].astype(np.int64)
+    idx = view["index"]
+    y_l = view["y"][idx].numpy()
+    ensure(reporter).info(f"Pseudo-labels: {len(sel)} of {len(centre)} unlabelled pixels, per class "
+                          f"{np.bincount(labels, minlength=int(max(y_l.max(), labels.max())) + 1).tolist()}, "
+                          f"{config.pseudo_share:.0%} of the training draws")
+
+    def cat(key: str) -> torch.Tensor | None:
+        if view[key] is None:
+            return None
+        return torch.cat([view[key][idx], unlabelled[key][torch.from_numpy(sel)].to(view[key].dtype)])
+    data = {"spec": cat("spec"), "aux": cat("aux"), "dif": cat("dif"),
+            "y": torch.cat([torch.from_numpy(y_l), torch.from_numpy(labels)])}
+    w_l = view["weights"].numpy()
+    w = np.concatenate([w_l / w_l.sum() * (1.0 - config.pseudo_share),
+                        sampling_weights(labels, None, 1.0, config.pseudo_class_balance) * config.pseudo_share])
+    return patch_view(data, np.arange(len(w)), w)
+
+
 def check_class_balance(value: float) -> float:
     """``value`` as a float when it is a valid class balance (:func:`sampling_weights`), 0 to 1.
 
@@ -739,7 +836,8 @@ def _cv_resume(path: str, key: str, n_folds: int, rep: Reporter) -> list[dict]:
 def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: int, make_network: Any,
                    config: TrainingConfig, device: torch.device, labels: Sequence, names: Sequence[str],
                    edge: np.ndarray | None = None, reporter: Reporter | None = None, checkpoint: str | None = None,
-                   resume: bool = False, identity: dict | None = None, on_fold: Any = None) -> dict:
+                   resume: bool = False, identity: dict | None = None, on_fold: Any = None,
+                   unlabelled: dict | None = None) -> dict:
     """K-fold cross-validation of BDGF and of the random forest under the same folds (grouped by polygon).
 
     For each fold ``f``: a fresh network (``make_network(seed)``) is trained on the pixels with ``fold != f``
@@ -758,6 +856,9 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
         fold: int64 ``(N,)`` from ``labels.polygon_folds``; labels / names: class values and names (K).
         on_fold: called after each fold that runs (not one taken from the checkpoint) with ``(held-out indices,
             BDGF class index (n,), random-forest class index (n,) or None)``.
+        unlabelled: with ``config.pseudo_share``, patch tensors of unlabelled pixels plus their ``"centre"``
+            ``(M, C)`` inputs: each fold's network also trains on those its own random forest (fitted on the
+            fold's training pixels only, never the held-out ones) is sure of (:func:`pseudo_labelled`).
     Returns:
         ``{"folds": [{"fold", "n", "bdgf": metrics, "rf": metrics, "history"}], "bdgf": summary, "rf": summary,
         "epoch_val_loss": [mean over folds per epoch]}``; ``metrics`` = ``metrics.accuracy_metrics`` (OA, AA, kappa,
@@ -788,6 +889,9 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
         cfg = dataclasses.replace(config, seed=config.seed * 1000 + f)
         train_view = patch_view(data, tr, sampling_weights(y[tr], None if edge is None else edge[tr],
                                                            config.edge_weight, config.class_balance))
+        if unlabelled is not None and config.pseudo_share:
+            teacher = fit_random_forest(centre[tr], y[tr], PSEUDO_TREES, cfg.seed)
+            train_view = pseudo_labelled(train_view, unlabelled, unlabelled["centre"], teacher, cfg, rep)
         net = make_network(cfg.seed)
         # held-out loss per epoch only when it is used (early stopping): it costs a pass over the fold
         history = train_network(net, train_view, patch_view(data, te) if config.early_stopping else None, cfg,

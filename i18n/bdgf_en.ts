@@ -92,132 +92,132 @@
 <context>
     <name>BdgfAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="138"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="139"/>
         <source>Accuracy assessment</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="139"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="140"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="183"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="184"/>
         <source>Spectral rasters (stacked in order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="186"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="187"/>
         <source>Auxiliary rasters (SAR or elevation)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="189"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="190"/>
         <source>Auxiliary kind</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="189"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="190"/>
         <source>SAR backscatter (dB)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="189"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="190"/>
         <source>SAR backscatter (linear power)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="189"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="190"/>
         <source>Elevation</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="195"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="196"/>
         <source>Extent (empty: the whole raster)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="199"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
         <source>Device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="199"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
         <source>Automatic (CUDA if available)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="199"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
         <source>CUDA GPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="199"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
         <source>CPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="204"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="205"/>
         <source>Profile</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="204"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="205"/>
         <source>Fast</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="204"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="205"/>
         <source>Paper (full published settings)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="216"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="217"/>
         <source>Class field (empty: from the layer&apos;s categorized style)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="246"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="247"/>
         <source>Give at least one spectral raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="420"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="421"/>
         <source>Choose a class field: the layer &apos;{name}&apos; has no categorized style to take the classes from.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="468"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="469"/>
         <source>The polygon layer is not valid.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="505"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="506"/>
         <source>The polygon layer has no features (or no selected features).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="489"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="490"/>
         <source>The extent does not overlap the rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="526"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="527"/>
         <source>Engine: {python} ({device})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="478"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="479"/>
         <source>Field &apos;{field}&apos; is not in the polygon layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="506"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="507"/>
         <source>No polygon overlaps the rasters (or the extent {extent}, {crs}). Check that the polygons and the rasters cover the same place.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="510"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="511"/>
         <source>The class field &apos;{field}&apos; has {n} class(es) in the (selected) polygons inside the rasters and extent: at least two classes are needed.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -227,107 +227,107 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="335"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="336"/>
         <source>{param}: the file {path} does not exist. Check the path (was the file moved or renamed?).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="338"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="339"/>
         <source>{param}: {path} exists but cannot be opened as a layer. Check that it is a raster or vector file GDAL/OGR can read.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="384"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="385"/>
         <source>The output &apos;{output}&apos; ({path}) is also the input &apos;{input}&apos;: the run would replace its own input. Choose another file name for the output.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="388"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="389"/>
         <source>The outputs &apos;{a}&apos; and &apos;{b}&apos; are the same file {path}: give each output its own file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="393"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="394"/>
         <source>The output &apos;{output}&apos; ({path}) is a folder: give a file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="398"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="399"/>
         <source>The folder {folder} of the output &apos;{output}&apos; cannot be written ({problem}). Choose a folder you can write to.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="438"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="439"/>
         <source>point</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="438"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="439"/>
         <source>line</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="439"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="440"/>
         <source>polygon</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="440"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="441"/>
         <source>polygons or points</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="440"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="441"/>
         <source>polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="441"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="442"/>
         <source>&apos;{name}&apos; is a {kind} layer, but &apos;{param}&apos; needs {needs}. Digitize polygons around the areas to label, or buffer the {kind}s first (Vector &gt; Geoprocessing Tools &gt; Buffer).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="446"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="447"/>
         <source>The layer &apos;{name}&apos; given as &apos;{param}&apos; is empty (no features, or no selected features with &apos;Selected features only&apos;).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="457"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="458"/>
         <source>Class value(s) {values} in the field &apos;{field}&apos; cannot be used: class values must be whole numbers from 1 to 65535, because 0 is the nodata value of the classified map. Recode them (for example with the Field Calculator) or use a text class field.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="537"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="538"/>
         <source>Resume an interrupted run from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="553"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="554"/>
         <source>&apos;Resume&apos; is ticked but there is no checkpoint of an interrupted run for the output {output} ({checkpoint}). Give the same output file as the interrupted run, or untick &apos;Resume&apos; to start from the beginning.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="555"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="556"/>
         <source>(temporary file)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="562"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="563"/>
         <source>The checkpoint {files} was kept: run again with &apos;Resume&apos; ticked (same inputs and output) to continue from it.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="580"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="581"/>
         <source>{path} exists: it is replaced when the run succeeds (left as it is if the run fails or is cancelled).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="586"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="587"/>
         <source>Cannot create the folder of {path}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="593"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="594"/>
         <source>Cancelled by the user; no output written.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1453,67 +1453,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="81"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="87"/>
         <source>HTML report: classes, pixel counts, validation accuracy.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="86"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="92"/>
         <source>Training polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="88"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="94"/>
         <source>Pretrained diffusion model (optional)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="94"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="100"/>
         <source>Pretraining iterations</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="95"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="101"/>
         <source>Training epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="96"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="102"/>
         <source>Random seed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="103"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="109"/>
         <source>Validation fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="111"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="120"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="111"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="120"/>
         <source>Safetensors model (*.safetensors)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="113"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="122"/>
         <source>Training report</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="113"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="122"/>
         <source>HTML files (*.html)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="171"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="180"/>
         <source>Classes from the layer style: {classes}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="157"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="166"/>
         <source>{path} is a {kind} model, not pretrained diffusion weights: give a file written by &apos;Pretrain diffusion model&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1533,12 +1533,12 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="79"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="85"/>
         <source>The trained model (.safetensors). An existing file is replaced only when training succeeds; it can never be one of the inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="97"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="103"/>
         <source>Validation (cv:K, holdout:F or none)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1548,12 +1548,12 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="107"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="113"/>
         <source>Class balance (0-1)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="75"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="81"/>
         <source>Continue a training that was cancelled or failed, from the checkpoints &lt;output&gt;.checkpoint.safetensors (.cv, .pre) it left next to the output: finished cross-validation folds and stages are not run again. Give the same inputs and output file as the interrupted run.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1563,13 +1563,23 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="99"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="105"/>
         <source>Spatial block size for cross-validation (m)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="144"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="153"/>
         <source>A spatial block size for cross-validation needs validation cv:K, not {mode}: use cv:K or clear the block size.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="116"/>
+        <source>Pseudo-label share (0-0.95)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="75"/>
+        <source>Share of the training draws taken from unlabelled pixels of the scene that a random forest trained on the polygons is at least 90 % sure of. They show the network its classes next to covers no polygon reaches (forest by a road, a field by a hedge), where it would otherwise guess from the surroundings, but they also carry the forest&apos;s own errors. E.g. 0.7 with few polygons per class. Empty or 0: the polygons alone.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

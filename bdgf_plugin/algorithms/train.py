@@ -72,6 +72,12 @@ class TrainAlgorithm(BdgfAlgorithm):
                                          "for rare classes, may over-map them); 0.5 draws in proportion to the "
                                          "square root of the pixel count; 0 in proportion to the pixel count. "
                                          "Empty: 1.")),
+            (self.PSEUDO_LABELS, self.tr("Share of the training draws taken from unlabelled pixels of the scene "
+                                         "that a random forest trained on the polygons is at least 90 % sure of. "
+                                         "They show the network its classes next to covers no polygon reaches "
+                                         "(forest by a road, a field by a hedge), where it would otherwise guess "
+                                         "from the surroundings, but they also carry the forest's own errors. "
+                                         "E.g. 0.7 with few polygons per class. Empty or 0: the polygons alone.")),
             (self.RESUME, self.tr("Continue a training that was cancelled or failed, from the checkpoints "
                                   "<output>.checkpoint.safetensors (.cv, .pre) it left next to the output: finished "
                                   "cross-validation folds and stages are not run again. Give the same inputs and "
@@ -107,6 +113,9 @@ class TrainAlgorithm(BdgfAlgorithm):
         self.add(QgsProcessingParameterNumber(self.CLASS_BALANCE, self.tr("Class balance (0-1)"),
                                               QgsProcessingParameterNumber.Double, optional=True,
                                               minValue=0.0, maxValue=1.0), advanced=True)
+        self.add(QgsProcessingParameterNumber(self.PSEUDO_LABELS, self.tr("Pseudo-label share (0-0.95)"),
+                                              QgsProcessingParameterNumber.Double, optional=True,
+                                              minValue=0.0, maxValue=0.95), advanced=True)
         self.add_resume()
         self.add(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), self.tr("Safetensors model (*.safetensors)")))
@@ -194,6 +203,9 @@ class TrainAlgorithm(BdgfAlgorithm):
         balance = self.optional_double(parameters, self.CLASS_BALANCE, context)
         if balance is not None:
             args += ["--class-balance", repr(balance)]
+        pseudo = self.optional_double(parameters, self.PSEUDO_LABELS, context)
+        if pseudo is not None:
+            args += ["--pseudo-labels", repr(pseudo)]
         block = self.optional_double(parameters, self.CV_BLOCK_SIZE, context)
         if block:
             args += ["--cv-block-size", repr(block)]

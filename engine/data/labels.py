@@ -538,6 +538,24 @@ def _pairs(vals: np.ndarray, pids: np.ndarray):
 # validity and split
 # ---------------------------------------------------------------------------------------------------------------
 
+def valid_at(stack: Any, rows: np.ndarray, cols: np.ndarray, tile: int = 256) -> np.ndarray:
+    """bool ``(N,)``: True where grid pixel ``(rows, cols)`` is valid in every band of the stack (not nodata,
+    finite, inside the grid). Reads only the ``tile x tile`` cells holding the pixels, each cropped to their
+    bounding box. Memory: one tile."""
+    ok = np.zeros(len(rows), bool)
+    key = (rows.astype(np.int64) // tile) * (stack.grid.width // tile + 1) + cols // tile
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    bounds = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1], True])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        idx = order[a:b]
+        r, c = rows[idx], cols[idx]
+        r0, c0 = int(r.min()), int(c.min())
+        win = stack.read(r0, c0, int(r.max()) - r0 + 1, int(c.max()) - c0 + 1)
+        ok[idx] = win.valid[r - r0, c - c0]
+    return ok
+
+
 def drop_invalid(pixels: LabelledPixels, stack: Any, tile: int = 256, reporter: Any = None,
                  allow_empty_classes: bool = False) -> LabelledPixels:
     """Remove labelled pixels that are invalid in the stack (nodata / non-finite in any band).
@@ -553,17 +571,7 @@ def drop_invalid(pixels: LabelledPixels, stack: Any, tile: int = 256, reporter: 
     n = len(pixels)
     if n == 0:
         return pixels
-    ok = np.zeros(n, bool)
-    key = (pixels.rows.astype(np.int64) // tile) * (stack.grid.width // tile + 1) + pixels.cols // tile
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    bounds = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1], True])
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        idx = order[a:b]
-        r, c = pixels.rows[idx], pixels.cols[idx]
-        r0, c0 = int(r.min()), int(c.min())
-        win = stack.read(r0, c0, int(r.max()) - r0 + 1, int(c.max()) - c0 + 1)
-        ok[idx] = win.valid[r - r0, c - c0]
+    ok = valid_at(stack, pixels.rows, pixels.cols, tile)
     n_bad = int(n - ok.sum())
     if n_bad == 0:
         return pixels

@@ -266,3 +266,105 @@ def test_spatial_block_folds_are_given_in_metres(delmarva_bands, delmarva_polygo
     split = read_metadata(out).report["split"]
     assert split["by"] == "spatial block of 50 px" and split["folds"] == 2
     assert read_metadata(out).training_config["cv_block_size"] == 50
+
+
+def test_unlabelled_pixels_are_random_inside_the_window_and_never_labelled():
+    from engine.train import sample_unlabelled
+
+    rows, cols = np.divmod(np.arange(0, 400, 3), 20)          # every 3rd pixel of a 20 x 20 window is labelled
+    rows, cols = rows + 10, cols + 30
+    r, c = sample_unlabelled((100, 100), (10, 30, 20, 20), rows, cols, 1000, seed=0)
+    assert len(r) == 400 - len(rows)                          # all the free pixels of the window, once each
+    assert r.min() >= 10 and r.max() < 30 and c.min() >= 30 and c.max() < 50
+    assert not set(zip(r.tolist(), c.tolist())) & set(zip(rows.tolist(), cols.tolist()))
+    r2, c2 = sample_unlabelled((100, 100), None, rows, cols, 50, seed=1)
+    assert len(r2) == 50 and len(set(zip(r2.tolist(), c2.tolist()))) == 50
+    assert np.array_equal(np.lexsort((c2, r2)), np.arange(50))   # row-major sorted
+    again = sample_unlabelled((100, 100), None, rows, cols, 50, seed=1)
+    assert np.array_equal(again[0], r2) and np.array_equal(again[1], c2)
+
+
+def test_pseudo_labels_are_the_confident_teacher_classes_with_their_share_of_the_draws():
+    """Only unlabelled pixels the teacher gives at least the threshold join, with its class; they get
+    ``pseudo_share`` of the draws (balanced among themselves as ``pseudo_class_balance`` says) and the labelled
+    pixels keep their relative weights in the rest."""
+    from sklearn.linear_model import LogisticRegression
+
+    from engine.train import TrainingConfig, patch_view, pseudo_labelled
+
+    rng = np.random.default_rng(0)
+    n, m = 60, 200
+    y = np.repeat([0, 1, 2], 20)
+    centre = rng.normal(size=(n, 4)) + 3 * np.eye(3, 4)[y]
+    data = {"spec": torch.randn(n, 4, 5, 5), "aux": None, "dif": torch.randn(n, 8, 5, 5).half(),
+            "y": torch.from_numpy(y)}
+    u_centre = rng.normal(size=(m, 4)) * 2
+    unlabelled = {"spec": torch.randn(m, 4, 5, 5), "aux": None, "dif": torch.randn(m, 8, 5, 5).half(),
+                  "y": torch.zeros(m, dtype=torch.int64)}
+    train_idx = np.arange(0, n, 2)
+    w = sampling_weights(y[train_idx])
+    teacher = LogisticRegression().fit(centre[train_idx], y[train_idx])
+    cfg = TrainingConfig(pseudo_share=0.4, pseudo_min_confidence=0.9, pseudo_class_balance=1.0)
+    view = pseudo_labelled(patch_view(data, train_idx, w), unlabelled, u_centre, teacher, cfg)
+    prob = teacher.predict_proba(u_centre)
+    sel = np.flatnonzero(prob.max(1) >= 0.9)
+    assert 0 < len(sel) < m
+    k = len(train_idx)
+    assert np.array_equal(view["y"][:k].numpy(), y[train_idx])
+    assert np.array_equal(view["y"][k:].numpy(), prob[sel].argmax(1))
+    assert torch.equal(view["spec"][k:], unlabelled["spec"][torch.from_numpy(sel)])
+    assert torch.equal(view["dif"][:k], data["dif"][torch.from_numpy(train_idx)])
+    weights = view["weights"].numpy()
+    assert weights[k:].sum() == pytest.approx(0.4) and weights.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(weights[:k] / weights[:k].sum(), w / w.sum())
+    for c in np.unique(view["y"][k:].numpy()):                  # class-balanced among the pseudo-labels
+        assert weights[k:][view["y"][k:].numpy() == c].sum() == pytest.approx(0.4 / len(np.unique(view["y"][k:])))
+    # the default: pseudo-labels drawn in proportion to their counts (the teacher's rare classes are not boosted)
+    prop = pseudo_labelled(patch_view(data, train_idx, w), unlabelled, u_centre, teacher,
+                           TrainingConfig(pseudo_share=0.4, pseudo_min_confidence=0.9))
+    np.testing.assert_allclose(prop["weights"].numpy()[k:], 0.4 / len(sel))
+    off = TrainingConfig(pseudo_share=0.0)
+    plain = patch_view(data, train_idx, w)
+    assert pseudo_labelled(plain, unlabelled, u_centre, teacher, off) is plain
+    with pytest.raises(EngineError, match="pseudo-label share"):
+        TrainingConfig(pseudo_share=1.0)
+
+
+def test_pseudo_label_teachers_never_see_the_held_out_polygons(delmarva_bands, delmarva_polygons, tmp_path,
+                                                               monkeypatch):
+    """With pseudo-labels (``pseudo_labels=0.7``), each fold's random-forest teacher is fitted on that fold's
+    training pixels only; every fit trains on them plus pseudo-labelled pixels drawn with the configured share."""
+    import engine.train as training
+    from engine import api
+
+    teachers, views = [], []
+    real_fit, real_train = training.fit_random_forest, training.train_network
+
+    def fit_spy(x, y, trees, seed):
+        if trees == training.PSEUDO_TREES:
+            teachers.append(np.asarray(y).copy())
+        return real_fit(x, y, trees, seed)
+
+    def train_spy(net, train, val, config, *a, **k):
+        views.append((train["y"][train["index"]].numpy().copy(), train["weights"].numpy().copy()))
+        return real_train(net, train, val, config, *a, **k)
+
+    monkeypatch.setattr(training, "PSEUDO_TREES", 7)      # the teachers' size, told apart from the baseline's
+    monkeypatch.setattr(training, "fit_random_forest", fit_spy)
+    monkeypatch.setattr(training, "train_network", train_spy)
+    api.train(Modality(delmarva_bands, "spectral"), [], delmarva_polygons, "class_id", str(tmp_path / "m.safetensors"),
+              iterations=1, epochs=1, validation="cv:3", device="cpu", extent=EXTENT, pseudo_labels=0.7)
+    with RasterStack([Modality(delmarva_bands, "spectral")]) as stack:
+        from engine.api import _training_pixels, _window
+        from engine.progress import ensure
+        px = _training_pixels(delmarva_polygons, "class_id", stack, _window(stack, EXTENT), ensure(None))
+    fold, k, _ = polygon_folds(px, 3, 0)
+    y = px.class_index()
+    assert len(teachers) == k + 1 and len(views) == k + 1
+    for f in range(k):
+        assert np.array_equal(teachers[f], y[fold != f])          # the teacher never sees the held-out pixels
+    assert np.array_equal(teachers[-1], y)                         # the final teacher: every labelled pixel
+    for f, (labels, weights) in enumerate(views):
+        n_lab = int((fold != f).sum()) if f < k else len(y)
+        assert len(labels) > n_lab and np.array_equal(labels[:n_lab], y[fold != f] if f < k else y)
+        assert weights[n_lab:].sum() == pytest.approx(0.7)

@@ -139,6 +139,28 @@ def test_class_balance_is_range_checked_and_reaches_the_engine(provider, trainin
                           "OUTPUT_REPORT": ""}, ctx, QgsProcessingFeedback())
     i = seen["args"].index("--class-balance")
     assert seen["command"] == "train" and seen["args"][i + 1] == "0.5"
+    assert "--pseudo-labels" not in seen["args"]              # empty: the profile's share
+
+
+def test_pseudo_label_share_is_range_checked_and_reaches_the_engine(provider, training_polys, monkeypatch,
+                                                                    tmp_path):
+    from qgis.core import QgsProcessingFeedback
+
+    alg, ctx = _alg("bdgf:train")
+    ok, msg = alg.checkParameterValues({"SPECTRAL": band_paths(), "TRAINING": training_polys,
+                                        "CLASS_FIELD": "class_id", "PSEUDO_LABELS": 1.0,
+                                        "OUTPUT_MODEL": "TEMPORARY_OUTPUT"}, ctx)
+    assert not ok and "pseudo" in msg.lower(), msg
+    seen = {}
+
+    def fake_run(self, command, args, *rest, **kw):
+        seen["args"] = list(args)
+        return {"output": args[args.index("--output") + 1]}
+    monkeypatch.setattr(type(alg), "run_engine", fake_run)
+    alg.prepared = {"inputs": ["--spectral", *band_paths()]}
+    alg.processAlgorithm({"SPECTRAL": band_paths(), "PSEUDO_LABELS": 0.0, "OUTPUT_MODEL": str(tmp_path / "m.st"),
+                          "OUTPUT_REPORT": ""}, ctx, QgsProcessingFeedback())
+    assert seen["args"][seen["args"].index("--pseudo-labels") + 1] == "0.0"
 
 
 def test_validation_mode_is_checked_before_the_engine_runs(provider, training_polys):
