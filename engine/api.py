@@ -408,6 +408,8 @@ def _unlabelled_pixels(stack: RasterStack, pixels: Any, window: Any, tcfg: Any, 
     from .data.labels import valid_at
     from .train import sample_unlabelled
 
+    if tcfg.pseudo_share and tcfg.sampling == "capped":
+        rep.warning("Pseudo-labels need the balanced sampling (sampling=\"capped\" draws no weights): none are used")
     if not tcfg.pseudo_share or tcfg.sampling == "capped":
         return np.zeros(0, np.int32), np.zeros(0, np.int32)
     rows, cols = sample_unlabelled((stack.grid.height, stack.grid.width), window, pixels.rows, pixels.cols,
