@@ -14,7 +14,8 @@ random forest on the centre-pixel inputs of the same training pixels) predicts e
 Printed per data set: K, BDGF and random-forest OA / AA / kappa as the mean over all folds of all seeds with a
 95 % interval (Student t over the fold values; folds of one seed share training polygons, so the interval is a
 rough guide), the pooled (all held-out pixels) figures, the per-seed pooled OA and the wall time. The last line is
-the JSON of everything.
+the JSON of everything. "edge OA" is the pooled OA of the held-out pixels within 2 px of their polygon's edge
+(``train.edge_accuracy``), where a pixel's patch and diffusion features first see beyond the polygon.
 
     nice -n 10 .venv/bin/python benchmarks/bench_accuracy.py [--datasets delmarva 87_48 69_24] [--seeds 0 1 2]
         [--folds 5] [--epochs N] [--workdir DIR] [--device cpu|cuda|auto] [--set spectral_jitter=0.1 ...]
@@ -243,7 +244,8 @@ def run_dataset(name: str, args, device) -> dict:
                      "bdgf_folds": {key: cv["bdgf"][f"{key}_folds"]["folds"] for key in ("oa", "aa", "kappa")},
                      "rf_folds": {key: cv["rf"][f"{key}_folds"]["folds"] for key in ("oa", "aa", "kappa")},
                      "bdgf_pa": cv["bdgf"]["producers_accuracy"], "bdgf_ua": cv["bdgf"]["users_accuracy"],
-                     "rf_pa": cv["rf"]["producers_accuracy"], "rf_ua": cv["rf"]["users_accuracy"]})
+                     "rf_pa": cv["rf"]["producers_accuracy"], "rf_ua": cv["rf"]["users_accuracy"],
+                     "edge": cv["edge"]})
         r = runs[-1]
         with open(cached, "w") as fh:
             json.dump(r, fh)
@@ -258,6 +260,10 @@ def run_dataset(name: str, args, device) -> dict:
             summary[f"{model}_{key}"] = mean_ci95(vals)
             pooled = [r[model][key] for r in runs if r[model][key] is not None]
             summary[f"{model}_{key}_pooled"] = sum(pooled) / len(pooled) if pooled else None
+    for model in ("bdgf", "rf"):     # held-out pixels within 2 px of their polygon's edge, pooled over the seeds
+        parts = [r["edge"]["edge"] for r in runs if r.get("edge") and r["edge"]["edge"][f"{model}_oa"] is not None]
+        n = sum(p["n"] for p in parts)
+        summary[f"{model}_edge_oa"] = sum(p["n"] * p[f"{model}_oa"] for p in parts) / n if n else None
     return {"dataset": name, "pixels": len(px), "polygons": prep["n_polygons"], "classes": names,
             "folds": sorted({r["folds"] for r in runs}), "seeds": [r["seed"] for r in runs], "runs": runs,
             "summary": summary,
@@ -299,7 +305,7 @@ def parse_overrides(items: list[str]) -> dict:
 
 def table(results: list[dict]) -> str:
     head = (f"{'data set':<10}{'px':>7}{'pol.':>5}{'K':>3}{'seeds':>6}  {'BDGF OA':>16}{'RF OA':>16}"
-            f"{'BDGF kappa':>16}{'RF kappa':>16}{'pooled OA B/RF':>17}")
+            f"{'BDGF kappa':>16}{'RF kappa':>16}{'pooled OA B/RF':>17}{'edge OA B/RF':>17}")
     lines = [head]
     for r in results:
         s = r["summary"]
@@ -309,7 +315,8 @@ def table(results: list[dict]) -> str:
             return f"{_f(m)} ± {_f(h)}"
         lines.append(f"{r['dataset']:<10}{r['pixels']:>7}{r['polygons']:>5}{'/'.join(map(str, r['folds'])):>3}"
                      f"{len(r['seeds']):>6}  {ci('bdgf_oa'):>16}{ci('rf_oa'):>16}{ci('bdgf_kappa'):>16}"
-                     f"{ci('rf_kappa'):>16}   {_f(s['bdgf_oa_pooled'])}/{_f(s['rf_oa_pooled'])}")
+                     f"{ci('rf_kappa'):>16}   {_f(s['bdgf_oa_pooled'])}/{_f(s['rf_oa_pooled'])}"
+                     f"   {_f(s.get('bdgf_edge_oa'))}/{_f(s.get('rf_edge_oa'))}")
     return "\n".join(lines)
 
 

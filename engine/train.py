@@ -833,6 +833,38 @@ def _cv_resume(path: str, key: str, n_folds: int, rep: Reporter) -> list[dict]:
     return folds
 
 
+def edge_counts(y: np.ndarray, pred: np.ndarray, rf_pred: np.ndarray | None, edge: np.ndarray) -> dict:
+    """Held-out pixels and correct predictions at polygon edges and inside polygons, of BDGF and the random forest.
+
+    Args:
+        y, pred, rf_pred: reference, BDGF and random-forest class indices ``(n,)`` (``rf_pred`` may be None);
+        edge: bool ``(n,)``, True within ``edge_radius`` px of the pixel's polygon edge (:func:`edge_pixels`).
+    Returns:
+        ``{"edge"|"interior": {"n", "bdgf", "rf"}}`` (counts; ``rf`` None without a random forest)."""
+    out = {}
+    for part, mask in (("edge", edge), ("interior", ~edge)):
+        out[part] = {"n": int(mask.sum()), "bdgf": int((pred[mask] == y[mask]).sum()),
+                     "rf": None if rf_pred is None else int((rf_pred[mask] == y[mask]).sum())}
+    return out
+
+
+def edge_accuracy(per_fold: Sequence[dict | None], radius: int) -> dict | None:
+    """Pooled held-out OA at polygon edges (within ``radius`` px) and inside polygons over the folds' counts
+    (:func:`edge_counts`): ``{"radius", "edge"|"interior": {"n", "bdgf_oa", "rf_oa"}}``; None when a fold lacks them
+    (a fold resumed from an older checkpoint) or there is no fold. The map's errors are at boundaries, where the patch and the
+    diffusion features see beyond the polygon, so this tells how much the pooled OA owes to polygon interiors."""
+    counts = list(per_fold)
+    if not counts or not all(counts):
+        return None
+    out: dict = {"radius": int(radius)}
+    for part in ("edge", "interior"):
+        n = sum(c[part]["n"] for c in counts)
+        rf = [c[part]["rf"] for c in counts]
+        out[part] = {"n": n, "bdgf_oa": sum(c[part]["bdgf"] for c in counts) / n if n else None,
+                     "rf_oa": sum(rf) / n if n and None not in rf else None}
+    return out
+
+
 def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: int, make_network: Any,
                    config: TrainingConfig, device: torch.device, labels: Sequence, names: Sequence[str],
                    edge: np.ndarray | None = None, reporter: Reporter | None = None, checkpoint: str | None = None,
@@ -860,8 +892,9 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
             ``(M, C)`` inputs: each fold's network also trains on those its own random forest (fitted on the
             fold's training pixels only, never the held-out ones) is sure of (:func:`pseudo_labelled`).
     Returns:
-        ``{"folds": [{"fold", "n", "bdgf": metrics, "rf": metrics, "history"}], "bdgf": summary, "rf": summary,
-        "epoch_val_loss": [mean over folds per epoch]}``; ``metrics`` = ``metrics.accuracy_metrics`` (OA, AA, kappa,
+        ``{"folds": [{"fold", "n", "bdgf": metrics, "rf": metrics, "history", "edge"}], "bdgf": summary,
+        "rf": summary, "edge": edge_accuracy(...), "epoch_val_loss": [mean over folds per epoch]}`` (``edge``: held-out
+        OA at polygon edges and inside polygons, :func:`edge_accuracy`, with ``edge``); ``metrics`` = ``metrics.accuracy_metrics`` (OA, AA, kappa,
         per-class producer's / user's accuracy, confusion matrix); ``summary`` = the pooled confusion matrix's
         metrics plus ``{"oa"|"aa"|"kappa": {"mean", "ci95", "folds": [...]}}`` over folds.
     """
@@ -908,6 +941,8 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
             cm = confusion_matrix(y[te], rf_pred, k_labels)
             pooled["rf"] += cm
             rec["rf"] = accuracy_metrics(cm, labels, names)
+        if edge is not None:
+            rec["edge"] = edge_counts(y[te], np.asarray(pred), rf_pred, edge[te])
         if on_fold is not None:
             on_fold(te, np.asarray(pred), rf_pred)
         folds.append(rec)
@@ -924,6 +959,7 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
             mean, half = mean_ci95(vals)
             summary[f"{key}_folds"] = {"mean": mean, "ci95": half, "folds": vals}
         out[model] = summary
+    out["edge"] = edge_accuracy([r.get("edge") for r in folds], config.edge_radius)
     n_ep = min(len(c) for c in curves) if curves else 0
     out["epoch_val_loss"] = [float(np.mean([c[e] for c in curves])) for e in range(n_ep)
                              if all(c[e] is not None for c in curves)]

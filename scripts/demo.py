@@ -101,7 +101,8 @@ def workflow(qp: QgisProcess, name: str, out: Path, spectral: list[str], polygon
     acc = report.get("accuracy") or {}
     rf = (report.get("baseline") or {}).get("accuracy") or {}
     metrics = {"oa": acc.get("oa"), "aa": acc.get("aa"), "kappa": acc.get("kappa"),
-               "rf_oa": rf.get("oa"), "rf_aa": rf.get("aa"), "rf_kappa": rf.get("kappa")}
+               "rf_oa": rf.get("oa"), "rf_aa": rf.get("aa"), "rf_kappa": rf.get("kappa"),
+               "edge": report.get("edge_accuracy")}
     metrics["outside"] = outside_share(out / "applicability.tif")
     png = out / "classification.png"
     render_png(out / "classification.tif", png, f"BDGF classification: {name}")
@@ -210,6 +211,11 @@ def main() -> None:
         print("  cross-validation by polygon        OA     AA   kappa")
         print(f"    BDGF (fast profile)            {fmt(m.get('oa'))}  {fmt(m.get('aa'))}  {fmt(m.get('kappa'))}")
         print(f"    random forest, same pixels     {fmt(m.get('rf_oa'))}  {fmt(m.get('rf_aa'))}  {fmt(m.get('rf_kappa'))}")
+        edge = m.get("edge")
+        if edge and edge["edge"]["n"]:
+            e = edge["edge"]
+            print(f"  held-out pixels within {edge['radius']} px of their polygon's edge ({e['n']} px): OA BDGF "
+                  f"{fmt(e['bdgf_oa']).strip()}, random forest {fmt(e['rf_oa']).strip()}")
         print(f"  outside the area of applicability: {fmt(m['outside'])} % of the classified pixels (unlike every "
               "training polygon: the map extrapolates there)")
         print("  stage timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["timings"].items()))

@@ -305,7 +305,7 @@ def render(result: dict, title: str | None = None) -> str:
             parts.append(f"<h2>{label}</h2>" + _kv_table(r[key]))
     handled = {"title", "created", "engine_version", "kind", "warnings", "classes", "accuracy", "baseline", "area",
                "history", "metrics", "sections", "inputs", "samples", "grid", "settings", "config", "notes",
-               "model_name"}
+               "model_name", "edge_accuracy"}
     for key, value in r.items():  # anything else that is plain data: a key/value table
         if key not in handled and isinstance(value, dict) and value:
             parts.append(f"<h2>{_e(key.replace('_', ' ').capitalize())}</h2>" + _kv_table(value))

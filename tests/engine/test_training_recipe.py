@@ -3,6 +3,8 @@ sampling and label-preserving flip/rotation augmentation (real Delmarva crop pol
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -197,7 +199,7 @@ def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_p
     monkeypatch.setattr(training, "train_network", spy)
     out = api.train(Modality(delmarva_bands, "spectral"), [], delmarva_polygons, "class_id",
                     str(tmp_path / "m.safetensors"), iterations=1, epochs=1, validation="cv:3", device="cpu",
-                    extent=EXTENT)
+                    extent=EXTENT, report=str(tmp_path / "report.html"))
     with RasterStack([Modality(delmarva_bands, "spectral")]) as stack:
         from engine.api import _training_pixels, _window
         from engine.progress import ensure
@@ -211,6 +213,14 @@ def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_p
     assert val is None and np.array_equal(np.sort(final), np.arange(len(px)))
     assert set(px.polygon_ids[final].tolist()) == set(np.unique(px.polygon_ids).tolist())
     assert 0 <= out["metrics"]["oa"] <= 1 and "rf_oa" in out["metrics"]
+    # the report's held-out OA at polygon edges: the held-out pixels within 2 px of their polygon's edge
+    report = json.loads(open(tmp_path / "report.html").read().split("id='bdgf-result'>")[1].split("</script>")[0])
+    section = next(sec for sec in report["sections"] if sec["title"] == "Held-out accuracy at polygon edges")
+    (_, n_edge, oa_edge, rf_edge), (_, n_inside, oa_inside, _) = section["table"]["rows"]
+    edge = edge_pixels(px.rows, px.cols, px.polygon_ids, 2)[fold >= 0]      # every held-out pixel, once
+    assert n_edge == int(edge.sum()) and n_inside == int((~edge).sum()) and 0 < n_edge < len(edge)
+    assert out["metrics"]["edge_oa"] == oa_edge and out["metrics"]["rf_edge_oa"] == rf_edge
+    assert (n_edge * oa_edge + n_inside * oa_inside) / len(edge) == pytest.approx(out["metrics"]["oa"])
 
 
 def test_the_verdict_compares_bdgf_and_the_random_forest_fold_by_fold():
