@@ -491,7 +491,7 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
         view = pseudo_labelled(view, unlabelled, unlabelled["centre"], teacher, final_cfg, rep)
     history = train_network(net, view, None, final_cfg, dev, rep, checkpoint_path(output),
                             bool(resume and os.path.exists(checkpoint_path(output))))
-    accuracy, baseline, metrics = _cv_metrics(cv, rep)
+    accuracy, baseline, metrics = _cv_metrics(cv, rep, pseudo_labels=bool(tcfg.pseudo_share))
     return {"model": model, "history": history, "split": split_report, "accuracy": accuracy,
             "baseline": baseline, "metrics": metrics, "cv": cv, "mode": mode, "labelled_pixels": int(len(y_all)),
             "polygons": n_polygons, "notes": [bound_note] if bound_note else [], "epochs": final_cfg.epochs}
@@ -589,8 +589,10 @@ def _refit_config(cv: dict | None, tcfg: Any, rep: Reporter) -> Any:
                                milestones=tuple(m for m in tcfg.milestones if m < best) or (best,))
 
 
-def _cv_metrics(cv: dict | None, rep: Reporter) -> tuple[dict | None, dict | None, dict]:
-    """Pooled held-out accuracy of BDGF and of the random forest, the ``done`` metrics, and a plain verdict."""
+def _cv_metrics(cv: dict | None, rep: Reporter, pseudo_labels: bool = False
+                ) -> tuple[dict | None, dict | None, dict]:
+    """Pooled held-out accuracy of BDGF and of the random forest, the ``done`` metrics, and a plain verdict
+    (``pseudo_labels``: whether the run used them, so that the verdict does not advise them again)."""
     if not cv:
         return None, None, {}
     accuracy, baseline = cv["bdgf"], cv.get("rf")
@@ -601,7 +603,7 @@ def _cv_metrics(cv: dict | None, rep: Reporter) -> tuple[dict | None, dict | Non
     if baseline:
         metrics.update(rf_oa=baseline["oa"], rf_aa=baseline["aa"], rf_kappa=baseline["kappa"])
         rep.metric("rf_val_oa", baseline["oa"], aa=baseline["aa"], kappa=baseline["kappa"], model="RandomForest")
-    cv["verdict"] = _verdict(accuracy, baseline)
+    cv["verdict"] = _verdict(accuracy, baseline, pseudo_labels)
     if cv["verdict"]:
         (rep.warning if cv["verdict"].startswith("The random forest") else rep.info)(cv["verdict"])
     if cv.get("edge"):
@@ -610,7 +612,7 @@ def _cv_metrics(cv: dict | None, rep: Reporter) -> tuple[dict | None, dict | Non
     return accuracy, baseline, metrics
 
 
-def _verdict(acc: dict, rf: dict | None) -> str:
+def _verdict(acc: dict, rf: dict | None, pseudo_labels: bool = False) -> str:
     """One plain sentence comparing BDGF and the random forest under the same folds (empty without both).
 
     With two or more folds the comparison is paired: the 95 % Student-t interval of the fold-by-fold OA
@@ -619,7 +621,8 @@ def _verdict(acc: dict, rf: dict | None) -> str:
     ahead, with the warning that the folds are too few to be sure (with 2 folds the t-interval is 12.7 standard
     errors wide, so it nearly always includes zero); otherwise the two are called level. Fold OAs are listed
     instead of a mean ± interval when there are fewer than 3 folds. A single fold (hold-out): the pooled OA and
-    kappa decide."""
+    kappa decide. When the random forest is ahead, the advice names the options; pseudo-labels (which lifted both
+    benchmark pairs where the random forest won, docs/benchmarks.md) unless ``pseudo_labels`` says they were on."""
     from .train import mean_ci95
 
     if not rf or acc.get("kappa") is None or rf.get("kappa") is None:
@@ -636,6 +639,10 @@ def _verdict(acc: dict, rf: dict | None) -> str:
     figures = (f"OA {acc['oa']:.1%} for BDGF ({folds_words(a)}) and {rf['oa']:.1%} for the random forest "
                f"({folds_words(b)}), " + _kappa_words(acc, rf))
     advice = "Consider the random forest for this map, more training polygons, or the paper profile on a GPU."
+    if not pseudo_labels:
+        advice += (" Or try pseudo-labels from a random forest (train --pseudo-labels 0.7; Pseudo-label share in "
+                   "QGIS), which show the network its classes beside covers that no polygon shows, and compare the "
+                   "maps.")
     if len(pairs) > 1:
         d_mean, d_half = mean_ci95([x - y for x, y in pairs])
         difference = f"the fold-by-fold OA difference is {d_mean:+.1%} ± {d_half:.1%} (95 %)"

@@ -247,6 +247,8 @@ def test_the_verdict_compares_bdgf_and_the_random_forest_fold_by_fold():
     text = _verdict(result([0.681, 0.97], 0.0), result([0.993, 1.0], 0.0))
     assert text.startswith("The random forest is ahead in every fold (2 of 2)") and "too few to be sure" in text
     assert "folds 68.1%, 97.0%" in text and "Consider the random forest" in text
+    assert "--pseudo-labels 0.7" in text          # the option that lifted this pair; not advised again when on
+    assert "pseudo-labels" not in _verdict(result([0.681, 0.97], 0.0), result([0.993, 1.0], 0.0), pseudo_labels=True)
     text = _verdict(result([0.993, 1.0], 0.9), result([0.681, 0.97], 0.8))
     assert text.startswith("BDGF is ahead in every fold") and "Consider" not in text
     # a single fold (hold-out): the pooled figures decide
