@@ -850,9 +850,10 @@ def edge_counts(y: np.ndarray, pred: np.ndarray, rf_pred: np.ndarray | None, edg
 
 def edge_accuracy(per_fold: Sequence[dict | None], radius: int) -> dict | None:
     """Pooled held-out OA at polygon edges (within ``radius`` px) and inside polygons over the folds' counts
-    (:func:`edge_counts`): ``{"radius", "edge"|"interior": {"n", "bdgf_oa", "rf_oa"}}``; None when a fold lacks them
-    (a fold resumed from an older checkpoint) or there is no fold. The map's errors are at boundaries, where the patch and the
-    diffusion features see beyond the polygon, so this tells how much the pooled OA owes to polygon interiors."""
+    (:func:`edge_counts`): ``{"radius", "edge"|"interior": {"n", "bdgf_oa", "rf_oa"}}``; None when a fold lacks
+    them (a fold resumed from an older checkpoint) or there is no fold. The map's errors are at boundaries, where
+    the patch and the diffusion features see beyond the polygon, so this tells how much the pooled OA owes to
+    polygon interiors."""
     counts = list(per_fold)
     if not counts or not all(counts):
         return None
@@ -893,10 +894,10 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
             fold's training pixels only, never the held-out ones) is sure of (:func:`pseudo_labelled`).
     Returns:
         ``{"folds": [{"fold", "n", "bdgf": metrics, "rf": metrics, "history", "edge"}], "bdgf": summary,
-        "rf": summary, "edge": edge_accuracy(...), "epoch_val_loss": [mean over folds per epoch]}`` (``edge``: held-out
-        OA at polygon edges and inside polygons, :func:`edge_accuracy`, with ``edge``); ``metrics`` = ``metrics.accuracy_metrics`` (OA, AA, kappa,
-        per-class producer's / user's accuracy, confusion matrix); ``summary`` = the pooled confusion matrix's
-        metrics plus ``{"oa"|"aa"|"kappa": {"mean", "ci95", "folds": [...]}}`` over folds.
+        "rf": summary, "edge": edge_accuracy(...), "epoch_val_loss": [mean over folds per epoch]}`` (``edge``:
+        held-out OA at polygon edges and inside polygons, :func:`edge_accuracy`, with ``edge``); ``metrics`` =
+        ``metrics.accuracy_metrics`` (OA, AA, kappa, per-class producer's / user's accuracy, confusion matrix);
+        ``summary`` = the pooled confusion matrix's metrics plus ``{"oa"|"aa"|"kappa": {"mean", "ci95", "folds": [...]}}`` over folds.
     """
     from .distributed import info as dist_info
 
