@@ -897,7 +897,8 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
         "rf": summary, "edge": edge_accuracy(...), "epoch_val_loss": [mean over folds per epoch]}`` (``edge``:
         held-out OA at polygon edges and inside polygons, :func:`edge_accuracy`, with ``edge``); ``metrics`` =
         ``metrics.accuracy_metrics`` (OA, AA, kappa, per-class producer's / user's accuracy, confusion matrix);
-        ``summary`` = the pooled confusion matrix's metrics plus ``{"oa"|"aa"|"kappa": {"mean", "ci95", "folds": [...]}}`` over folds.
+        ``summary`` = the pooled confusion matrix's metrics plus ``{"oa"|"aa"|"kappa": {"mean", "ci95",
+        "folds": [...]}}`` over folds.
     """
     from .distributed import info as dist_info
 
