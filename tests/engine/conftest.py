@@ -102,6 +102,14 @@ def write_vector(path, features, crs="EPSG:32618", driver=None, geometry="Polygo
     return path
 
 
+def embedded_result(html: str) -> dict:
+    """The result dict an HTML report embeds (``io.reports.render``: ``<script id='bdgf-result'>``)."""
+    import json
+
+    text = html.split("id='bdgf-result'>", 1)[1].split("</script>", 1)[0]
+    return json.loads(text.replace("<\\/", "</"))
+
+
 def box(x0, y0, x1, y1):
     """GeoJSON polygon of a rectangle."""
     return {"type": "Polygon", "coordinates": [[(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]]}

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import re
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from engine.errors import EngineError, OutputExistsError
 from engine.metrics import area_adjusted
 from engine.io.rasters import ClassificationWriter
 from engine.io.reports import render, write_csv_table, write_html_report, write_json_report
+from tests.engine.conftest import embedded_result
 
 X0, Y0, RES = 500000.0, 4000000.0, 10.0
 CLASSES = [{"value": 1, "name": "Forest", "color": "#00aa00"}, {"value": 2, "name": "Water", "color": "#0000ff"},
@@ -138,8 +138,7 @@ def test_reports_agree(case):
     tab = write_csv_table(case / "r.csv", res)
     text = open(html, encoding="utf-8").read()
     data = json.load(open(js, encoding="utf-8"))
-    embedded = re.search(r"<script type='application/json' id='bdgf-result'>(.*?)</script>", text, re.S).group(1)
-    assert json.loads(embedded.replace("<\\/", "</")) == data
+    assert embedded_result(text) == data
     assert data["accuracy"]["oa"] == pytest.approx(res["accuracy"]["oa"])
     assert "64.7 %" in text  # OA 275/425
     assert "Test report" in text and "Confusion matrix" in text and "Olofsson" in text

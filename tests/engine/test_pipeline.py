@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import rasterio
 
+from tests.engine.conftest import embedded_result
+
 ROOT = Path(__file__).resolve().parents[2]
 DELMARVA = ROOT / "resources" / "sample_data" / "delmarva_s2"
 BANDS = sorted(str(p) for p in DELMARVA.glob("s2_B*.tif"))
@@ -209,8 +211,7 @@ def test_assessment_reports_agree(workflow):
     d = workflow["dir"]
     result = json.loads((d / "assess.json").read_text())
     html = (d / "assess.html").read_text()
-    embedded = html.split("id='bdgf-result'>", 1)[1].split("</script>", 1)[0]
-    assert json.loads(embedded.replace("<\\/", "</"))["accuracy"]["oa"] == result["accuracy"]["oa"]
+    assert embedded_result(html)["accuracy"]["oa"] == result["accuracy"]["oa"]
     acc = result["accuracy"]
     cm = np.array(acc["confusion_matrix"])
     assert cm.sum() == acc["n"] > 0

@@ -3,8 +3,6 @@ sampling and label-preserving flip/rotation augmentation (real Delmarva crop pol
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -13,6 +11,7 @@ from engine.errors import EngineError
 from engine.data.grid import Modality, RasterStack
 from engine.data.labels import polygon_folds, read_polygons
 from engine.train import augment_patches, d4_transform, edge_pixels, mean_ci95, parse_validation, sampling_weights
+from tests.engine.conftest import embedded_result
 
 torch.set_num_threads(1)
 # 192 x 128 px around the Water and Cropland polygons (as in test_pipeline)
@@ -214,7 +213,7 @@ def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_p
     assert set(px.polygon_ids[final].tolist()) == set(np.unique(px.polygon_ids).tolist())
     assert 0 <= out["metrics"]["oa"] <= 1 and "rf_oa" in out["metrics"]
     # the report's held-out OA at polygon edges: the held-out pixels within 2 px of their polygon's edge
-    report = json.loads(open(tmp_path / "report.html").read().split("id='bdgf-result'>")[1].split("</script>")[0])
+    report = embedded_result((tmp_path / "report.html").read_text(encoding="utf-8"))
     section = next(sec for sec in report["sections"] if sec["title"] == "Held-out accuracy at polygon edges")
     (_, n_edge, oa_edge, rf_edge), (_, n_inside, oa_inside, _) = section["table"]["rows"]
     edge = edge_pixels(px.rows, px.cols, px.polygon_ids, 2)[fold >= 0]      # every held-out pixel, once
