@@ -898,10 +898,51 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
     if applicability:
         out["applicability"] = os.path.abspath(applicability)
         out["applicability_threshold"] = tm.applicability.threshold
-        out["outside_applicability"] = summary.get("outside_applicability", 0)
-        rep.info(f"{out['outside_applicability']} of {summary['pixels']} classified px "
-                 f"({100.0 * out['outside_applicability'] / max(1, summary['pixels']):.1f} %) lie outside the area "
-                 f"of applicability (dissimilarity index > {tm.applicability.threshold:.3f})")
+    if dinfo.is_main:
+        out.update(_class_summary(tm.classes, summary, out_grid, tm.applicability.threshold if applicability else None,
+                                  rep))
+    return out
+
+
+#: Share of a predicted class's pixels outside the area of applicability above which the log advises new polygons.
+OUTSIDE_ADVICE_SHARE = 0.5
+
+
+def _class_summary(classes: Sequence[Any], summary: dict, grid: Any, threshold: float | None,
+                   rep: Reporter) -> dict:
+    """Log the mapped area of every class and, with the applicability raster, the share of each predicted class
+    outside the area of applicability; a warning names the classes mostly outside (``OUTSIDE_ADVICE_SHARE``),
+    whose pixels look like no training polygon of any class (Meyer and Pebesma 2021: the map extrapolates there).
+
+    Returns:
+        ``{"pixel_area_m2": float | None}`` (None in a geographic CRS) and, with ``threshold``,
+        ``{"outside_applicability": int, "outside_by_class": {value: px}}``.
+    """
+    counts, total = summary["class_counts"], max(1, summary["pixels"])
+    unit = grid.crs.linear_units_factor[1] if grid.crs.is_projected else None
+    area = abs(grid.res[0] * grid.res[1]) * unit ** 2 if unit else None
+    words = [f"{c.name} {counts.get(int(c.value), 0):,} px"
+             + (f" = {counts.get(int(c.value), 0) * area / 1e4:,.1f} ha" if area else "")
+             + f" ({100.0 * counts.get(int(c.value), 0) / total:.1f} %)" for c in classes]
+    rep.info("Mapped area by class: " + "; ".join(words))
+    out: dict = {"pixel_area_m2": area}
+    if threshold is None:
+        return out
+    by_class = summary.get("outside_by_class", {})
+    out["outside_applicability"] = int(summary.get("outside_applicability", 0))
+    out["outside_by_class"] = by_class
+    rep.info(f"{out['outside_applicability']:,} of {summary['pixels']:,} classified px "
+             f"({100.0 * out['outside_applicability'] / total:.1f} %) lie outside the area of applicability "
+             f"(dissimilarity index > {threshold:.3f})")
+    shares = sorted(((by_class.get(int(c.value), 0) / counts[int(c.value)], c.name) for c in classes
+                     if counts.get(int(c.value))), reverse=True)
+    rep.info("Outside the area of applicability, by predicted class: "
+             + "; ".join(f"{name} {100.0 * share:.1f} %" for share, name in shares))
+    mostly = [f"{name} ({100.0 * share:.0f} %)" for share, name in shares if share > OUTSIDE_ADVICE_SHARE]
+    if mostly:
+        rep.warning(f"Most pixels mapped as {', '.join(mostly)} look like no training polygon: the map "
+                    "extrapolates there. Look at them on the applicability raster and draw polygons of what they "
+                    "really are, then train again")
     return out
 
 

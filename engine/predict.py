@@ -267,8 +267,8 @@ def classify_scene(model: TrainedModel, stack: Any, writer: Any, window: Sequenc
             must have its training pixels) and pass it to ``writer.write(..., dissimilarity=)``.
     Returns:
         ``{"pixels": classified pixel count, "class_counts": {value: count}, "tiles": n}`` (on rank 0), with
-        ``"outside_applicability"`` (pixels whose dissimilarity index exceeds the model's threshold) when
-        ``want_dissimilarity``.
+        ``"outside_applicability"`` (pixels whose dissimilarity index exceeds the model's threshold) and
+        ``"outside_by_class"`` ({value: those of them predicted as that class}) when ``want_dissimilarity``.
     """
     from .distributed import info as dist_info
 
@@ -278,7 +278,7 @@ def classify_scene(model: TrainedModel, stack: Any, writer: Any, window: Sequenc
     values = np.array([int(c.value) for c in model.classes], np.int64)
     tiles = list(iter_windows(H, W, tile, (r0, c0, H, W)))
     counts = np.zeros(len(values), np.int64)
-    outside = 0
+    outside = np.zeros(len(values), np.int64)
     threshold = model.applicability.threshold if want_dissimilarity and model.applicability is not None else None
     task = rep.task("classify", H * W, unit="px")
     try:
@@ -305,7 +305,8 @@ def classify_scene(model: TrainedModel, stack: Any, writer: Any, window: Sequenc
                 extra = {}
                 if want_dissimilarity:
                     extra["dissimilarity"] = dissimilarity
-                    outside += int(np.count_nonzero(dissimilarity > threshold))
+                    far = ok & (dissimilarity > threshold)
+                    outside += np.bincount(cls[far], minlength=len(values))
                 writer.write(t.row_off - r0, t.col_off - c0, out, conf, probs, **extra)
             task.update(sum(t.height * t.width for t in group) - done[0])   # nodata pixels, other ranks' tiles
     finally:
@@ -313,7 +314,8 @@ def classify_scene(model: TrainedModel, stack: Any, writer: Any, window: Sequenc
     out = {"pixels": int(counts.sum()), "tiles": len(tiles),
            "class_counts": {int(v): int(n) for v, n in zip(values, counts)}}
     if want_dissimilarity:
-        out["outside_applicability"] = outside
+        out["outside_applicability"] = int(outside.sum())
+        out["outside_by_class"] = {int(v): int(n) for v, n in zip(values, outside)}
     return out
 
 

@@ -97,3 +97,37 @@ def test_a_land_cover_without_polygons_is_outside(delmarva_bands, delmarva_polyg
     assert (a.dissimilarity(x[keep]) <= a.threshold).all()
     outside = a.dissimilarity(x[~keep]) > a.threshold
     assert outside.mean() > 0.95, (left_out, outside.mean())
+
+
+def test_class_summary_areas_and_advice_for_a_class_mostly_outside():
+    """The classify log's class summary on the full Delmarva scene's figures (docs/benchmarks.md, area of
+    applicability table): areas in hectares of a 10 m UTM grid, per-class shares outside, and a warning that names
+    built-up (69 % outside) and no other class; no areas in a geographic CRS."""
+    from affine import Affine
+
+    from engine.api import _class_summary
+    from engine.data.grid import ReferenceGrid
+    from engine.io.schema import Category
+    from engine.progress import Reporter
+
+    names = ["Water", "Salt marsh", "Beach / sand", "Forest", "Cropland / grassland", "Bare / tilled field",
+             "Built-up"]
+    classes = [Category(value=i + 1, name=n, color="#000000") for i, n in enumerate(names)]
+    counts = [1_864_626, 375_831, 30_071, 775_799, 336_621, 325_896, 41_158]
+    outside = [22_376, 36_080, 5_503, 95_423, 84_155, 90_273, 28_481]
+    summary = {"pixels": sum(counts), "class_counts": dict(enumerate(counts, 1)),
+               "outside_applicability": sum(outside), "outside_by_class": dict(enumerate(outside, 1))}
+    utm = ReferenceGrid(rasterio.crs.CRS.from_epsg(32618), Affine(10, 0, 400_000, 0, -10, 4_200_000), 2000, 1875)
+    rep = Reporter(quiet=True)
+    out = _class_summary(classes, summary, utm, 0.154, rep)
+    assert out["pixel_area_m2"] == pytest.approx(100.0)
+    assert out["outside_by_class"][7] == 28_481 and out["outside_applicability"] == sum(outside)
+    info = [m for level, m in rep.messages if level == "info"]
+    assert "Water 1,864,626 px = 18,646.3 ha (49.7 %)" in info[0]
+    assert info[-1].index("Built-up 69.2 %") < info[-1].index("Bare / tilled field 27.7 %")   # worst first
+    warnings = [m for level, m in rep.messages if level == "warning"]
+    assert len(warnings) == 1 and "Built-up (69 %)" in warnings[0] and "Forest" not in warnings[0]
+    geographic = ReferenceGrid(rasterio.crs.CRS.from_epsg(4326), Affine(1e-4, 0, -75, 0, -1e-4, 38), 10, 10)
+    rep = Reporter(quiet=True)
+    assert _class_summary(classes, summary, geographic, None, rep) == {"pixel_area_m2": None}
+    assert " ha" not in rep.messages[0][1] and len(rep.messages) == 1

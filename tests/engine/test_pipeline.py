@@ -125,6 +125,15 @@ def test_area_of_applicability_raster(workflow):
     assert threshold == pytest.approx(done["applicability_threshold"]) and 0 < threshold < 1
     assert np.isnan(di[classes == 0]).all() and np.isfinite(di[classes > 0]).all() and np.nanmin(di) >= 0
     assert done["outside_applicability"] == int(np.count_nonzero(di > threshold))
+    # per predicted class: the outside pixels of each class value, and the mapped area of a 10 x 10 m grid
+    far = di > threshold
+    assert done["outside_by_class"] == {str(v): int(np.count_nonzero(far & (classes == v))) for v in range(1, 8)}
+    assert done["pixel_area_m2"] == pytest.approx(100.0)
+    logs = [e["message"] for e in workflow["classify"] if e["event"] == "log"]
+    water_ha = np.count_nonzero(classes == 1) * 100.0 / 1e4
+    assert any(m.startswith("Mapped area by class: Water ") and f"= {water_ha:,.1f} ha" in m for m in logs), logs
+    by_class = next(m for m in logs if m.startswith("Outside the area of applicability, by predicted class"))
+    assert "Built-up" in by_class and "Salt marsh" in by_class
     import fiona
     from rasterio.features import rasterize
 
