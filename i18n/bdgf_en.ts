@@ -540,57 +540,57 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="145"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="147"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="155"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="157"/>
         <source>Tile size (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="156"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="158"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="160"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="162"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="161"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="163"/>
         <source>Confidence</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="181"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="183"/>
         <source>{path} holds pretrained diffusion weights, not a trained classifier: give it to &apos;Train classifier&apos; as pretrained model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="191"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="193"/>
         <source>The model was trained on {want} spectral bands; the spectral rasters have {have}. Give the same rasters, in the same order, as in training.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="198"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="200"/>
         <source>The model uses auxiliary rasters ({kinds}); give them as auxiliary rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="201"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="203"/>
         <source>The model was trained without auxiliary rasters; leave them empty.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="206"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="208"/>
         <source>The model&apos;s auxiliary kind is {want}; the auxiliary kind chosen is {have}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="209"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="211"/>
         <source>The model was trained on {want} auxiliary bands; the auxiliary rasters have {have}.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -620,63 +620,63 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="147"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="149"/>
         <source>Band order</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="147"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="149"/>
         <source>By band name (reordered to the model&apos;s order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="147"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="149"/>
         <source>As given (positional, for renamed files)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="152"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="154"/>
         <source>Classify inside polygons (mask)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="163"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="165"/>
         <source>Uncertainty (entropy, margin)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="166"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="168"/>
         <source>Class probabilities</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="134"/>
-        <source>Optional area of applicability (Meyer and Pebesma 2021): the dissimilarity index of every pixel, the distance of its band values to the nearest training pixel over the mean distance between training pixels. Above the model&apos;s threshold (shown in magenta) the scene is unlike every training polygon: the map extrapolates there and the cross-validated accuracy does not hold. Digitize polygons there (&apos;Suggest training samples&apos;, ranked by dissimilarity).</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="168"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="170"/>
         <source>Area of applicability (dissimilarity index)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="286"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="288"/>
         <source>{outside} of {pixels} classified pixels ({share:.1f} %) lie outside the area of applicability.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="184"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="186"/>
         <source>{path} was trained before the plugin kept a model&apos;s training pixels, so it has no area of applicability: train it again, or leave the area of applicability (ranking by dissimilarity) out.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="157"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="159"/>
         <source>Coarse-to-fine (skip the network inside uniform areas)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../bdgf_plugin/algorithms/classify.py" line="117"/>
         <source>On (default): the network classifies every 4th pixel of every 4th row, then only the pixels whose neighbours disagree, are unsure (class probability below 0.97, or 0.9 for adjacent neighbours) or whose own spectrum differs from theirs; the others, inside uniform water, forest or fields, take their neighbours&apos; class and mean probabilities. The same classes in a third to half the time. Off: the network classifies every pixel (exact probabilities in the confidence, uncertainty and probability rasters).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="134"/>
+        <source>Optional area of applicability (Meyer and Pebesma 2021): the dissimilarity index of every pixel, the distance of its band values to the nearest training pixel over the mean distance between training pixels. Above the model&apos;s threshold (shown in magenta) the scene is unlike every training polygon: the map extrapolates there and the cross-validated accuracy does not hold. Digitize polygons there (&apos;Suggest training samples&apos;, ranked by dissimilarity). The log gives the share of every predicted class outside it and warns about a class mostly outside.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -138,7 +138,9 @@ class ClassifyAlgorithm(BdgfAlgorithm):
                                                 "magenta) the scene is unlike every training polygon: the map "
                                                 "extrapolates there and the cross-validated accuracy does not "
                                                 "hold. Digitize polygons there ('Suggest training samples', "
-                                                "ranked by dissimilarity).")),
+                                                "ranked by dissimilarity). The log gives the share of every "
+                                                "predicted class outside it and warns about a class mostly "
+                                                "outside.")),
         ]
 
     def initAlgorithm(self, config=None):  # noqa: N802
