@@ -176,8 +176,9 @@ def _add_train(sub: Any, parents: list) -> None:
                         "alone). They show the network its classes beside covers no polygon reaches; they also "
                         "carry the forest's own errors (see docs/profiles.md)")
     p.add_argument("--early-stopping", action="store_true",
-                   help="keep the weights of the epoch with the lowest validation loss and stop after 20 epochs "
-                        "without improvement (default: the last epoch)")
+                   help="train the final model for the epoch count with the lowest mean held-out loss over the "
+                        "validation folds (default: the profile's epochs); the folds' own figures stay those of "
+                        "their last epoch")
     p.add_argument("--resume", action="store_true",
                    help="resume an interrupted training from OUTPUT.checkpoint.safetensors (give the same "
                         "inputs and --pretrained)")

@@ -874,7 +874,9 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
     """K-fold cross-validation of BDGF and of the random forest under the same folds (grouped by polygon).
 
     For each fold ``f``: a fresh network (``make_network(seed)``) is trained on the pixels with ``fold != f``
-    (class-balanced sampling, augmentation: :func:`train_network`) and predicts the pixels with ``fold == f``;
+    (class-balanced sampling, augmentation: :func:`train_network`; all ``config.epochs``, also with
+    ``config.early_stopping``, which only records the held-out loss per epoch) and predicts the pixels with
+    ``fold == f``;
     a random forest (``config.rf_trees``; 0 = none) is fitted on the centre-pixel inputs of the same training
     pixels. Pixels with fold -1 are always in training.
 
@@ -928,9 +930,11 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
             teacher = fit_random_forest(centre[tr], y[tr], PSEUDO_TREES, cfg.seed)
             train_view = pseudo_labelled(train_view, unlabelled, unlabelled["centre"], teacher, cfg, rep)
         net = make_network(cfg.seed)
-        # held-out loss per epoch only when it is used (early stopping): it costs a pass over the fold
-        history = train_network(net, train_view, patch_view(data, te) if config.early_stopping else None, cfg,
-                                device, rep)
+        # held-out loss per epoch only when it is used (early stopping picks the final fit's epoch count from its
+        # mean over the folds): it costs a pass over the fold. The fold's own network keeps its last epoch: its
+        # weights chosen on the held-out pixels would make the figures measured on them optimistic.
+        history = train_network(net, train_view, patch_view(data, te) if config.early_stopping else None,
+                                dataclasses.replace(cfg, early_stopping=False), device, rep)
         curves.append([h.get("val_loss") for h in history])
         pred, _ = evaluate(net, patch_view(data, te), device)
         rec = {"fold": f + 1, "n": int(len(te)), "history": history}

@@ -39,7 +39,7 @@ class CancelAfterEpoch(Reporter):
             self.cancel.cancel("test")
 
 
-def _train(tmp_path, epochs: int, validation: str = "none", out_name: str = "model.safetensors"):
+def _train(tmp_path, epochs: int, validation: str = "none", out_name: str = "model.safetensors", **options):
     """A pretrained model on the extent, then ``train(reporter, resume=False)`` for a final fit of ``epochs``
     epochs (without validation folds unless ``validation`` says so); returns ``(train, model path, checkpoint
     path)``."""
@@ -48,7 +48,7 @@ def _train(tmp_path, epochs: int, validation: str = "none", out_name: str = "mod
     if not pre.exists():
         api.pretrain(spectral, [], str(pre), iterations=3, device="cpu", extent=EXTENT)
     out = tmp_path / out_name
-    kwargs = dict(pretrained=str(pre), epochs=epochs, device="cpu", extent=EXTENT, validation=validation)
+    kwargs = dict(pretrained=str(pre), epochs=epochs, device="cpu", extent=EXTENT, validation=validation, **options)
 
     def train(reporter, resume=False):
         api.train(spectral, [], str(DELMARVA / "training_polygons.gpkg"), "class_id", str(out), reporter=reporter,
@@ -139,3 +139,27 @@ def test_resume_does_not_pretrain_again(tmp_path):
     assert second.epochs == [2]
     assert read_metadata(out).diffusion.iterations == 3
     assert not pre_ckpt.exists()
+
+
+def test_early_stopping_never_picks_weights_on_the_held_out_folds(tmp_path):
+    """With early stopping, every fold's network still trains all its epochs and is measured at the last one (its
+    held-out loss per epoch is only recorded), so the cross-validated figures are those of a run without it; the
+    final model is trained for the epoch count where the folds' mean held-out loss is lowest."""
+    import numpy as np
+
+    plain, plain_out, _ = _train(tmp_path, epochs=4, validation="cv:2", out_name="plain.safetensors")
+    plain(Reporter(quiet=True))
+    early, early_out, _ = _train(tmp_path, epochs=4, validation="cv:2", out_name="early.safetensors",
+                                 early_stopping=True)
+    rep = CancelAfterEpoch(-1)
+    early(rep)
+    reference, stopped = read_metadata(plain_out).report, read_metadata(early_out).report
+    assert stopped["accuracy"]["oa_folds"]["folds"] == reference["accuracy"]["oa_folds"]["folds"]
+    assert stopped["accuracy"]["confusion_matrix"] == reference["accuracy"]["confusion_matrix"]
+    assert rep.epochs[:8] == [1, 2, 3, 4, 1, 2, 3, 4]     # both folds ran every epoch
+    logged = [text for _, text in rep.messages]
+    assert not any(t.startswith("Early stopping: using the weights") for t in logged)
+    chosen = next(t for t in logged if t.startswith("Early stopping: the mean held-out loss"))
+    best = int(chosen.split("after epoch ")[1].split(";")[0])
+    assert 1 <= best <= 4 and rep.epochs[8:] == list(range(1, best + 1))
+    assert len(stopped["history"]) == best
