@@ -303,6 +303,9 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
                              pseudo_labels)
     tcfg = prof.training
     tcfg.early_stopping = bool(early_stopping)
+    if tcfg.early_stopping and parse_validation(tcfg.validation)[0] == "none":
+        rep.warning("Early stopping chooses the epoch count from the validation folds: with --validation none it has "
+                    f"nothing to choose from, and the final model trains the profile's {tcfg.epochs} epochs")
     dinfo, dev = setup(_device(device, rep))
     if dinfo.enabled:
         rep.info(f"torchrun: {dinfo.world} processes, data parallel ({dev.type})")

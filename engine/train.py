@@ -42,7 +42,9 @@ class TrainingConfig:
             subset); analysts' polygons hold far more pixels than the paper's 100 per class.
         validation_fraction: share of each class's polygons held out for validation (split by polygon).
         pca_components: spectral inputs with more bands than this are reduced by PCA (spec §1.3); 0 = never.
-        early_stopping, patience: optional selection of the epoch with the lowest validation loss.
+        early_stopping, patience: in :func:`train_network` with validation data, restore the weights of the epoch
+            with the lowest validation loss (stop after ``patience`` epochs without a lower one); in
+            :func:`cross_validate` only the held-out loss per epoch is recorded, for the final fit's epoch count.
         checkpoint_every: epochs between checkpoints (0 = only on cancel).
         gather_tile: tile side (pixels) used to gather patches.
         rf_trees: trees of the random-forest baseline (0 = no baseline).

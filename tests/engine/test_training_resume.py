@@ -163,3 +163,9 @@ def test_early_stopping_never_picks_weights_on_the_held_out_folds(tmp_path):
     best = int(chosen.split("after epoch ")[1].split(";")[0])
     assert 1 <= best <= 4 and rep.epochs[8:] == list(range(1, best + 1))
     assert len(stopped["history"]) == best
+    # without validation folds there is nothing to choose from: said, and the profile's epochs are trained
+    none, none_out, _ = _train(tmp_path, epochs=2, out_name="none.safetensors", early_stopping=True)
+    rep = CancelAfterEpoch(-1)
+    none(rep)
+    assert any(level == "warning" and "--validation none" in text for level, text in rep.messages)
+    assert rep.epochs == [1, 2]
