@@ -103,21 +103,29 @@ def workflow(qp: QgisProcess, name: str, out: Path, spectral: list[str], polygon
     metrics = {"oa": acc.get("oa"), "aa": acc.get("aa"), "kappa": acc.get("kappa"),
                "rf_oa": rf.get("oa"), "rf_aa": rf.get("aa"), "rf_kappa": rf.get("kappa"),
                "edge": report.get("edge_accuracy")}
-    metrics["outside"] = outside_share(out / "applicability.tif")
+    names = {int(c.value): c.name for c in read_metadata(out / "model.safetensors").classes}
+    metrics["outside"], metrics["outside_worst"] = outside_share(out / "applicability.tif",
+                                                                 out / "classification.tif", names)
     png = out / "classification.png"
     render_png(out / "classification.tif", png, f"BDGF classification: {name}")
     return {"name": name, "dir": out, "metrics": metrics, "timings": timings, "png": png}
 
 
-def outside_share(applicability: Path) -> float:
-    """Share of the classified pixels outside the model's area of applicability (``classify --applicability``)."""
+def outside_share(applicability: Path, classification: Path, names: dict) -> tuple[float, tuple[str, float]]:
+    """Share of the classified pixels outside the model's area of applicability (``classify --applicability``),
+    and the predicted class with the largest share of its pixels outside, ``(name, share)``."""
     import numpy as np
     import rasterio
 
     with rasterio.open(applicability) as src:
         di, threshold = src.read(1), float(src.tags()["BDGF_AOA_THRESHOLD"])
+    with rasterio.open(classification) as src:
+        classes = src.read(1)
     classified = np.isfinite(di)
-    return float((di[classified] > threshold).sum() / max(1, classified.sum()))
+    far = classified & (di > threshold)
+    shares = {v: float(far[classes == v].mean()) for v in names if (classes == v).any()}
+    worst = max(shares, key=shares.get)
+    return float(far.sum() / max(1, classified.sum())), (names[worst], shares[worst])
 
 
 def render_png(raster: Path, png: Path, title: str) -> None:
@@ -218,6 +226,7 @@ def main() -> None:
                   f"{fmt(e['bdgf_oa']).strip()}, random forest {fmt(e['rf_oa']).strip()}")
         print(f"  outside the area of applicability: {fmt(m['outside'])} % of the classified pixels (unlike every "
               "training polygon: the map extrapolates there)")
+        print(f"    most of all {m['outside_worst'][0]}: {fmt(m['outside_worst'][1]).strip()} % of its pixels")
         print("  stage timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in r["timings"].items()))
         for f in ("classification.tif", "classification.qml", "confidence.tif", "applicability.tif",
                   "model.safetensors",
