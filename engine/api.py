@@ -921,12 +921,12 @@ def _class_summary(classes: Sequence[Any], summary: dict, grid: Any, threshold: 
         ``{"pixel_area_m2": float | None}`` (None in a geographic CRS) and, with ``threshold``,
         ``{"outside_applicability": int, "outside_by_class": {value: px}}``.
     """
-    counts, total = summary["class_counts"], max(1, summary["pixels"])
+    counts = [summary["class_counts"].get(int(c.value), 0) for c in classes]     # aligned with ``classes``
+    total = max(1, summary["pixels"])
     unit = grid.crs.linear_units_factor[1] if grid.crs.is_projected else None
     area = abs(grid.res[0] * grid.res[1]) * unit ** 2 if unit else None
-    words = [f"{c.name} {counts.get(int(c.value), 0):,} px"
-             + (f" = {counts.get(int(c.value), 0) * area / 1e4:,.1f} ha" if area else "")
-             + f" ({100.0 * counts.get(int(c.value), 0) / total:.1f} %)" for c in classes]
+    words = [f"{c.name} {n:,} px" + (f" = {n * area / 1e4:,.1f} ha" if area else "") + f" ({100.0 * n / total:.1f} %)"
+             for c, n in zip(classes, counts)]
     rep.info("Mapped area by class: " + "; ".join(words))
     out: dict = {"pixel_area_m2": area}
     if threshold is None:
@@ -937,8 +937,8 @@ def _class_summary(classes: Sequence[Any], summary: dict, grid: Any, threshold: 
     rep.info(f"{out['outside_applicability']:,} of {summary['pixels']:,} classified px "
              f"({100.0 * out['outside_applicability'] / total:.1f} %) lie outside the area of applicability "
              f"(dissimilarity index > {threshold:.3f})")
-    shares = sorted(((by_class.get(int(c.value), 0) / counts[int(c.value)], c.name) for c in classes
-                     if counts.get(int(c.value))), reverse=True)
+    shares = sorted(((by_class.get(int(c.value), 0) / n, c.name) for c, n in zip(classes, counts) if n),
+                    reverse=True)
     rep.info("Outside the area of applicability, by predicted class: "
              + "; ".join(f"{name} {100.0 * share:.1f} %" for share, name in shares))
     mostly = [f"{name} ({100.0 * share:.0f} %)" for share, name in shares if share > OUTSIDE_ADVICE_SHARE]
