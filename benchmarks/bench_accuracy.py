@@ -147,9 +147,18 @@ def prepare(name: str, args, device) -> dict:
     pseudo_pixels = int(args.overrides.get("pseudo_pixels", prof.training.pseudo_pixels))
     unlabelled = (unlabelled_patches(folder, mods, px, extractor, meta, p_gathered, p, lo, hi, pseudo_pixels)
                   if float(args.overrides.get("pseudo_share", prof.training.pseudo_share)) else None)
+    edge = edge_pixels(px.rows, px.cols, px.polygon_ids, prof.training.edge_radius)
+    share = float(args.overrides.get("whitewater", prof.training.whitewater))
+    foam = whitewater_patches(folder, mods, px, extractor, meta, p_gathered, p, lo, hi, share,
+                              int(args.overrides.get("whitewater_pixels", prof.training.whitewater_pixels))) \
+        if share else None
+    if foam is not None:     # training-only pixels after the labelled ones (train.synthetic_folds)
+        data = {k: v if v is None else torch.cat([v, foam[0][k].to(v.dtype)]) for k, v in data.items()}
+        centre = np.concatenate([centre, foam[0]["centre"]])
+        edge = np.r_[edge, np.zeros(len(foam[1]), bool)]
 
-    return {"pixels": px, "data": data, "centre": centre, "patch_size": p,
-            "edge": edge_pixels(px.rows, px.cols, px.polygon_ids, prof.training.edge_radius),
+    return {"pixels": px, "data": data, "centre": centre, "patch_size": p, "edge": edge,
+            "foam_polygons": None if foam is None else foam[1],
             "make_network": make_network, "network_config": net_cfg, "prepare_s": time.monotonic() - t0,
             "unlabelled": unlabelled,
             "counts": np.bincount(z["y"], minlength=len(classes)).tolist(),
@@ -162,7 +171,6 @@ def unlabelled_patches(folder: str, mods, px, extractor, meta, p_gathered: int, 
     tensors with their ``"centre"`` inputs; diffusion features scaled with the labelled pixels' min / max ``lo``,
     ``hi`` (as ``train.patch_tensors`` does with the model's)."""
     import numpy as np
-    import torch
 
     from engine.data.grid import RasterStack
     from engine.data.inputs import ClassifierInputs
@@ -180,7 +188,16 @@ def unlabelled_patches(folder: str, mods, px, extractor, meta, p_gathered: int, 
             ps, _, _ = gather_patches(stack, rows[ok], cols[ok], np.zeros(int(ok.sum()), np.int64), extractor,
                                       inputs, p_gathered, 128)
         np.savez(cache, spec=ps.spec, aux=ps.aux if ps.aux is not None else np.zeros(0), dif=ps.dif)
-    z = dict(np.load(cache))
+    return patch_tensors_of(dict(np.load(cache)), p, lo, hi)
+
+
+def patch_tensors_of(z: dict, p: int, lo, hi) -> dict:
+    """Training tensors of gathered patches ``z`` (``spec``, ``aux``, ``dif``, optional ``y``) cut to their centre
+    ``p x p``, diffusion features scaled with the labelled pixels' min / max ``lo``, ``hi`` (as
+    ``train.patch_tensors`` does with the model's), plus their ``"centre"`` inputs."""
+    import numpy as np
+    import torch
+
     r0 = (z["spec"].shape[-1] - p) // 2
     for key in ("spec", "aux", "dif"):
         if z[key].ndim == 4:
@@ -190,9 +207,44 @@ def unlabelled_patches(folder: str, mods, px, extractor, meta, p_gathered: int, 
     aux = z["aux"] if z["aux"].size else None
     c = p // 2
     centre = z["spec"][:, :, c, c] if aux is None else np.concatenate([z["spec"][:, :, c, c], aux[:, :, c, c]], 1)
+    y = torch.from_numpy(z["y"]) if "y" in z else torch.zeros(len(dif), dtype=torch.int64)
     return {"spec": torch.from_numpy(z["spec"]), "aux": None if aux is None else torch.from_numpy(aux),
-            "dif": (((dif.float() - lo) / (hi - lo).clamp_min(1e-6)) * nonzero).half(),
-            "y": torch.zeros(len(dif), dtype=torch.int64), "centre": centre}
+            "dif": (((dif.float() - lo) / (hi - lo).clamp_min(1e-6)) * nonzero).half(), "y": y, "centre": centre}
+
+
+def whitewater_patches(folder: str, mods, px, extractor, meta, p_gathered: int, p: int, lo, hi, share: float,
+                       max_pixels: int) -> tuple[dict, "np.ndarray"] | None:
+    """Patches of foam-striped water pixels (``train.gather_whitewater`` with seed 0, gathered as the labelled
+    ones and cached in ``WORKDIR/NAME/whitewater_SHARE_N.npz``) as training tensors, and their source polygons;
+    None when the data set has no water class (or no band wavelengths)."""
+    import dataclasses
+
+    import numpy as np
+
+    from engine.config import get_profile
+    from engine.data.grid import RasterStack
+    from engine.data.inputs import ClassifierInputs
+    from engine.train import gather_whitewater
+
+    cache = os.path.join(folder, f"whitewater_{share:g}_{max_pixels}.npz")
+    if not os.path.exists(cache):
+        print(f"  gathering the patches of the whitewater pixels (share {share:g}) ...", flush=True)
+        extractor.unet.eval()
+        cfg = dataclasses.replace(get_profile("fast", 0).training, whitewater=share, whitewater_pixels=max_pixels,
+                                  patch_size=p_gathered)
+        with RasterStack(mods) as stack:
+            got = gather_whitewater(stack, px, extractor, ClassifierInputs(stack.band_counts, meta.statistics()), cfg)
+        if got is None:
+            np.savez(cache, pid=np.zeros(0, np.int64))
+        else:
+            ps, pid = got
+            np.savez(cache, spec=ps.spec, aux=ps.aux if ps.aux is not None else np.zeros(0), dif=ps.dif, y=ps.y,
+                     pid=pid)
+    z = dict(np.load(cache))
+    if not len(z["pid"]):
+        return None
+    pid = z.pop("pid")
+    return patch_tensors_of(z, p, lo, hi), pid
 
 
 def settings_key(tcfg, prep: dict) -> str:
@@ -211,7 +263,7 @@ def run_dataset(name: str, args, device) -> dict:
 
     from engine.config import get_profile
     from engine.data.labels import polygon_folds
-    from engine.train import cross_validate, mean_ci95
+    from engine.train import cross_validate, mean_ci95, synthetic_folds
 
     prep = prepare(name, args, device)
     px = prep["pixels"]
@@ -235,9 +287,13 @@ def run_dataset(name: str, args, device) -> dict:
             print(f"    seed {seed}: not run (--cached-only)", flush=True)
             continue
         fold, k, _ = polygon_folds(px, args.folds, seed, tcfg.cv_block_size)
+        train_only = None
+        if prep["foam_polygons"] is not None:
+            fold, train_only = synthetic_folds(fold, px.polygon_ids, prep["foam_polygons"])
         t0 = time.monotonic()
         cv = cross_validate(prep["data"], prep["centre"], fold, k, prep["make_network"], tcfg, device, labels,
-                            names, prep["edge"], unlabelled=prep["unlabelled"] if tcfg.pseudo_share else None)
+                            names, prep["edge"], unlabelled=prep["unlabelled"] if tcfg.pseudo_share else None,
+                            train_only=train_only)
         runs.append({"seed": seed, "folds": k, "seconds": time.monotonic() - t0,
                      "bdgf": {key: cv["bdgf"][key] for key in ("oa", "aa", "kappa")},
                      "rf": {key: cv["rf"][key] for key in ("oa", "aa", "kappa")},

@@ -207,14 +207,14 @@ def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, 
 # ------------------------------------------------------------------------------------------------------------
 def _training_profile(profile: str, seed: int, epochs: int | None, iterations: int | None,
                       validation: str | None, validation_fraction: float | None, class_balance: float | None,
-                      pseudo_labels: float | None = None) -> Any:
+                      pseudo_labels: float | None = None, whitewater: float | None = None) -> Any:
     """The named profile with :func:`train`'s options applied (``config.Profile``).
 
     Raises:
-        EngineError: an unknown validation mode, a class balance outside [0, 1] or a pseudo-label share outside
-            [0, 1)."""
+        EngineError: an unknown validation mode, a class balance outside [0, 1], a pseudo-label share outside
+            [0, 1) or a whitewater share outside [0, 1]."""
     from .config import get_profile
-    from .train import check_class_balance, check_pseudo_share
+    from .train import check_class_balance, check_pseudo_share, check_whitewater
 
     prof = get_profile(profile, seed)
     tcfg = prof.training
@@ -232,6 +232,8 @@ def _training_profile(profile: str, seed: int, epochs: int | None, iterations: i
         tcfg.class_balance = check_class_balance(class_balance)
     if pseudo_labels is not None:
         tcfg.pseudo_share = check_pseudo_share(pseudo_labels)
+    if whitewater is not None:
+        tcfg.whitewater = check_whitewater(whitewater)
     return prof
 
 
@@ -265,8 +267,8 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
           validation: str | None = None, seed: int = 0,
           device: str | None = "auto", extent: Any = None, report: str | None = None, overwrite: bool = False,
           early_stopping: bool = False, resume: bool = False, class_balance: float | None = None,
-          cv_block: float | None = None, pseudo_labels: float | None = None, reporter: Reporter | None = None
-          ) -> dict:
+          cv_block: float | None = None, pseudo_labels: float | None = None, whitewater: float | None = None,
+          reporter: Reporter | None = None) -> dict:
     """Train the diffusion-guided group network from training polygons -> a model file (and HTML report).
 
     Without ``pretrained``, the diffusion model is pretrained first on the same rasters (profile iterations or
@@ -279,7 +281,9 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     by polygon, so that neighbouring polygons are never split between training and testing
     (``data.labels.polygon_folds``). ``pseudo_labels`` (default: the profile's, 0 for both) is the share of the
     training draws from unlabelled pixels labelled by a random forest trained on the polygons where it is sure
-    (``train.pseudo_labelled``); 0 trains on the polygons alone.
+    (``train.pseudo_labelled``); 0 trains on the polygons alone. ``whitewater`` (default: the profile's, 0.5 for
+    ``fast``, 0 for ``paper``) is the share of each water polygon covered by drawn foam stripes whose pixels train
+    as water (``train.gather_whitewater``), so that the surf line is not mapped as the nearest bright class.
 
     Returns:
         outputs dict: ``output``, ``report``, ``metrics`` (val OA / AA / kappa of BDGF and of the random forest).
@@ -300,7 +304,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         raise EngineError(f"No checkpoint to resume from: {checkpoint_path(output)}",
                           "Give the output file of the interrupted run, or run without --resume.")
     prof = _training_profile(profile, seed, epochs, iterations, validation, validation_fraction, class_balance,
-                             pseudo_labels)
+                             pseudo_labels, whitewater)
     tcfg = prof.training
     tcfg.early_stopping = bool(early_stopping)
     if tcfg.early_stopping and parse_validation(tcfg.validation)[0] == "none":
@@ -449,8 +453,8 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     from .data.inputs import ClassifierInputs
     from .models.classifier import TrainedModel
     from .models.network import GroupNetwork
-    from .train import PSEUDO_TREES, edge_pixels, fit_random_forest, gather_patches, patch_tensors, pseudo_labelled
-    from .train import train_network
+    from .train import PSEUDO_TREES, edge_pixels, fit_random_forest, gather_patches, gather_whitewater, patch_tensors
+    from .train import pseudo_labelled, train_network
 
     tcfg = prof.training
     classes = [Category(c.value, c.name, c.color) for c in pixels.classes]
@@ -472,9 +476,14 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     net = new_network(seed)
     model = TrainedModel(extractor, inputs, net, fmin, fmax, classes, tcfg.patch_size,
                          _applicability(patches.centre, pixels.polygon_ids, seed, rep))
-    data = patch_tensors(patches, model)
-    unlabelled = _unlabelled_tensors(stack, u_rows, u_cols, gather, inputs, model, tcfg, rep)
     edge = edge_pixels(pixels.rows, pixels.cols, pixels.polygon_ids, tcfg.edge_radius)
+    foam = gather_whitewater(stack, pixels, gather, inputs, tcfg, rep)
+    # foam pixels follow the labelled ones: training only (never held out, never the random forest's)
+    extended = patches if foam is None else patches.concat(foam[0])
+    synthetic = np.r_[np.zeros(len(y_all), bool), np.ones(len(extended.y) - len(y_all), bool)]
+    edge_all = np.r_[edge, np.zeros(int(synthetic.sum()), bool)]
+    data = patch_tensors(extended, model)
+    unlabelled = _unlabelled_tensors(stack, u_rows, u_cols, gather, inputs, model, tcfg, rep)
     n_polygons = int(len(np.unique(pixels.polygon_ids)))
     rep.info(f"Group network: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters, "
              f"C_spec {inputs.n_spectral}, C_aux {inputs.n_auxiliary}, C_dif {extractor.channels}, "
@@ -484,11 +493,14 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     # what else decides the folds' figures: the network and the diffusion weights the features come from
     unet_sum = float(sum(p.detach().double().sum() for p in extractor.unet.parameters()))
     identity = {"network": prof.network.to_dict(), "diffusion_channels": extractor.channels, "unet_sum": unet_sum}
-    cv, split_report, mode = _validation_run(pixels, data, patches.centre, edge, new_network, tcfg, dev, classes,
-                                             dinfo, rep, checkpoint_path(output, "cv"), resume, identity, unlabelled)
+    cv, split_report, mode = _validation_run(pixels, data, extended.centre, edge_all,
+                                             new_network, tcfg, dev, classes, dinfo, rep, checkpoint_path(output, "cv"),
+                                             resume, identity, unlabelled,
+                                             None if foam is None else foam[1])
     final_cfg = _refit_config(cv, tcfg, rep)
-    rep.info(f"Final model: trained on all {len(y_all)} labelled pixels of all {n_polygons} polygons")
-    view = _training_view(data, y_all, edge, final_cfg)
+    rep.info(f"Final model: trained on all {len(y_all)} labelled pixels of all {n_polygons} polygons"
+             + (f" and {int(synthetic.sum())} whitewater pixels" if foam is not None else ""))
+    view = _training_view(data, extended.y, edge_all, final_cfg)
     if unlabelled is not None:
         teacher = fit_random_forest(patches.centre, y_all, PSEUDO_TREES, final_cfg.seed)
         view = pseudo_labelled(view, unlabelled, unlabelled["centre"], teacher, final_cfg, rep)
@@ -541,14 +553,16 @@ def _training_view(data: dict, y: np.ndarray, edge: np.ndarray, tcfg: Any) -> di
 
 def _validation_run(pixels: Any, data: dict, centre: np.ndarray, edge: np.ndarray, new_network: Any, tcfg: Any,
                     dev: torch.device, classes: list, dinfo: Any, rep: Reporter, checkpoint: str | None = None,
-                    resume: bool = False, identity: dict | None = None, unlabelled: dict | None = None
-                    ) -> tuple[dict | None, dict, str]:
+                    resume: bool = False, identity: dict | None = None, unlabelled: dict | None = None,
+                    extra_polygons: np.ndarray | None = None) -> tuple[dict | None, dict, str]:
     """``(cross-validation result or None, split report, mode)`` for ``tcfg.validation`` (``train.cross_validate``
     on folds from ``data.labels.polygon_folds``, or a single polygon hold-out fold); the finished folds are
     checkpointed in ``checkpoint`` and, with ``resume``, taken from it when ``identity`` (and the folds, labels
-    and training configuration) match (``train.cross_validate``)."""
+    and training configuration) match (``train.cross_validate``). ``extra_polygons``: the source polygons of
+    synthetic training pixels that follow ``pixels`` in ``data`` (whitewater): each takes its polygon's fold, as
+    training only."""
     from .data.labels import polygon_folds, split_by_polygon
-    from .train import cross_validate
+    from .train import cross_validate, synthetic_folds
 
     mode, arg = parse_validation(tcfg.validation)
     fold, n_folds, split_report = None, 0, {"validation": tcfg.validation}
@@ -565,8 +579,12 @@ def _validation_run(pixels: Any, data: dict, centre: np.ndarray, edge: np.ndarra
                         "Digitize at least two polygons per class.")
         return None, split_report, mode
     cfg = tcfg if dinfo.is_main else dataclasses.replace(tcfg, rf_trees=0)
+    train_only = None
+    if extra_polygons is not None:
+        fold, train_only = synthetic_folds(fold, pixels.polygon_ids, extra_polygons)
     cv = cross_validate(data, centre, fold, n_folds, new_network, cfg, dev, [int(c.value) for c in classes],
-                        [c.name for c in classes], edge, rep, checkpoint, resume, identity, unlabelled=unlabelled)
+                        [c.name for c in classes], edge, rep, checkpoint, resume, identity, unlabelled=unlabelled,
+                        train_only=train_only)
     return cv, split_report, mode
 
 

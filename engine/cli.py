@@ -175,6 +175,11 @@ def _add_train(sub: Any, parents: list) -> None:
                         "forest trained on the polygons is at least 90 %% sure of, e.g. 0.7 (default 0: the polygons "
                         "alone). They show the network its classes beside covers no polygon reaches; they also "
                         "carry the forest's own errors (see docs/profiles.md)")
+    p.add_argument("--whitewater", type=float, default=None, metavar="SHARE",
+                   help="share of each water polygon covered by drawn foam stripes (surf, breaking waves) whose "
+                        "pixels train as water, so that the surf line is not mapped as built-up or sand (default: "
+                        "the profile's, 0.5 for fast, 0 for paper; 0 = off). Needs bands with known wavelengths "
+                        "(Sentinel-2 names or wavelength tags) and a class whose spectrum is water")
     p.add_argument("--early-stopping", action="store_true",
                    help="train the final model for the epoch count with the lowest mean held-out loss over the "
                         "validation folds (default: the profile's epochs); the folds' own figures stay those of "
@@ -413,7 +418,7 @@ def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
                      device=device, extent=extent,
                      report=args.report, overwrite=args.overwrite, early_stopping=args.early_stopping,
                      resume=args.resume, class_balance=args.class_balance, cv_block=args.cv_block_size,
-                     pseudo_labels=args.pseudo_labels, reporter=rep)
+                     pseudo_labels=args.pseudo_labels, whitewater=args.whitewater, reporter=rep)
 
 
 def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:

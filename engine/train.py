@@ -91,6 +91,11 @@ class TrainingConfig:
         pseudo_class_balance: ``class_balance`` among the pseudo-labelled pixels (default 0: drawn in proportion
             to their counts, so a class the teacher labels rarely, where it is least reliable, is not drawn up to
             the share of a common one; the polygons' own draws stay balanced).
+        whitewater: > 0: share of the water polygons' pixels covered by drawn foam stripes (surf, breaking waves;
+            ``data.whitewater``), whose patches and diffusion features join the training as water pixels (at most
+            ``whitewater_pixels``; training only, never held out). Needs the spectral bands' centre wavelengths
+            (Sentinel-2 band names or wavelength tags) and a class whose median spectrum is water. 0 = off (the
+            paper's recipe).
     """
 
     patch_size: int = 9
@@ -129,10 +134,13 @@ class TrainingConfig:
     pseudo_min_confidence: float = 0.9
     pseudo_pixels: int = 20_000
     pseudo_class_balance: float = 0.0
+    whitewater: float = 0.0
+    whitewater_pixels: int = 2000
 
     def __post_init__(self) -> None:
         if self.patch_size < 1 or self.patch_size % 2 != 1:
             raise EngineError(f"Patch size must be odd, got {self.patch_size}", "Use e.g. 9.")
+        check_whitewater(self.whitewater)
         if self.epochs < 1:
             raise EngineError(f"Epochs must be at least 1, got {self.epochs}", "Use e.g. 30 (fast) or 200 (paper).")
         self.milestones = tuple(int(m) for m in self.milestones)
@@ -180,6 +188,13 @@ class PatchSet:
             return PatchSet(self.spec[sl], None if self.aux is None else self.aux[sl], self.dif[sl], self.y[sl],
                             self.centre[sl])
         return part(slice(0, n)), part(slice(n, len(self.y)))
+
+    def concat(self, other: "PatchSet") -> "PatchSet":
+        """These patches followed by ``other``'s (copies)."""
+        return PatchSet(np.concatenate([self.spec, other.spec]),
+                        None if self.aux is None else np.concatenate([self.aux, other.aux]),
+                        np.concatenate([self.dif, other.dif]), np.concatenate([self.y, other.y]),
+                        np.concatenate([self.centre, other.centre]))
 
 
 def split_training_pixels(pixels: Any, config: TrainingConfig, seed: int, reporter: Reporter | None = None
@@ -259,6 +274,71 @@ def gather_patches(stack: Any, rows: np.ndarray, cols: np.ndarray, y: np.ndarray
     fmin = torch.where(torch.isfinite(fmin), fmin, torch.zeros_like(fmin))
     fmax = torch.where(torch.isfinite(fmax), fmax, torch.ones_like(fmax))
     return PatchSet(spec_out, aux_out, dif_out, y.astype(np.int64), centre), fmin, fmax
+
+
+def check_whitewater(value: float) -> float:
+    """``value`` as a float when it is a valid whitewater share (``TrainingConfig.whitewater``), 0 to 1.
+
+    Raises:
+        EngineError: outside [0, 1]."""
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise EngineError(f"The whitewater share must lie between 0 and 1, got {value}",
+                          "Use e.g. 0.5 (half of each water polygon under drawn foam stripes), or 0 for none.")
+    return value
+
+
+def gather_whitewater(stack: Any, pixels: Any, extractor: FeatureExtractor, inputs: ClassifierInputs,
+                      config: TrainingConfig, reporter: Reporter | None = None
+                      ) -> tuple[PatchSet, np.ndarray] | None:
+    """Patches of foam-striped water pixels (``config.whitewater``; ``data.whitewater``), labelled water.
+
+    Finds the water classes from the median raw spectra of up to 500 labelled pixels per class, draws foam
+    stripes over their polygons, and gathers up to ``config.whitewater_pixels`` of the striped pixels through a
+    stack whose reads carry the foam, so that their diffusion features see it too.
+
+    Returns:
+        ``(patches, polygon_ids (M,))`` (each pixel's source polygon, so that cross-validation keeps it out of
+        training when that polygon is held out), or None (off, no band wavelengths, no water class); the log
+        says which.
+    """
+    from .data.labels import spectra_at
+    from .data.whitewater import WhitewaterStack, plan_whitewater, reflectance_scale, water_classes
+    from .io.schema import Band
+
+    rep = ensure(reporter)
+    if not config.whitewater:
+        return None
+    wl = [Band.identify(0, "spectral", i["file"], i["band"], i.get("description", ""),
+                        i.get("wavelength")).wavelength_nm for i in stack.band_info[0]]
+    if any(w is None for w in wl):
+        rep.info("Whitewater: off (the spectral bands' centre wavelengths are not known: name Sentinel-2 bands B02 "
+                 "... or tag them with a wavelength)")
+        return None
+    y = pixels.class_index()
+    rng = np.random.default_rng(config.seed)
+    probe = np.concatenate([rng.permutation(np.flatnonzero(y == k))[:500] for k in range(len(pixels.classes))])
+    ok, values = spectra_at(stack, pixels.rows[probe], pixels.cols[probe])
+    medians = np.stack([np.median(values[ok & (y[probe] == k)], axis=0) if np.any(ok & (y[probe] == k))
+                        else np.zeros(values.shape[1], np.float32) for k in range(len(pixels.classes))])
+    scale = reflectance_scale(medians)
+    water = water_classes(medians, wl, scale)
+    if not water:
+        rep.info("Whitewater: off (no class has the spectrum of water: median NDWI above 0.2, or NIR and SWIR "
+                 "below 5 % reflectance)")
+        return None
+    foam = plan_whitewater(pixels.rows, pixels.cols, y, pixels.polygon_ids, water, wl, scale, config.whitewater,
+                           config.seed)
+    if foam is None:
+        return None
+    pick = foam.sample(config.whitewater_pixels, config.seed)
+    names = ", ".join(pixels.classes[k].name for k in water)
+    rep.info(f"Whitewater: foam stripes over {config.whitewater:.0%} of the {names} polygons; {len(pick)} of their "
+             f"{len(foam)} striped pixels join the training as {names}")
+    patches, _, _ = gather_patches(WhitewaterStack(stack, foam), foam.rows[pick], foam.cols[pick],
+                                   foam.class_index[pick], extractor, inputs, config.patch_size, config.gather_tile,
+                                   rep, stage="gather whitewater")
+    return patches, foam.polygon_ids[pick]
 
 
 #: training's patch gathering runs the U-Net encoder in OpenVINO (``models.inference.openvino_extractor``) when
@@ -868,11 +948,21 @@ def edge_accuracy(per_fold: Sequence[dict | None], radius: int) -> dict | None:
     return out
 
 
+def synthetic_folds(fold: np.ndarray, polygon_ids: np.ndarray, source_polygons: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``(fold (N + M,), train_only (N + M,) bool)``: the folds of ``N`` labelled pixels (``polygon_ids (N,)``)
+    followed by ``M`` synthetic pixels that take the fold of their source polygon (``source_polygons (M,)``), and
+    the mask of the synthetic ones, for :func:`cross_validate`."""
+    fold_of = dict(zip(polygon_ids.tolist(), fold.tolist()))
+    extra = np.array([fold_of[int(p)] for p in source_polygons], fold.dtype)
+    return np.r_[fold, extra], np.r_[np.zeros(len(fold), bool), np.ones(len(extra), bool)]
+
+
 def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: int, make_network: Any,
                    config: TrainingConfig, device: torch.device, labels: Sequence, names: Sequence[str],
                    edge: np.ndarray | None = None, reporter: Reporter | None = None, checkpoint: str | None = None,
                    resume: bool = False, identity: dict | None = None, on_fold: Any = None,
-                   unlabelled: dict | None = None) -> dict:
+                   unlabelled: dict | None = None, train_only: np.ndarray | None = None) -> dict:
     """K-fold cross-validation of BDGF and of the random forest under the same folds (grouped by polygon).
 
     For each fold ``f``: a fresh network (``make_network(seed)``) is trained on the pixels with ``fold != f``
@@ -896,6 +986,9 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
         unlabelled: with ``config.pseudo_share``, patch tensors of unlabelled pixels plus their ``"centre"``
             ``(M, C)`` inputs: each fold's network also trains on those its own random forest (fitted on the
             fold's training pixels only, never the held-out ones) is sure of (:func:`pseudo_labelled`).
+        train_only: bool ``(N,)``: synthetic pixels (e.g. :func:`gather_whitewater`'s, with their source
+            polygon's fold): in the network's training when their fold is not held out, never held out themselves,
+            never in the random forest's training.
     Returns:
         ``{"folds": [{"fold", "n", "bdgf": metrics, "rf": metrics, "history", "edge"}], "bdgf": summary,
         "rf": summary, "edge": edge_accuracy(...), "epoch_val_loss": [mean over folds per epoch]}`` (``edge``:
@@ -923,13 +1016,15 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
             curves.append([h.get("val_loss") for h in rec["history"]])
             folds.append(rec)
             continue
-        tr, te = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+        synthetic = np.zeros(len(fold), bool) if train_only is None else train_only
+        tr, te = np.flatnonzero(fold != f), np.flatnonzero((fold == f) & ~synthetic)
+        tr_rf = tr[~synthetic[tr]]
         rep.info(f"Cross-validation fold {f + 1}/{n_folds}: {len(tr)} training, {len(te)} held-out pixels")
         cfg = dataclasses.replace(config, seed=config.seed * 1000 + f)
         train_view = patch_view(data, tr, sampling_weights(y[tr], None if edge is None else edge[tr],
                                                            config.edge_weight, config.class_balance))
         if unlabelled is not None and config.pseudo_share:
-            teacher = fit_random_forest(centre[tr], y[tr], PSEUDO_TREES, cfg.seed)
+            teacher = fit_random_forest(centre[tr_rf], y[tr_rf], PSEUDO_TREES, cfg.seed)
             train_view = pseudo_labelled(train_view, unlabelled, unlabelled["centre"], teacher, cfg, rep)
         net = make_network(cfg.seed)
         # held-out loss per epoch only when it is used (early stopping picks the final fit's epoch count from its
@@ -945,7 +1040,7 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
         rec["bdgf"] = accuracy_metrics(cm, labels, names)
         rf_pred = None
         if config.rf_trees:
-            rf_pred = fit_random_forest(centre[tr], y[tr], config.rf_trees, cfg.seed).predict(centre[te])
+            rf_pred = fit_random_forest(centre[tr_rf], y[tr_rf], config.rf_trees, cfg.seed).predict(centre[te])
             cm = confusion_matrix(y[te], rf_pred, k_labels)
             pooled["rf"] += cm
             rec["rf"] = accuracy_metrics(cm, labels, names)

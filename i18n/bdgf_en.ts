@@ -92,132 +92,132 @@
 <context>
     <name>BdgfAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="139"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="140"/>
         <source>Accuracy assessment</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="140"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="141"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="184"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="185"/>
         <source>Spectral rasters (stacked in order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="187"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="188"/>
         <source>Auxiliary rasters (SAR or elevation)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="190"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="191"/>
         <source>Auxiliary kind</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="190"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="191"/>
         <source>SAR backscatter (dB)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="190"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="191"/>
         <source>SAR backscatter (linear power)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="190"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="191"/>
         <source>Elevation</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="196"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="197"/>
         <source>Extent (empty: the whole raster)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="201"/>
         <source>Device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="201"/>
         <source>Automatic (CUDA if available)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="201"/>
         <source>CUDA GPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="201"/>
         <source>CPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="205"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="206"/>
         <source>Profile</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="205"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="206"/>
         <source>Fast</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="205"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="206"/>
         <source>Paper (full published settings)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="217"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="218"/>
         <source>Class field (empty: from the layer&apos;s categorized style)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="247"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="248"/>
         <source>Give at least one spectral raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="421"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="422"/>
         <source>Choose a class field: the layer &apos;{name}&apos; has no categorized style to take the classes from.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="469"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="470"/>
         <source>The polygon layer is not valid.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="506"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="507"/>
         <source>The polygon layer has no features (or no selected features).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="490"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="491"/>
         <source>The extent does not overlap the rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="527"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="528"/>
         <source>Engine: {python} ({device})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="479"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="480"/>
         <source>Field &apos;{field}&apos; is not in the polygon layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="507"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="508"/>
         <source>No polygon overlaps the rasters (or the extent {extent}, {crs}). Check that the polygons and the rasters cover the same place.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="511"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="512"/>
         <source>The class field &apos;{field}&apos; has {n} class(es) in the (selected) polygons inside the rasters and extent: at least two classes are needed.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -227,107 +227,107 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="336"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="337"/>
         <source>{param}: the file {path} does not exist. Check the path (was the file moved or renamed?).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="339"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="340"/>
         <source>{param}: {path} exists but cannot be opened as a layer. Check that it is a raster or vector file GDAL/OGR can read.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="385"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="386"/>
         <source>The output &apos;{output}&apos; ({path}) is also the input &apos;{input}&apos;: the run would replace its own input. Choose another file name for the output.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="389"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="390"/>
         <source>The outputs &apos;{a}&apos; and &apos;{b}&apos; are the same file {path}: give each output its own file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="394"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="395"/>
         <source>The output &apos;{output}&apos; ({path}) is a folder: give a file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="399"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="400"/>
         <source>The folder {folder} of the output &apos;{output}&apos; cannot be written ({problem}). Choose a folder you can write to.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="439"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="440"/>
         <source>point</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="439"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="440"/>
         <source>line</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="440"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="441"/>
         <source>polygon</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="441"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="442"/>
         <source>polygons or points</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="441"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="442"/>
         <source>polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="442"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="443"/>
         <source>&apos;{name}&apos; is a {kind} layer, but &apos;{param}&apos; needs {needs}. Digitize polygons around the areas to label, or buffer the {kind}s first (Vector &gt; Geoprocessing Tools &gt; Buffer).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="447"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="448"/>
         <source>The layer &apos;{name}&apos; given as &apos;{param}&apos; is empty (no features, or no selected features with &apos;Selected features only&apos;).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="458"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="459"/>
         <source>Class value(s) {values} in the field &apos;{field}&apos; cannot be used: class values must be whole numbers from 1 to 65535, because 0 is the nodata value of the classified map. Recode them (for example with the Field Calculator) or use a text class field.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="538"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="539"/>
         <source>Resume an interrupted run from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="554"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="555"/>
         <source>&apos;Resume&apos; is ticked but there is no checkpoint of an interrupted run for the output {output} ({checkpoint}). Give the same output file as the interrupted run, or untick &apos;Resume&apos; to start from the beginning.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="556"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="557"/>
         <source>(temporary file)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="563"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="564"/>
         <source>The checkpoint {files} was kept: run again with &apos;Resume&apos; ticked (same inputs and output) to continue from it.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="581"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="582"/>
         <source>{path} exists: it is replaced when the run succeeds (left as it is if the run fails or is cancelled).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="587"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="588"/>
         <source>Cannot create the folder of {path}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="594"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="595"/>
         <source>Cancelled by the user; no output written.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1453,67 +1453,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="87"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="93"/>
         <source>HTML report: classes, pixel counts, validation accuracy.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="92"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="98"/>
         <source>Training polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="94"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="100"/>
         <source>Pretrained diffusion model (optional)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="100"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="106"/>
         <source>Pretraining iterations</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="101"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="107"/>
         <source>Training epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="102"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="108"/>
         <source>Random seed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="109"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="115"/>
         <source>Validation fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="120"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="129"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="120"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="129"/>
         <source>Safetensors model (*.safetensors)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="122"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="131"/>
         <source>Training report</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="122"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="131"/>
         <source>HTML files (*.html)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="180"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="189"/>
         <source>Classes from the layer style: {classes}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="166"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="175"/>
         <source>{path} is a {kind} model, not pretrained diffusion weights: give a file written by &apos;Pretrain diffusion model&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1533,12 +1533,12 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="85"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="91"/>
         <source>The trained model (.safetensors). An existing file is replaced only when training succeeds; it can never be one of the inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="103"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="109"/>
         <source>Validation (cv:K, holdout:F or none)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1548,12 +1548,12 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="113"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="119"/>
         <source>Class balance (0-1)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="81"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="87"/>
         <source>Continue a training that was cancelled or failed, from the checkpoints &lt;output&gt;.checkpoint.safetensors (.cv, .pre) it left next to the output: finished cross-validation folds and stages are not run again. Give the same inputs and output file as the interrupted run.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1563,23 +1563,33 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="105"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="111"/>
         <source>Spatial block size for cross-validation (m)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="153"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="162"/>
         <source>A spatial block size for cross-validation needs validation cv:K, not {mode}: use cv:K or clear the block size.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="116"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="122"/>
         <source>Pseudo-label share (0-0.95)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../bdgf_plugin/algorithms/train.py" line="75"/>
         <source>Share of the training draws taken from unlabelled pixels of the scene that a random forest trained on the polygons is at least 90 % sure of. They show the network its classes next to covers no polygon reaches (forest by a road, a field by a hedge), where it would otherwise guess from the surroundings, but they also carry the forest&apos;s own errors. E.g. 0.7 with few polygons per class. Empty or 0: the polygons alone.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="81"/>
+        <source>Share of each water polygon covered by drawn foam stripes (surf, breaking waves) whose pixels train as water. No one digitizes the surf line, and without them it is mapped as the nearest bright class, often built-up. Needs bands with known wavelengths (Sentinel-2 band names or wavelength tags) and a class whose spectrum is water. Empty: 0.5 (fast profile), 0 (paper profile); 0: off.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="125"/>
+        <source>Whitewater share of water polygons (0-1)</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

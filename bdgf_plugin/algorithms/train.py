@@ -78,6 +78,12 @@ class TrainAlgorithm(BdgfAlgorithm):
                                          "(forest by a road, a field by a hedge), where it would otherwise guess "
                                          "from the surroundings, but they also carry the forest's own errors. "
                                          "E.g. 0.7 with few polygons per class. Empty or 0: the polygons alone.")),
+            (self.WHITEWATER, self.tr("Share of each water polygon covered by drawn foam stripes (surf, breaking "
+                                      "waves) whose pixels train as water. No one digitizes the surf line, and "
+                                      "without them it is mapped as the nearest bright class, often built-up. "
+                                      "Needs bands with known wavelengths (Sentinel-2 band names or wavelength "
+                                      "tags) and a class whose spectrum is water. Empty: 0.5 (fast profile), "
+                                      "0 (paper profile); 0: off.")),
             (self.RESUME, self.tr("Continue a training that was cancelled or failed, from the checkpoints "
                                   "<output>.checkpoint.safetensors (.cv, .pre) it left next to the output: finished "
                                   "cross-validation folds and stages are not run again. Give the same inputs and "
@@ -116,6 +122,9 @@ class TrainAlgorithm(BdgfAlgorithm):
         self.add(QgsProcessingParameterNumber(self.PSEUDO_LABELS, self.tr("Pseudo-label share (0-0.95)"),
                                               QgsProcessingParameterNumber.Double, optional=True,
                                               minValue=0.0, maxValue=0.95), advanced=True)
+        self.add(QgsProcessingParameterNumber(self.WHITEWATER, self.tr("Whitewater share of water polygons (0-1)"),
+                                              QgsProcessingParameterNumber.Double, optional=True,
+                                              minValue=0.0, maxValue=1.0), advanced=True)
         self.add_resume()
         self.add(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), self.tr("Safetensors model (*.safetensors)")))
@@ -206,6 +215,9 @@ class TrainAlgorithm(BdgfAlgorithm):
         pseudo = self.optional_double(parameters, self.PSEUDO_LABELS, context)
         if pseudo is not None:
             args += ["--pseudo-labels", repr(pseudo)]
+        whitewater = self.optional_double(parameters, self.WHITEWATER, context)
+        if whitewater is not None:
+            args += ["--whitewater", repr(whitewater)]
         block = self.optional_double(parameters, self.CV_BLOCK_SIZE, context)
         if block:
             args += ["--cv-block-size", repr(block)]

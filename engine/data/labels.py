@@ -542,7 +542,19 @@ def valid_at(stack: Any, rows: np.ndarray, cols: np.ndarray, tile: int = 256) ->
     """bool ``(N,)``: True where grid pixel ``(rows, cols)`` is valid in every band of the stack (not nodata,
     finite, inside the grid). Reads only the ``tile x tile`` cells holding the pixels, each cropped to their
     bounding box. Memory: one tile."""
+    return _read_at(stack, rows, cols, tile, spectra=False)[0]
+
+
+def spectra_at(stack: Any, rows: np.ndarray, cols: np.ndarray, tile: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(valid (N,) bool, spectra (N, C_spec) float32)``: the raw values (the rasters' units, 0 where invalid) of
+    the spectral modality at grid pixels ``(rows, cols)``, read as :func:`valid_at` reads."""
+    return _read_at(stack, rows, cols, tile, spectra=True)
+
+
+def _read_at(stack: Any, rows: np.ndarray, cols: np.ndarray, tile: int, spectra: bool
+             ) -> tuple[np.ndarray, np.ndarray | None]:
     ok = np.zeros(len(rows), bool)
+    values = np.zeros((len(rows), stack.band_counts[0]), np.float32) if spectra else None
     key = (rows.astype(np.int64) // tile) * (stack.grid.width // tile + 1) + cols // tile
     order = np.argsort(key, kind="stable")
     ks = key[order]
@@ -553,7 +565,9 @@ def valid_at(stack: Any, rows: np.ndarray, cols: np.ndarray, tile: int = 256) ->
         r0, c0 = int(r.min()), int(c.min())
         win = stack.read(r0, c0, int(r.max()) - r0 + 1, int(c.max()) - c0 + 1)
         ok[idx] = win.valid[r - r0, c - c0]
-    return ok
+        if spectra:
+            values[idx] = win.arrays[0][:, r - r0, c - c0].T
+    return ok, values
 
 
 def drop_invalid(pixels: LabelledPixels, stack: Any, tile: int = 256, reporter: Any = None,

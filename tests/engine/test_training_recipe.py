@@ -184,18 +184,30 @@ def test_validation_option_and_interval():
 
 
 def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_path, monkeypatch):
-    """Cross-validation fits never see their held-out polygons; the final fit sees every labelled pixel."""
+    """Cross-validation fits never see their held-out polygons, nor the whitewater pixels drawn over them; the
+    final fit sees every labelled pixel and every whitewater pixel; no whitewater pixel is ever held out."""
     import engine.train as training
     from engine import api
 
-    calls = []
-    real = training.train_network
+    calls, foam = [], []
+    real, real_foam = training.train_network, training.gather_whitewater
 
     def spy(net, train, val, config, *a, **k):
         calls.append((train["index"].numpy().copy(), None if val is None else val["index"].numpy().copy()))
         return real(net, train, val, config, *a, **k)
 
+    def foam_spy(*a, **k):
+        got = real_foam(*a, **k)
+        foam.append(got)
+        return got
+
     monkeypatch.setattr(training, "train_network", spy)
+    monkeypatch.setattr(training, "gather_whitewater", foam_spy)
+    held_out = []
+    real_eval = training.evaluate
+    monkeypatch.setattr(training, "evaluate",
+                        lambda net, data, *a, **k: (held_out.append(data["index"].numpy().copy()),
+                                                    real_eval(net, data, *a, **k))[1])
     out = api.train(Modality(delmarva_bands, "spectral"), [], delmarva_polygons, "class_id",
                     str(tmp_path / "m.safetensors"), iterations=1, epochs=1, validation="cv:3", device="cpu",
                     extent=EXTENT, report=str(tmp_path / "report.html"))
@@ -204,13 +216,19 @@ def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_p
         from engine.progress import ensure
         px = _training_pixels(delmarva_polygons, "class_id", stack, _window(stack, EXTENT), ensure(None))
     fold, k, _ = polygon_folds(px, 3, 0)
+    (patches, foam_polygons), = foam                 # the fast profile draws whitewater over the Water polygon(s)
+    n, m = len(px), len(foam_polygons)
+    water = [i for i, c in enumerate(px.classes) if c.name == "Water"]
+    assert m > 0 and np.all(patches.y == water[0]) and set(foam_polygons.tolist()) <= set(px.polygon_ids.tolist())
+    foam_fold = np.array([fold[px.polygon_ids == p][0] for p in foam_polygons])
     assert k == 2 and len(calls) == k + 1       # 2 folds (fewest polygons of a held-out class: 2) + final fit
     for f, (tr, _) in enumerate(calls[:-1]):    # each fold's fit sees none of its held-out polygons
-        np.testing.assert_array_equal(np.sort(tr), np.flatnonzero(fold != f))
-        assert not set(px.polygon_ids[tr].tolist()) & set(px.polygon_ids[fold == f].tolist())
+        np.testing.assert_array_equal(np.sort(tr), np.r_[np.flatnonzero(fold != f), n + np.flatnonzero(foam_fold != f)])
+        assert not set(px.polygon_ids[tr[tr < n]].tolist()) & set(px.polygon_ids[fold == f].tolist())
+        np.testing.assert_array_equal(held_out[f], np.flatnonzero(fold == f))   # never a whitewater pixel
     final, val = calls[-1]
-    assert val is None and np.array_equal(np.sort(final), np.arange(len(px)))
-    assert set(px.polygon_ids[final].tolist()) == set(np.unique(px.polygon_ids).tolist())
+    assert val is None and np.array_equal(np.sort(final), np.arange(n + m))
+    assert set(px.polygon_ids[final[final < n]].tolist()) == set(np.unique(px.polygon_ids).tolist())
     assert 0 <= out["metrics"]["oa"] <= 1 and "rf_oa" in out["metrics"]
     # the report's held-out OA at polygon edges: the held-out pixels within 2 px of their polygon's edge
     report = embedded_result((tmp_path / "report.html").read_text(encoding="utf-8"))

@@ -139,7 +139,7 @@ def test_class_balance_is_range_checked_and_reaches_the_engine(provider, trainin
                           "OUTPUT_REPORT": ""}, ctx, QgsProcessingFeedback())
     i = seen["args"].index("--class-balance")
     assert seen["command"] == "train" and seen["args"][i + 1] == "0.5"
-    assert "--pseudo-labels" not in seen["args"]              # empty: the profile's share
+    assert "--pseudo-labels" not in seen["args"] and "--whitewater" not in seen["args"]   # empty: the profile's
 
 
 def test_pseudo_label_share_is_range_checked_and_reaches_the_engine(provider, training_polys, monkeypatch,
@@ -158,9 +158,10 @@ def test_pseudo_label_share_is_range_checked_and_reaches_the_engine(provider, tr
         return {"output": args[args.index("--output") + 1]}
     monkeypatch.setattr(type(alg), "run_engine", fake_run)
     alg.prepared = {"inputs": ["--spectral", *band_paths()]}
-    alg.processAlgorithm({"SPECTRAL": band_paths(), "PSEUDO_LABELS": 0.0, "OUTPUT_MODEL": str(tmp_path / "m.st"),
-                          "OUTPUT_REPORT": ""}, ctx, QgsProcessingFeedback())
+    alg.processAlgorithm({"SPECTRAL": band_paths(), "PSEUDO_LABELS": 0.0, "WHITEWATER": 0.0,
+                          "OUTPUT_MODEL": str(tmp_path / "m.st"), "OUTPUT_REPORT": ""}, ctx, QgsProcessingFeedback())
     assert seen["args"][seen["args"].index("--pseudo-labels") + 1] == "0.0"
+    assert seen["args"][seen["args"].index("--whitewater") + 1] == "0.0"      # 0 switches whitewater off
 
 
 def test_validation_mode_is_checked_before_the_engine_runs(provider, training_polys):

@@ -1,0 +1,185 @@
+"""Whitewater (surf, breaking waves, whitecaps) drawn over the water polygons as extra training examples of water.
+
+Why: analysts digitize open water, not the surf line, so no training polygon shows breaking waves. Their
+spectrum (bright in the visible and near infrared like sand or roofs, dark in the short-wave infrared like water)
+is of no trained class, and a classifier maps the surf line as the nearest one: built-up, on the ocean side of
+every barrier island of the Delmarva scene (docs/benchmarks.md, "Full-scene map"). Drawing foam over the water
+polygons' reflectance *before* the diffusion features are computed shows the network such pixels, with the label
+water, in both its spectral and its diffusion inputs.
+
+Physics of the added reflectance (the same for every band model with known centre wavelengths): sea foam reflects
+almost evenly over the visible and near infrared and far less in the short-wave infrared, where the water in and
+around its bubbles absorbs (Koepke 1984, Appl. Opt. 23(11); Frouin, Schwindling and Deschamps 1996, J. Geophys.
+Res. 101(C6): about 40 % less at 1 µm and 85 % less at 1.6 µm than in the visible). Each foam stripe adds
+``amplitude x shape(λ)`` to the raw reflectance, with ``amplitude`` 0.03-0.20 reflectance and a shape drawn per
+stripe: 1 over 400-900 nm with a random tilt of ±30 % between 560 and 865 nm, 0.6 at 1 000 nm, 0.1-0.4 at
+1 614 nm, 30-60 % of that at 2 202 nm (linear in between), and 0 in the atmospheric water-vapour bands
+(1 340-1 450 and 1 800-1 950 nm, e.g. Sentinel-2 B10), which see no surface. Stripes are parallel bands across
+each water polygon (random direction, a period of 8-20 px, ``coverage`` of each period foamed), as waves break
+along lines.
+
+Torch-free: numpy on the stack's windows (:class:`WhitewaterStack` wraps a ``grid.RasterStack``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["Whitewater", "WhitewaterStack", "whitewater_shapes", "water_classes", "reflectance_scale",
+           "plan_whitewater", "AMPLITUDE", "GREEN_NM", "NIR_NM", "WATER_NDWI"]
+
+#: added reflectance of a foam stripe at its visible plateau (0-1 reflectance), drawn uniformly per stripe
+AMPLITUDE = (0.03, 0.20)
+#: band centres (nm) used to find the water classes: green and near infrared, and how far a band may lie from them
+GREEN_NM, NIR_NM, BAND_TOLERANCE_NM = 560.0, 842.0, 60.0
+#: a class is water when its median normalised difference water index (McFeeters 1996: (green - NIR) /
+#: (green + NIR)) exceeds this (open, clear or turbid water 0.3-0.7; vegetation and bare ground below 0), or when it
+#: is darker than :data:`WATER_DARK` reflectance in the near and short-wave infrared (dark, humic lakes, whose
+#: NIR may exceed their green: NDWI near 0)
+WATER_NDWI, WATER_DARK = 0.2, 0.05
+SWIR_NM = 1614.0
+#: water-vapour absorption bands (nm): no surface signal, no foam added
+ABSORPTION_NM = ((1340.0, 1450.0), (1800.0, 1950.0))
+#: stripe period (px) and the number of spectral shapes drawn
+PERIOD_PX, N_SHAPES = (8.0, 20.0), 64
+
+
+@dataclass
+class Whitewater:
+    """Foam stripes over the water polygons, as sparse pixels of the reference grid.
+
+    Attributes:
+        rows, cols: int ``(M,)`` grid pixels with foam (inside water polygons).
+        amplitude: float32 ``(M,)`` added reflectance at the visible plateau, in the raster's units.
+        shape: int ``(M,)`` index into ``shapes``.
+        shapes: float32 ``(S, C_spec)`` relative added reflectance per spectral band.
+        polygon_ids: ``(M,)`` the polygon each pixel lies in. class_index: the water class index of each pixel.
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    amplitude: np.ndarray
+    shape: np.ndarray
+    shapes: np.ndarray
+    polygon_ids: np.ndarray
+    class_index: np.ndarray
+
+    def __len__(self) -> int:
+        return int(len(self.rows))
+
+    def sample(self, max_pixels: int, seed: int) -> np.ndarray:
+        """Sorted indices of at most ``max_pixels`` foam pixels (a seeded random subset), to gather as training
+        examples; the reads keep every stripe."""
+        n = len(self)
+        if n <= max_pixels:
+            return np.arange(n)
+        return np.sort(np.random.default_rng(seed).choice(n, int(max_pixels), replace=False))
+
+
+class WhitewaterStack:
+    """A ``grid.RasterStack`` whose spectral reads carry the foam of a :class:`Whitewater` (everything else is the
+    wrapped stack's). Reads cost one bounding-box test over the M foam pixels on top of the stack's read."""
+
+    def __init__(self, stack: Any, foam: Whitewater):
+        self._stack = stack
+        self._foam = foam
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stack, name)
+
+    def read(self, row_off: int, col_off: int, height: int, width: int) -> Any:
+        """``RasterStack.read`` plus the foam on the valid pixels of the window (spectral modality only)."""
+        win = self._stack.read(row_off, col_off, height, width)
+        f = self._foam
+        r, c = f.rows - int(row_off), f.cols - int(col_off)
+        inside = np.flatnonzero((r >= 0) & (r < height) & (c >= 0) & (c < width))
+        if len(inside):
+            r, c = r[inside], c[inside]
+            add = f.amplitude[inside, None] * f.shapes[f.shape[inside]]          # (m, C_spec)
+            add *= win.valid[r, c][:, None]
+            win.arrays[0][:, r, c] += add.T.astype(np.float32)
+        return win
+
+
+def whitewater_shapes(wavelengths_nm: Sequence[float], rng: np.random.Generator, n: int = N_SHAPES) -> np.ndarray:
+    """float32 ``(n, C)``: relative foam reflectance per band (module docstring), one random shape per row."""
+    wl = np.asarray(wavelengths_nm, float)
+    out = np.empty((n, len(wl)), np.float32)
+    for k in range(n):
+        tilt = rng.uniform(-0.3, 0.3)
+        plateau = 1.0 + tilt * (np.clip(wl, 560.0, 865.0) - 560.0) / (865.0 - 560.0)
+        swir1 = rng.uniform(0.1, 0.4)
+        falloff = np.interp(wl, [900.0, 1000.0, 1614.0, 2202.0], [1.0, 0.6, swir1, swir1 * rng.uniform(0.3, 0.6)])
+        shape = plateau * falloff
+        for lo, hi in ABSORPTION_NM:
+            shape[(wl > lo) & (wl < hi)] = 0.0
+        out[k] = shape
+    return out
+
+
+def _band_near(wl: np.ndarray, centre: float) -> int | None:
+    i = int(np.argmin(np.abs(wl - centre)))
+    return i if abs(wl[i] - centre) <= BAND_TOLERANCE_NM else None
+
+
+def water_classes(medians: np.ndarray, wavelengths_nm: Sequence[float], scale: float) -> list[int]:
+    """Class indices whose median spectrum is water: NDWI (green - NIR) / (green + NIR) above :data:`WATER_NDWI`,
+    or NIR and short-wave infrared (1.6 µm, when there is such a band) both below :data:`WATER_DARK` reflectance.
+
+    Args:
+        medians: ``(K, C_spec)`` median raw reflectance per class, in the rasters' units. wavelengths_nm:
+            ``(C_spec,)``. scale: raster units of reflectance 1 (:func:`reflectance_scale`).
+    Returns:
+        the water classes (may be empty); empty when no band lies within 60 nm of 560 or of 842 nm.
+    """
+    wl = np.asarray(wavelengths_nm, float)
+    g, n, s = _band_near(wl, GREEN_NM), _band_near(wl, NIR_NM), _band_near(wl, SWIR_NM)
+    if g is None or n is None:
+        return []
+    m = np.asarray(medians, float)
+    ndwi = (m[:, g] - m[:, n]) / np.maximum(m[:, g] + m[:, n], 1e-9)
+    dark = (m[:, n] < WATER_DARK * scale) & ((m[:, s] < WATER_DARK * scale) if s is not None else True)
+    return [int(k) for k in np.flatnonzero((ndwi > WATER_NDWI) | dark)]
+
+
+def reflectance_scale(medians: np.ndarray) -> float:
+    """Raster units of reflectance 1: 10 000 for scaled integers (Sentinel-2 and Landsat products, BigEarthNet),
+    1 for reflectance as a fraction (no class median above 2)."""
+    return 10_000.0 if float(np.nanmax(medians)) > 2.0 else 1.0
+
+
+def plan_whitewater(rows: np.ndarray, cols: np.ndarray, class_index: np.ndarray, polygon_ids: np.ndarray,
+                    water: Sequence[int], wavelengths_nm: Sequence[float], scale: float, coverage: float,
+                    seed: int) -> Whitewater | None:
+    """Foam stripes over the labelled pixels of the ``water`` classes (module docstring).
+
+    Args:
+        rows, cols, class_index, polygon_ids: ``(N,)`` the labelled pixels (``labels.LabelledPixels``).
+        water: water class indices (:func:`water_classes`). wavelengths_nm: ``(C_spec,)`` band centres.
+        scale: raster units of reflectance 1 (:func:`reflectance_scale`). coverage: share of each stripe period
+            with foam, in ``(0, 1]``. seed: directions, periods, amplitudes, shapes.
+    Returns:
+        :class:`Whitewater`, or None without any water pixel.
+    """
+    rng = np.random.default_rng(seed)
+    shapes = whitewater_shapes(wavelengths_nm, rng)
+    parts = []
+    for pid in np.unique(polygon_ids[np.isin(class_index, list(water))]):
+        sel = np.flatnonzero(polygon_ids == pid)
+        r, c = rows[sel].astype(float), cols[sel].astype(float)
+        theta, period = rng.uniform(0.0, np.pi), rng.uniform(*PERIOD_PX)
+        along = r * np.cos(theta) + c * np.sin(theta) + rng.uniform(0.0, period)
+        stripe = np.floor(along / period).astype(np.int64)
+        on = (along - stripe * period) < coverage * period
+        stripe -= stripe.min()
+        amp = rng.uniform(*AMPLITUDE, int(stripe.max()) + 1) * scale
+        kind = rng.integers(0, len(shapes), int(stripe.max()) + 1)
+        parts.append((sel[on], amp[stripe[on]], kind[stripe[on]]))
+    if not parts or not sum(len(p[0]) for p in parts):
+        return None
+    idx = np.concatenate([p[0] for p in parts])
+    return Whitewater(rows[idx], cols[idx], np.concatenate([p[1] for p in parts]).astype(np.float32),
+                      np.concatenate([p[2] for p in parts]), shapes, polygon_ids[idx], class_index[idx])
