@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = ["Whitewater", "WhitewaterStack", "whitewater_shapes", "water_classes", "reflectance_scale",
-           "plan_whitewater", "AMPLITUDE", "GREEN_NM", "NIR_NM", "WATER_NDWI"]
+           "plan_whitewater", "AMPLITUDE", "GREEN_NM", "NIR_NM", "SWIR_NM", "WATER_NDWI", "WATER_DARK"]
 
 #: added reflectance of a foam stripe at its visible plateau (0-1 reflectance), drawn uniformly per stripe
 AMPLITUDE = (0.03, 0.20)
@@ -40,6 +40,7 @@ GREEN_NM, NIR_NM, BAND_TOLERANCE_NM = 560.0, 842.0, 60.0
 #: is darker than :data:`WATER_DARK` reflectance in the near and short-wave infrared (dark, humic lakes, whose
 #: NIR may exceed their green: NDWI near 0)
 WATER_NDWI, WATER_DARK = 0.2, 0.05
+#: the short-wave infrared band centre (nm) of that darkness test (Sentinel-2 B11)
 SWIR_NM = 1614.0
 #: water-vapour absorption bands (nm): no surface signal, no foam added
 ABSORPTION_NM = ((1340.0, 1450.0), (1800.0, 1950.0))
