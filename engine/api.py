@@ -509,7 +509,18 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     accuracy, baseline, metrics = _cv_metrics(cv, rep, pseudo_labels=bool(tcfg.pseudo_share))
     return {"model": model, "history": history, "split": split_report, "accuracy": accuracy,
             "baseline": baseline, "metrics": metrics, "cv": cv, "mode": mode, "labelled_pixels": int(len(y_all)),
-            "polygons": n_polygons, "notes": [bound_note] if bound_note else [], "epochs": final_cfg.epochs}
+            "polygons": n_polygons, "notes": [n for n in (bound_note, _whitewater_note(foam, classes)) if n],
+            "epochs": final_cfg.epochs}
+
+
+def _whitewater_note(foam: tuple | None, classes: Sequence[Any]) -> str:
+    """The training report's note on the whitewater pixels (``train.gather_whitewater``), "" without any."""
+    if foam is None:
+        return ""
+    names = ", ".join(classes[int(k)].name for k in np.unique(foam[0].y))
+    return (f"Whitewater: {len(foam[1])} pixels of the {names} polygons, with foam stripes drawn over them, trained as "
+            f"{names} so that surf is not mapped as a bright land class. They are never held out; --whitewater 0 "
+            f"(Whitewater share 0 in QGIS) switches them off.")
 
 
 def _applicability(centre: np.ndarray, polygon_ids: np.ndarray, seed: int, rep: Reporter) -> Any:

@@ -232,6 +232,7 @@ def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_p
     assert 0 <= out["metrics"]["oa"] <= 1 and "rf_oa" in out["metrics"]
     # the report's held-out OA at polygon edges: the held-out pixels within 2 px of their polygon's edge
     report = embedded_result((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert any(note.startswith(f"Whitewater: {m} pixels of the Water polygons") for note in report["notes"])
     section = next(sec for sec in report["sections"] if sec["title"] == "Held-out accuracy at polygon edges")
     (_, n_edge, oa_edge, rf_edge), (_, n_inside, oa_inside, _) = section["table"]["rows"]
     edge = edge_pixels(px.rows, px.cols, px.polygon_ids, 2)[fold >= 0]      # every held-out pixel, once
