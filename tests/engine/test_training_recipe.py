@@ -363,12 +363,14 @@ def test_pseudo_labels_are_the_confident_teacher_classes_with_their_share_of_the
 def test_pseudo_label_teachers_never_see_the_held_out_polygons(delmarva_bands, delmarva_polygons, tmp_path,
                                                                monkeypatch):
     """With pseudo-labels (``pseudo_labels=0.7``), each fold's random-forest teacher is fitted on that fold's
-    training pixels only; every fit trains on them plus pseudo-labelled pixels drawn with the configured share."""
+    labelled training pixels only (never the whitewater ones); every fit trains on them and the fold's whitewater
+    pixels plus pseudo-labelled pixels drawn with the configured share."""
     import engine.train as training
     from engine import api
 
-    teachers, views = [], []
-    real_fit, real_train = training.fit_random_forest, training.train_network
+    teachers, views, foam = [], [], []
+    real_fit, real_train, real_foam = training.fit_random_forest, training.train_network, training.gather_whitewater
+    monkeypatch.setattr(training, "gather_whitewater", lambda *a, **k: foam.append(real_foam(*a, **k)) or foam[-1])
 
     def fit_spy(x, y, trees, seed):
         if trees == training.PSEUDO_TREES:
@@ -394,7 +396,11 @@ def test_pseudo_label_teachers_never_see_the_held_out_polygons(delmarva_bands, d
     for f in range(k):
         assert np.array_equal(teachers[f], y[fold != f])          # the teacher never sees the held-out pixels
     assert np.array_equal(teachers[-1], y)                         # the final teacher: every labelled pixel
+    (patches, foam_polygons), = foam
+    foam_fold = np.array([fold[px.polygon_ids == p][0] for p in foam_polygons])
     for f, (labels, weights) in enumerate(views):
         n_lab = int((fold != f).sum()) if f < k else len(y)
-        assert len(labels) > n_lab and np.array_equal(labels[:n_lab], y[fold != f] if f < k else y)
-        assert weights[n_lab:].sum() == pytest.approx(0.7)
+        n_train = n_lab + (int((foam_fold != f).sum()) if f < k else len(foam_polygons))
+        assert len(labels) > n_train and np.array_equal(labels[:n_lab], y[fold != f] if f < k else y)
+        assert np.all(labels[n_lab:n_train] == patches.y[0])          # the whitewater pixels: water
+        assert weights[n_train:].sum() == pytest.approx(0.7)

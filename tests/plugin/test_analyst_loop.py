@@ -104,8 +104,10 @@ def test_suggestsamples_ranked_spaced_balanced(trained_model, session_dir, measu
     pts = np.array([[f.geometry().asPoint().x(), f.geometry().asPoint().y()] for f in feats])
     d = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1)) + np.eye(12) * 1e9
     assert d.min() >= 200.0
-    counts = np.unique([f["pred_class"] for f in feats], return_counts=True)[1]
-    assert counts.max() - counts.min() <= 1 or len(counts) < 3        # balanced over the predicted classes
+    # balanced over the predicted classes: those that never ran out of spaced candidates share the batch evenly
+    # (a class with fewer candidates drops out of the round robin and keeps fewer)
+    counts = np.sort(np.unique([f["pred_class"] for f in feats], return_counts=True)[1])
+    assert len(counts) >= 2 and counts[-1] - counts[-2] <= 1
     for f in feats:
         assert f["prob_first"] >= f["prob_second"] and f["pred_class"] != f["second_class"]
         assert abs(f["margin"] - (f["prob_first"] - f["prob_second"])) < 1e-4
