@@ -25,6 +25,9 @@ the JSON of everything. "edge OA" is the pooled OA of the held-out pixels within
 compare recipes under the same folds. Each seed's result is cached in ``WORKDIR/DATASET/`` under a name that
 hashes every training and network setting (``cv_seed0_folds5_p5_<hash>.json``), so a changed default is never
 answered from an old result.
+With the profile's whitewater (``fast``: 0.5; ``--set whitewater=0`` switches it off) the foam-striped water
+pixels of ``train.gather_whitewater`` (seed 0, cached in ``WORKDIR/NAME/whitewater_SHARE_N.npz``) train in every
+fold except those that hold out their polygon; they are never held out and never given to the random forest.
 ``--set patch_size=P`` (odd) also builds the network for P x P patches and feeds it the centre P x P of the
 patches, which are gathered once at the larger of P and the paper's 9 (a centre crop is exactly what gathering at
 P gives).

@@ -319,8 +319,9 @@ def gather_whitewater(stack: Any, pixels: Any, extractor: FeatureExtractor, inpu
     rng = np.random.default_rng(config.seed)
     probe = np.concatenate([rng.permutation(np.flatnonzero(y == k))[:500] for k in range(len(pixels.classes))])
     ok, values = spectra_at(stack, pixels.rows[probe], pixels.cols[probe])
+    # a class without a valid probed pixel gets NaN: never water, and left out of the reflectance scale
     medians = np.stack([np.median(values[ok & (y[probe] == k)], axis=0) if np.any(ok & (y[probe] == k))
-                        else np.zeros(values.shape[1], np.float32) for k in range(len(pixels.classes))])
+                        else np.full(values.shape[1], np.nan, np.float32) for k in range(len(pixels.classes))])
     scale = reflectance_scale(medians)
     water = water_classes(medians, wl, scale)
     if not water:
