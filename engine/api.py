@@ -61,8 +61,7 @@ def _modalities_info(stack: RasterStack, stats: Any) -> list[ModalityInfo]:
     """Every input band's identity (file, band, description, name, wavelength) and statistics, per modality."""
     out = []
     for mi, (m, infos) in enumerate(zip(stack.modalities, stack.band_info)):
-        bands = [Band.identify(mi, m.kind, info["file"], info["band"], info.get("description", ""),
-                               info.get("wavelength"), stats[mi][bi]) for bi, info in enumerate(infos)]
+        bands = [Band.of_stack_band(mi, m.kind, info, stats[mi][bi]) for bi, info in enumerate(infos)]
         out.append(ModalityInfo(m.kind, m.name, [os.path.basename(p) for p in m.paths], m.nodata, bands))
     return out
 
@@ -97,8 +96,7 @@ def _match_inputs(meta: ModelMetadata, modalities: Sequence[Modality], stack: Ra
             "Give the same kinds of rasters, in the same order, as when the model was trained.")
     out, changed = [], False
     for mi, (info, m, infos) in enumerate(zip(want, modalities, stack.band_info)):
-        given = [Band.identify(mi, m.kind, i["file"], i["band"], i.get("description", ""), i.get("wavelength"))
-                 for i in infos]
+        given = [Band.of_stack_band(mi, m.kind, i) for i in infos]
         idx = match_bands(info, given, band_order, os.path.basename(path), rep)
         out.append(dataclasses.replace(m, band_order=idx) if idx is not None else m)
         changed = changed or idx is not None
@@ -480,8 +478,8 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     foam = gather_whitewater(stack, pixels, gather, inputs, tcfg, rep)
     # foam pixels follow the labelled ones: training only (never held out, never the random forest's)
     extended = patches if foam is None else patches.concat(foam[0])
-    synthetic = np.r_[np.zeros(len(y_all), bool), np.ones(len(extended.y) - len(y_all), bool)]
-    edge_all = np.r_[edge, np.zeros(int(synthetic.sum()), bool)]
+    n_foam = len(extended.y) - len(y_all)
+    edge_all = np.r_[edge, np.zeros(n_foam, bool)]
     data = patch_tensors(extended, model)
     unlabelled = _unlabelled_tensors(stack, u_rows, u_cols, gather, inputs, model, tcfg, rep)
     n_polygons = int(len(np.unique(pixels.polygon_ids)))
@@ -499,7 +497,7 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
                                              None if foam is None else foam[1])
     final_cfg = _refit_config(cv, tcfg, rep)
     rep.info(f"Final model: trained on all {len(y_all)} labelled pixels of all {n_polygons} polygons"
-             + (f" and {int(synthetic.sum())} whitewater pixels" if foam is not None else ""))
+             + (f" and {n_foam} whitewater pixels" if n_foam else ""))
     view = _training_view(data, extended.y, edge_all, final_cfg)
     if unlabelled is not None:
         teacher = fit_random_forest(patches.centre, y_all, PSEUDO_TREES, final_cfg.seed)

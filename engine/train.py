@@ -309,8 +309,7 @@ def gather_whitewater(stack: Any, pixels: Any, extractor: FeatureExtractor, inpu
     rep = ensure(reporter)
     if not config.whitewater:
         return None
-    wl = [Band.identify(0, "spectral", i["file"], i["band"], i.get("description", ""),
-                        i.get("wavelength")).wavelength_nm for i in stack.band_info[0]]
+    wl = [Band.of_stack_band(0, stack.modalities[0].kind, i).wavelength_nm for i in stack.band_info[0]]
     if any(w is None for w in wl):
         rep.info("Whitewater: off (the spectral bands' centre wavelengths are not known: name Sentinel-2 bands B02 "
                  "... or tag them with a wavelength)")

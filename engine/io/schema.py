@@ -131,6 +131,13 @@ class Band:
             wl = SENTINEL2_WAVELENGTH_NM.get(name)
         return cls(modality, kind, os.path.basename(file), int(index), description or "", name, wl, statistics)
 
+    @classmethod
+    def of_stack_band(cls, modality: int, kind: str, info: dict, statistics: BandStatistics | None = None) -> "Band":
+        """:meth:`identify` for one entry of ``RasterStack.band_info`` (``{"file", "band", "description"?,
+        "wavelength"?}``)."""
+        return cls.identify(modality, kind, info["file"], info["band"], info.get("description", ""),
+                            info.get("wavelength"), statistics)
+
     def label(self) -> str:
         """``file.tif:2 (B04, 664.6 nm)``: how logs and reports name the band."""
         extra = [x for x in (self.description, self.name if self.name != self.description else None,
