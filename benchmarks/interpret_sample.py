@@ -12,14 +12,23 @@ interpreter does not see which map drew a pixel. The interpreter writes one labe
 - ``?``: cannot be told at 10 m.
 
 ``score`` prints each map's user's accuracy with a 95 % Wilson interval, strict (``B`` only), with roads, and
-with the unsure pixels as right (an upper bound). Chips are drawn with matplotlib (Debian's python3-matplotlib,
-which QGIS's Python bindings depend on).
+with the unsure pixels as right (an upper bound).
+
+For the whole map (every class, stratified OA, producer's accuracies) the design is the engine's:
+``engine sampledesign`` writes the points, ``chips`` draws them (true and false colour, shuffled, without their map
+class), the interpreter writes ``sample_id,label`` codes, ``reference`` writes them into a copy of the design layer
+and ``engine assess --reference`` gives the stratified estimates. Chips are drawn with matplotlib (Debian's
+python3-matplotlib, which QGIS's Python bindings depend on).
 
     python benchmarks/interpret_sample.py draw --map rf=rf.tif --map bdgf=full.tif --class-value 7 \\
         --rgb $BDGF_BENCH_DATA/s2_delmarva/s2_B04.tif $BDGF_BENCH_DATA/s2_delmarva/s2_B03.tif \\
         $BDGF_BENCH_DATA/s2_delmarva/s2_B02.tif --out sample/
     # look at sample/page_*.png, write sample/labels.csv ("id,label")
     python benchmarks/interpret_sample.py score sample/ [more_samples/ ...]
+    python benchmarks/interpret_sample.py chips --points design.gpkg --rgb B04.tif B03.tif B02.tif --nir B08.tif \
+        --out chips/
+    python benchmarks/interpret_sample.py reference --points design.gpkg --labels labels.csv \
+        --codes W=1,M=2,S=3,F=4,C=5,T=6,B=7 --output reference.gpkg
 """
 
 from __future__ import annotations
@@ -29,10 +38,13 @@ import csv
 import json
 import math
 import os
+import sys
 from typing import Any
 
 import numpy as np
 import rasterio
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CHIP_RADIUS = 20
 PER_PAGE = 20
@@ -65,37 +77,94 @@ def draw_sample(maps: dict[str, str], class_value: int, per_map: int, seed: int)
     return out
 
 
-def write_pages(sample: list[dict], rgb_paths: list[str], out: str, scale: float = 2200.0) -> list[str]:
-    """True-colour chip pages ``out/page_NN.png`` of ``sample``; band files red, green, blue on the maps' grid,
-    reflectance x 10 000 stretched to ``scale`` with gamma 0.8."""
+def write_pages(sample: list[dict], rgb_paths: list[str], out: str, scale: float = 2200.0,
+                false_colour: list[str] | None = None) -> list[str]:
+    """Chip pages ``out/page_NN.png`` of ``sample`` (dicts with ``id``, ``row``, ``col`` on the bands' grid): true
+    colour from the red, green, blue band files (reflectance x 10 000 stretched to ``scale``, gamma 0.8), and with
+    ``false_colour`` (NIR, red, green files) a false-colour chip beside each (NIR stretched to 4 000)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    bands = []
-    for p in rgb_paths:
-        with rasterio.open(p) as ds:
-            bands.append(ds.read(1).astype(np.float32))
-    rgb = np.clip(np.dstack(bands) / scale, 0, 1) ** 0.8
     r = CHIP_RADIUS
-    padded = np.pad(rgb, ((r, r), (r, r), (0, 0)))
+    views = [np.pad(_composite(rgb_paths, scale), ((r, r), (r, r), (0, 0)))]
+    if false_colour:
+        views.append(np.pad(_composite(false_colour, 4000.0), ((r, r), (r, r), (0, 0))))
+    per_page = PER_PAGE if len(views) == 1 else PER_PAGE // 2 + 2
     pages = []
-    for start in range(0, len(sample), PER_PAGE):
-        fig, axes = plt.subplots(4, 5, figsize=(15, 12.5))
-        for ax, s in zip(axes.ravel(), sample[start:start + PER_PAGE]):
-            ax.imshow(padded[s["row"]:s["row"] + 2 * r + 1, s["col"]:s["col"] + 2 * r + 1], interpolation="nearest")
-            ax.add_patch(Rectangle((r - 1.5, r - 1.5), 3, 3, fill=False, ec="magenta", lw=1.2))
-            ax.set_title(str(s["id"]), fontsize=10)
+    for start in range(0, len(sample), per_page):
+        fig, axes = plt.subplots(4, 5 if len(views) == 1 else 6, figsize=(15 if len(views) == 1 else 18, 12.5))
+        cells = iter(axes.ravel())
+        for s in sample[start:start + per_page]:
+            for v, view in enumerate(views):
+                ax = next(cells)
+                ax.imshow(view[s["row"]:s["row"] + 2 * r + 1, s["col"]:s["col"] + 2 * r + 1], interpolation="nearest")
+                ax.add_patch(Rectangle((r - 1.5, r - 1.5), 3, 3, fill=False, ec="magenta", lw=1.2))
+                ax.set_title(str(s["id"]) if v == 0 else f"{s['id']} (NIR)", fontsize=10)
         for ax in axes.ravel():
             ax.set_xticks([])
             ax.set_yticks([])
         fig.tight_layout()
-        path = os.path.join(out, f"page_{start // PER_PAGE:02d}.png")
+        path = os.path.join(out, f"page_{start // per_page:02d}.png")
         fig.savefig(path, dpi=55)
         plt.close(fig)
         pages.append(path)
     return pages
+
+
+def _composite(paths: list[str], scale: float) -> np.ndarray:
+    bands = []
+    for p in paths:
+        with rasterio.open(p) as ds:
+            bands.append(ds.read(1).astype(np.float32))
+    return np.clip(np.dstack(bands) / scale, 0, 1) ** 0.8
+
+
+def design_points(points: str, grid_raster: str, seed: int) -> list[dict]:
+    """The points of an ``engine sampledesign`` layer as ``{"id": sample_id, "row", "col", "x", "y"}`` on the grid
+    of ``grid_raster``, shuffled (seeded) so that the pages do not follow the strata."""
+    import fiona
+
+    with rasterio.open(grid_raster) as ds:
+        inverse = ~ds.transform
+    out = []
+    with fiona.open(points) as layer:
+        for feat in layer:
+            x, y = feat["geometry"]["coordinates"][:2]
+            col, row = inverse * (x, y)
+            out.append({"id": int(feat["properties"]["sample_id"]), "row": int(row), "col": int(col), "x": x, "y": y})
+    np.random.default_rng(seed).shuffle(out)
+    return out
+
+
+def write_reference(points: str, labels: dict[int, str], codes: dict[str, int], output: str) -> int:
+    """Copy of the design layer ``points`` with its reference field set from ``labels`` (``{sample_id: code}``)
+    through ``codes`` (``{code: class value}``); returns the number of points written.
+
+    Raises:
+        SystemExit: a point without a label, a label without a code, or an existing ``output``.
+    """
+    import fiona
+
+    from engine.contract import REFERENCE_FIELD
+
+    if os.path.exists(output):
+        raise SystemExit(f"{output} exists; choose another name")
+    with fiona.open(points) as src:
+        feats = list(src)
+        meta = dict(driver=src.driver, crs=src.crs, schema=src.schema)
+    missing = [f["properties"]["sample_id"] for f in feats if f["properties"]["sample_id"] not in labels]
+    unknown = sorted({v for v in labels.values() if v not in codes})
+    if missing or unknown:
+        raise SystemExit(f"labels: {len(missing)} points without a label (first {missing[:5]}), codes without a "
+                         f"class {unknown}; give one of {', '.join(codes)} per sample_id")
+    with fiona.open(output, "w", **meta) as dst:
+        for f in feats:
+            props = dict(f["properties"])
+            props[REFERENCE_FIELD] = codes[labels[props["sample_id"]]]
+            dst.write({"geometry": f["geometry"], "properties": props})
+    return len(feats)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -142,10 +211,34 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--seed", type=int, default=2026)
     d.add_argument("--rgb", nargs=3, required=True, help="red, green, blue band files on the maps' grid")
     d.add_argument("--out", required=True, help="folder for sample.json and the pages")
+    c = sub.add_parser("chips", help="chip pages of the points of an `engine sampledesign` layer")
+    c.add_argument("--points", required=True, help="the design's point layer")
+    c.add_argument("--rgb", nargs=3, required=True, help="red, green, blue band files")
+    c.add_argument("--nir", help="near-infrared band file: a false-colour chip (NIR, red, green) beside each")
+    c.add_argument("--seed", type=int, default=0, help="page order")
+    c.add_argument("--out", required=True)
+    f = sub.add_parser("reference", help="write the interpreter's labels into a copy of the design layer")
+    f.add_argument("--points", required=True)
+    f.add_argument("--labels", required=True, help="CSV with sample_id,label")
+    f.add_argument("--codes", required=True, help="label codes as CODE=VALUE,..., e.g. W=1,M=2")
+    f.add_argument("--output", required=True, help="labelled point layer for `engine assess --reference`")
     s = sub.add_parser("score", help="user's accuracy from sample.json and labels.csv")
     s.add_argument("dirs", nargs="+", help="folders of draw (sample.json, labels.csv); several are pooled by map name")
     s.add_argument("--split-x", type=float, help="also score the pixels west and east of this easting (map CRS)")
     args = ap.parse_args(argv)
+    if args.cmd == "chips":
+        os.makedirs(args.out, exist_ok=True)
+        pts = design_points(args.points, args.rgb[0], args.seed)
+        pages = write_pages(pts, args.rgb, args.out, false_colour=[args.nir, args.rgb[0], args.rgb[1]]
+                            if args.nir else None)
+        print(f"{len(pts)} points on {len(pages)} pages in {args.out}; write a CSV sample_id,label")
+        return
+    if args.cmd == "reference":
+        codes = {k: int(v) for k, v in (kv.split("=") for kv in args.codes.split(","))}
+        with open(args.labels) as fh:
+            labels = {int(r["sample_id"]): r["label"].strip() for r in csv.DictReader(fh)}
+        print(f"{args.output}: {write_reference(args.points, labels, codes, args.output)} points")
+        return
     if args.cmd == "draw":
         maps = dict(m.split("=", 1) for m in args.map)
         os.makedirs(args.out, exist_ok=True)
