@@ -1,4 +1,4 @@
-"""User's accuracy of one mapped class from a visually interpreted random sample of its pixels.
+"""Visually interpreted reference samples of a map: a mapped class's user's accuracy, or a whole sample design.
 
 Without a reference map, the way to learn how many of a map's "built-up" pixels are built-up is to look at a
 random sample of them. ``draw`` takes ``--per-map`` pixels at random from the class of each map (simple random
@@ -25,9 +25,9 @@ python3-matplotlib, which QGIS's Python bindings depend on).
         $BDGF_BENCH_DATA/s2_delmarva/s2_B02.tif --out sample/
     # look at sample/page_*.png, write sample/labels.csv ("id,label")
     python benchmarks/interpret_sample.py score sample/ [more_samples/ ...]
-    python benchmarks/interpret_sample.py chips --points design.gpkg --rgb B04.tif B03.tif B02.tif --nir B08.tif \
+    python benchmarks/interpret_sample.py chips --points design.gpkg --rgb B04.tif B03.tif B02.tif --nir B08.tif \\
         --out chips/
-    python benchmarks/interpret_sample.py reference --points design.gpkg --labels labels.csv \
+    python benchmarks/interpret_sample.py reference --points design.gpkg --labels labels.csv \\
         --codes W=1,M=2,S=3,F=4,C=5,T=6,B=7 --output reference.gpkg
 """
 
