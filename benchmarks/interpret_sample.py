@@ -123,48 +123,48 @@ def _composite(paths: list[str], scale: float) -> np.ndarray:
 
 def design_points(points: str, grid_raster: str, seed: int) -> list[dict]:
     """The points of an ``engine sampledesign`` layer as ``{"id": sample_id, "row", "col", "x", "y"}`` on the grid
-    of ``grid_raster``, shuffled (seeded) so that the pages do not follow the strata."""
-    import fiona
+    of ``grid_raster`` (coordinates in its CRS), shuffled (seeded) so that the pages do not follow the strata."""
+    from engine.io.points import read_points
 
     with rasterio.open(grid_raster) as ds:
-        inverse = ~ds.transform
+        inverse, crs_wkt = ~ds.transform, ds.crs.to_wkt()
+    got = read_points(points, ["sample_id"], crs_wkt=crs_wkt)
     out = []
-    with fiona.open(points) as layer:
-        for feat in layer:
-            x, y = feat["geometry"]["coordinates"][:2]
-            col, row = inverse * (x, y)
-            out.append({"id": int(feat["properties"]["sample_id"]), "row": int(row), "col": int(col), "x": x, "y": y})
+    for sid, x, y in zip(got["sample_id"], got["x"], got["y"]):
+        col, row = inverse * (x, y)
+        out.append({"id": int(sid), "row": int(row), "col": int(col), "x": x, "y": y})
     np.random.default_rng(seed).shuffle(out)
     return out
 
 
-def write_reference(points: str, labels: dict[int, str], codes: dict[str, int], output: str) -> int:
+def write_reference(points: str, labels: dict[int, str], codes: dict[str, int], output: str,
+                    overwrite: bool = False) -> int:
     """Copy of the design layer ``points`` with its reference field set from ``labels`` (``{sample_id: code}``)
-    through ``codes`` (``{code: class value}``); returns the number of points written.
+    through ``codes`` (``{code: class value}``), written atomically; returns the number of points written.
 
     Raises:
-        SystemExit: a point without a label, a label without a code, or an existing ``output``.
+        SystemExit: a point without a label or a label without a code. OutputExistsError: ``output`` exists and
+            ``overwrite`` is false.
     """
     import fiona
 
     from engine.contract import REFERENCE_FIELD
+    from engine.io.points import read_points, write_points
 
-    if os.path.exists(output):
-        raise SystemExit(f"{output} exists; choose another name")
-    with fiona.open(points) as src:
-        feats = list(src)
-        meta = dict(driver=src.driver, crs=src.crs, schema=src.schema)
-    missing = [f["properties"]["sample_id"] for f in feats if f["properties"]["sample_id"] not in labels]
+    with fiona.open(points) as src:                   # the layer's own fields and CRS, kept in the copy
+        fields, crs_wkt = list(src.schema["properties"]), src.crs_wkt
+    got = read_points(points, fields)
+    missing = [sid for sid in got["sample_id"] if sid not in labels]
     unknown = sorted({v for v in labels.values() if v not in codes})
     if missing or unknown:
         raise SystemExit(f"labels: {len(missing)} points without a label (first {missing[:5]}), codes without a "
                          f"class {unknown}; give one of {', '.join(codes)} per sample_id")
-    with fiona.open(output, "w", **meta) as dst:
-        for f in feats:
-            props = dict(f["properties"])
-            props[REFERENCE_FIELD] = codes[labels[props["sample_id"]]]
-            dst.write({"geometry": f["geometry"], "properties": props})
-    return len(feats)
+    records = [{f: got[f][i] for f in fields} for i in range(len(got["x"]))]
+    for rec in records:
+        rec[REFERENCE_FIELD] = codes[labels[rec["sample_id"]]]
+    write_points(output, crs_wkt, got["x"], got["y"], list(got["field_types"].items()), records,
+                 overwrite=overwrite)
+    return len(records)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     f.add_argument("--labels", required=True, help="CSV with sample_id,label")
     f.add_argument("--codes", required=True, help="label codes as CODE=VALUE,..., e.g. W=1,M=2")
     f.add_argument("--output", required=True, help="labelled point layer for `engine assess --reference`")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing output")
     s = sub.add_parser("score", help="user's accuracy from sample.json and labels.csv")
     s.add_argument("dirs", nargs="+", help="folders of draw (sample.json, labels.csv); several are pooled by map name")
     s.add_argument("--split-x", type=float, help="also score the pixels west and east of this easting (map CRS)")
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         codes = {k: int(v) for k, v in (kv.split("=") for kv in args.codes.split(","))}
         with open(args.labels) as fh:
             labels = {int(r["sample_id"]): r["label"].strip() for r in csv.DictReader(fh)}
-        print(f"{args.output}: {write_reference(args.points, labels, codes, args.output)} points")
+        print(f"{args.output}: {write_reference(args.points, labels, codes, args.output, args.overwrite)} points")
         return
     if args.cmd == "draw":
         maps = dict(m.split("=", 1) for m in args.map)

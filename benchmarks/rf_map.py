@@ -19,45 +19,42 @@ import os
 import sys
 
 import numpy as np
-import rasterio
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from engine.data.grid import Modality, RasterStack  # noqa: E402
 from engine.data.labels import read_polygons, spectra_at  # noqa: E402
-from engine.io.rasters import qml_path, write_qml  # noqa: E402
+from engine.io.rasters import ClassificationWriter  # noqa: E402
 from engine.train import fit_random_forest  # noqa: E402
 
 
 def rf_map(spectral: list[str], training: str, class_field: str, output: str, name_field: str | None = None,
-           trees: int = 100, seed: int = 0, rows_per_tile: int = 256) -> dict[int, int]:
+           trees: int = 100, seed: int = 0, rows_per_tile: int = 256, overwrite: bool = False) -> dict[int, int]:
     """Fit the forest on every valid labelled pixel and classify the grid; returns ``{class value: pixels}``.
 
-    Writes ``output`` (uint16 class values, 0 = nodata) and its QML style; refuses an existing ``output``.
+    Writes ``output`` through the engine's ``ClassificationWriter`` (class values, 0 = nodata, colour table,
+    class names, QML style; atomic), one band of ``rows_per_tile`` rows at a time.
+
+    Raises:
+        OutputExistsError: ``output`` exists and ``overwrite`` is false.
     """
-    if os.path.exists(output):
-        raise SystemExit(f"{output} exists; choose another name")
+    counts: dict[int, int] = {}
     with RasterStack([Modality(paths=list(spectral), kind="spectral")]) as stack:
         grid = stack.grid
         px = read_polygons(training, class_field, grid, name_field=name_field)
-        ok, x = spectra_at(stack, px.rows, px.cols)
-        forest = fit_random_forest(x[ok], px.values[ok], trees, seed)
-        out = np.zeros((grid.height, grid.width), np.uint16)
-        for r0 in range(0, grid.height, rows_per_tile):
-            h = min(rows_per_tile, grid.height - r0)
-            win = stack.read(r0, 0, h, grid.width)
-            flat = win.arrays[0].reshape(win.arrays[0].shape[0], -1).T
-            pred = forest.predict(flat).reshape(h, grid.width)
-            out[r0:r0 + h] = np.where(win.valid, pred, 0)
-    tmp = output + ".part.tif"
-    profile = dict(driver="GTiff", height=grid.height, width=grid.width, count=1, dtype="uint16", crs=grid.crs,
-                   transform=grid.transform, nodata=0, compress="deflate")
-    with rasterio.open(tmp, "w", **profile) as ds:
-        ds.write(out, 1)
-    os.replace(tmp, output)
-    write_qml(qml_path(output), px.classes)
-    values, counts = np.unique(out[out > 0], return_counts=True)
-    return {int(v): int(n) for v, n in zip(values, counts)}
+        with ClassificationWriter(output, grid.crs, grid.transform, grid.width, grid.height, px.classes,
+                                  overwrite) as writer:
+            ok, x = spectra_at(stack, px.rows, px.cols)
+            forest = fit_random_forest(x[ok], px.values[ok], trees, seed)
+            for r0 in range(0, grid.height, rows_per_tile):
+                h = min(rows_per_tile, grid.height - r0)
+                win = stack.read(r0, 0, h, grid.width)
+                flat = win.arrays[0].reshape(win.arrays[0].shape[0], -1).T
+                values = np.where(win.valid, forest.predict(flat).reshape(h, grid.width), 0)
+                writer.write(r0, 0, values.astype(np.uint16))
+                for v, n in zip(*np.unique(values[values > 0], return_counts=True)):
+                    counts[int(v)] = counts.get(int(v), 0) + int(n)
+    return dict(sorted(counts.items()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,9 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trees", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--output", required=True)
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing output")
     args = ap.parse_args(argv)
     counts = rf_map(args.spectral, args.training, args.class_field, args.output, args.name_field, args.trees,
-                    args.seed)
+                    args.seed,
+                    overwrite=args.overwrite)
     print(f"{args.output}: pixels per class {counts}")
 
 
