@@ -26,7 +26,8 @@ compare recipes under the same folds. Each seed's result is cached in ``WORKDIR/
 hashes every training and network setting (``cv_seed0_folds5_p5_<hash>.json``), so a changed default is never
 answered from an old result.
 With the profile's whitewater (``fast``: 0.5; ``--set whitewater=0`` switches it off) the foam-striped water
-pixels of ``train.gather_whitewater`` (seed 0, cached in ``WORKDIR/NAME/whitewater_SHARE_N.npz``) train in every
+and swash-zone sand pixels of ``train.gather_whitewater`` (seed 0, cached in
+``WORKDIR/NAME/whitewater_SHARE_N_<version>.npz``, the version a hash of the code that draws them) train in every
 fold except those that hold out their polygon; they are never held out and never given to the random forest.
 ``--set patch_size=P`` (odd) also builds the network for P x P patches and feeds it the centre P x P of the
 patches, which are gathered once at the larger of P and the paper's 9 (a centre crop is exactly what gathering at
@@ -217,9 +218,9 @@ def patch_tensors_of(z: dict, p: int, lo, hi) -> dict:
 
 def whitewater_patches(folder: str, mods, px, extractor, meta, p_gathered: int, p: int, lo, hi, share: float,
                        max_pixels: int) -> tuple[dict, "np.ndarray"] | None:
-    """Patches of foam-striped water pixels (``train.gather_whitewater`` with seed 0, gathered as the labelled
-    ones and cached in ``WORKDIR/NAME/whitewater_SHARE_N.npz``) as training tensors, and their source polygons;
-    None when the data set has no water class (or no band wavelengths)."""
+    """Patches of foam-striped water pixels and swash-zone sand pixels (``train.gather_whitewater`` with seed 0,
+    gathered as the labelled ones and cached in ``WORKDIR/NAME/whitewater_SHARE_N_<surf_version>.npz``) as training
+    tensors, and their source polygons; None when the data set has no water class (or no band wavelengths)."""
     import dataclasses
 
     import numpy as np
@@ -229,7 +230,7 @@ def whitewater_patches(folder: str, mods, px, extractor, meta, p_gathered: int, 
     from engine.data.inputs import ClassifierInputs
     from engine.train import gather_whitewater
 
-    cache = os.path.join(folder, f"whitewater_{share:g}_{max_pixels}.npz")
+    cache = os.path.join(folder, f"whitewater_{share:g}_{max_pixels}_{surf_version()}.npz")
     if not os.path.exists(cache):
         print(f"  gathering the patches of the whitewater pixels (share {share:g}) ...", flush=True)
         extractor.unet.eval()
@@ -250,14 +251,32 @@ def whitewater_patches(folder: str, mods, px, extractor, meta, p_gathered: int, 
     return patch_tensors_of(z, p, lo, hi), pid
 
 
+def surf_version() -> str:
+    """8 hex digits of the source that draws the whitewater and swash pixels (``engine.data.whitewater`` and
+    ``train.gather_whitewater`` with its helpers), so that their caches and the results trained with them are
+    never answered from an older drawing."""
+    import hashlib
+    import inspect
+
+    import engine.data.whitewater as surf
+    import engine.train as training
+
+    parts = [inspect.getsource(surf)] + [inspect.getsource(getattr(training, name)) for name in
+                                         ("gather_whitewater", "_gather_stripes", "_gather_swash")]
+    return hashlib.sha1("".join(parts).encode()).hexdigest()[:8]
+
+
 def settings_key(tcfg, prep: dict) -> str:
-    """Cache key of one seed's result: a hash of every training and network setting except the seed (so a changed
-    default is never answered from a stale cache), e.g. ``p5_3f9a0c12``."""
+    """Cache key of one seed's result: a hash of every training and network setting except the seed, and of the
+    whitewater drawing when it is on (so a changed default is never answered from a stale cache), e.g.
+    ``p5_3f9a0c12``."""
     import dataclasses
     import hashlib
 
     train = {k: v for k, v in dataclasses.asdict(tcfg).items() if k != "seed"}
-    text = json.dumps({"train": train, "net": prep["network_config"].to_dict()}, sort_keys=True, default=str)
+    surf = surf_version() if tcfg.whitewater else None
+    text = json.dumps({"train": train, "net": prep["network_config"].to_dict(), **({"surf": surf} if surf else {})},
+                      sort_keys=True, default=str)
     return f"p{prep['patch_size']}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 

@@ -515,9 +515,10 @@ def _whitewater_note(foam: tuple | None, classes: Sequence[Any]) -> str:
     """The training report's note on the whitewater pixels (``train.gather_whitewater``), "" without any."""
     if foam is None:
         return ""
-    names = ", ".join(classes[int(k)].name for k in np.unique(foam[0].y))
-    return (f"Whitewater: {len(foam[1])} pixels of the {names} polygons, with foam stripes drawn over them, trained as "
-            f"{names} so that surf is not mapped as a bright land class. They are never held out; --whitewater 0 "
+    names = " and ".join(classes[int(k)].name for k in np.unique(foam[0].y))
+    return (f"Whitewater: {len(foam[1])} pixels of the {names} polygons, with surf drawn over them (foam stripes over "
+            f"water; over dry sand, swash-zone stripes of wet sand and foam), each trained as its own polygon's class so "
+            f"that surf is not mapped as a bright land class. They are never held out; --whitewater 0 "
             f"(Whitewater share 0 in QGIS) switches them off.")
 
 

@@ -177,9 +177,10 @@ def _add_train(sub: Any, parents: list) -> None:
                         "carry the forest's own errors (see docs/profiles.md)")
     p.add_argument("--whitewater", type=float, default=None, metavar="SHARE",
                    help="share of each water polygon covered by drawn foam stripes (surf, breaking waves) whose "
-                        "pixels train as water, so that the surf line is not mapped as built-up or sand (default: "
-                        "the profile's, 0.5 for fast, 0 for paper; 0 = off). Needs bands with known wavelengths "
-                        "(Sentinel-2 names or wavelength tags) and a class whose spectrum is water")
+                        "pixels train as water, and of each dry-sand polygon covered by swash-zone stripes (wet "
+                        "sand and foam) whose pixels train as sand, so that the surf line is not mapped as built-up "
+                        "(default: the profile's, 0.5 for fast, 0 for paper; 0 = off). Needs bands with known "
+                        "wavelengths (Sentinel-2 names or wavelength tags) and a class whose spectrum is water")
     p.add_argument("--early-stopping", action="store_true",
                    help="train the final model for the epoch count with the lowest mean held-out loss over the "
                         "validation folds (default: the profile's epochs); the folds' own figures stay those of "

@@ -93,9 +93,10 @@ class TrainingConfig:
             the share of a common one; the polygons' own draws stay balanced).
         whitewater: > 0: share of the water polygons' pixels covered by drawn foam stripes (surf, breaking waves;
             ``data.whitewater``), whose patches and diffusion features join the training as water pixels (at most
-            ``whitewater_pixels``; training only, never held out). Needs the spectral bands' centre wavelengths
-            (Sentinel-2 band names or wavelength tags) and a class whose median spectrum is water. 0 = off (the
-            paper's recipe).
+            ``whitewater_pixels``; training only, never held out), and the same share of the dry-sand polygons'
+            pixels under swash-zone stripes (wet sand and foam), trained as sand (at most ``whitewater_pixels``
+            more). Needs the spectral bands' centre wavelengths (Sentinel-2 band names or wavelength tags) and a
+            class whose median spectrum is water. 0 = off (the paper's recipe).
     """
 
     patch_size: int = 9
@@ -291,11 +292,12 @@ def check_whitewater(value: float) -> float:
 def gather_whitewater(stack: Any, pixels: Any, extractor: FeatureExtractor, inputs: ClassifierInputs,
                       config: TrainingConfig, reporter: Reporter | None = None
                       ) -> tuple[PatchSet, np.ndarray] | None:
-    """Patches of foam-striped water pixels (``config.whitewater``; ``data.whitewater``), labelled water.
+    """Patches of the surf (``config.whitewater``; ``data.whitewater``): foam-striped water pixels, labelled water,
+    and, where a class is dry sand, the swash zone (wet sand and foam stripes) over its pixels, labelled sand.
 
-    Finds the water classes from the median raw spectra of up to 500 labelled pixels per class, draws foam
-    stripes over their polygons, and gathers up to ``config.whitewater_pixels`` of the striped pixels through a
-    stack whose reads carry the foam, so that their diffusion features see it too.
+    Finds the water and sand classes from the median raw spectra of up to 500 labelled pixels per class, draws the
+    stripes over their polygons, and gathers up to ``config.whitewater_pixels`` striped pixels of each kind through
+    a stack whose reads carry the stripes, so that their diffusion features see them too.
 
     Returns:
         ``(patches, polygon_ids (M,))`` (each pixel's source polygon, so that cross-validation keeps it out of
@@ -303,7 +305,7 @@ def gather_whitewater(stack: Any, pixels: Any, extractor: FeatureExtractor, inpu
         says which.
     """
     from .data.labels import spectra_at
-    from .data.whitewater import WhitewaterStack, plan_whitewater, reflectance_scale, water_classes
+    from .data.whitewater import plan_whitewater, reflectance_scale, sand_classes, water_classes
     from .io.schema import Band
 
     rep = ensure(reporter)
@@ -329,16 +331,50 @@ def gather_whitewater(stack: Any, pixels: Any, extractor: FeatureExtractor, inpu
         return None
     foam = plan_whitewater(pixels.rows, pixels.cols, y, pixels.polygon_ids, water, wl, scale, config.whitewater,
                            config.seed)
-    if foam is None:
+    parts = [] if foam is None else [_gather_stripes(stack, foam, extractor, inputs, config, rep,
+                                                     "foam stripes", pixels.classes)]
+    sand = sand_classes(medians, wl, scale, water)
+    if sand:
+        parts.append(_gather_swash(stack, pixels, sand, wl, scale, extractor, inputs, config, rep))
+    parts = [p for p in parts if p is not None]
+    if not parts:
         return None
-    pick = foam.sample(config.whitewater_pixels, config.seed)
-    names = ", ".join(pixels.classes[k].name for k in water)
-    rep.info(f"Whitewater: foam stripes over {config.whitewater:.0%} of the {names} polygons; {len(pick)} of their "
-             f"{len(foam)} striped pixels join the training as {names}")
-    patches, _, _ = gather_patches(WhitewaterStack(stack, foam), foam.rows[pick], foam.cols[pick],
-                                   foam.class_index[pick], extractor, inputs, config.patch_size, config.gather_tile,
+    patches = parts[0][0] if len(parts) == 1 else parts[0][0].concat(parts[1][0])
+    return patches, np.concatenate([p[1] for p in parts])
+
+
+def _gather_stripes(stack: Any, stripes: Any, extractor: FeatureExtractor, inputs: ClassifierInputs,
+                    config: TrainingConfig, rep: Reporter, what: str, classes: Sequence[Any]
+                    ) -> tuple[PatchSet, np.ndarray]:
+    """Patches of up to ``config.whitewater_pixels`` pixels of a ``data.whitewater.Whitewater``, read through a stack
+    that carries every stripe, and their polygon ids; logged as ``what``."""
+    from .data.whitewater import WhitewaterStack
+
+    pick = stripes.sample(config.whitewater_pixels, config.seed)
+    names = ", ".join(classes[int(k)].name for k in np.unique(stripes.class_index))
+    rep.info(f"Whitewater: {what} over {config.whitewater:.0%} of the {names} polygons; {len(pick)} of their "
+             f"{len(stripes)} striped pixels join the training as {names}")
+    patches, _, _ = gather_patches(WhitewaterStack(stack, stripes), stripes.rows[pick], stripes.cols[pick],
+                                   stripes.class_index[pick], extractor, inputs, config.patch_size, config.gather_tile,
                                    rep, stage="gather whitewater")
-    return patches, foam.polygon_ids[pick]
+    return patches, stripes.polygon_ids[pick]
+
+
+def _gather_swash(stack: Any, pixels: Any, sand: Sequence[int], wl: Sequence[float], scale: float,
+                  extractor: FeatureExtractor, inputs: ClassifierInputs, config: TrainingConfig, rep: Reporter
+                  ) -> tuple[PatchSet, np.ndarray] | None:
+    """The swash zone over the ``sand`` classes' pixels (``data.whitewater.plan_swash``), gathered as sand."""
+    from .data.labels import spectra_at
+    from .data.whitewater import plan_swash
+
+    sel = np.flatnonzero(np.isin(pixels.class_index(), list(sand)))
+    ok, values = spectra_at(stack, pixels.rows[sel], pixels.cols[sel])
+    swash = plan_swash(pixels.rows[sel], pixels.cols[sel], pixels.class_index()[sel], pixels.polygon_ids[sel],
+                       values * ok[:, None], wl, scale, config.whitewater, config.seed + 1)
+    if swash is None:
+        return None
+    return _gather_stripes(stack, swash, extractor, inputs, config, rep, "swash-zone stripes (wet sand and foam)",
+                           pixels.classes)
 
 
 #: training's patch gathering runs the U-Net encoder in OpenVINO (``models.inference.openvino_extractor``) when

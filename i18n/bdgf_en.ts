@@ -1453,67 +1453,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="93"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="95"/>
         <source>HTML report: classes, pixel counts, validation accuracy.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="98"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="100"/>
         <source>Training polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="100"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="102"/>
         <source>Pretrained diffusion model (optional)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="106"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="108"/>
         <source>Pretraining iterations</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="107"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="109"/>
         <source>Training epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="108"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="110"/>
         <source>Random seed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="115"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="117"/>
         <source>Validation fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="129"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="131"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="129"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="131"/>
         <source>Safetensors model (*.safetensors)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="131"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="133"/>
         <source>Training report</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="131"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="133"/>
         <source>HTML files (*.html)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="189"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="191"/>
         <source>Classes from the layer style: {classes}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="175"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="177"/>
         <source>{path} is a {kind} model, not pretrained diffusion weights: give a file written by &apos;Pretrain diffusion model&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1533,12 +1533,12 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="91"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="93"/>
         <source>The trained model (.safetensors). An existing file is replaced only when training succeeds; it can never be one of the inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="109"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="111"/>
         <source>Validation (cv:K, holdout:F or none)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1548,12 +1548,12 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="119"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="121"/>
         <source>Class balance (0-1)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="87"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="89"/>
         <source>Continue a training that was cancelled or failed, from the checkpoints &lt;output&gt;.checkpoint.safetensors (.cv, .pre) it left next to the output: finished cross-validation folds and stages are not run again. Give the same inputs and output file as the interrupted run.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1563,17 +1563,17 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="111"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="113"/>
         <source>Spatial block size for cross-validation (m)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="162"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="164"/>
         <source>A spatial block size for cross-validation needs validation cv:K, not {mode}: use cv:K or clear the block size.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="122"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="124"/>
         <source>Pseudo-label share (0-0.95)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1584,12 +1584,12 @@
     </message>
     <message>
         <location filename="../bdgf_plugin/algorithms/train.py" line="81"/>
-        <source>Share of each water polygon covered by drawn foam stripes (surf, breaking waves) whose pixels train as water. No one digitizes the surf line, and without them it is mapped as the nearest bright class, often built-up. Needs bands with known wavelengths (Sentinel-2 band names or wavelength tags) and a class whose spectrum is water. Empty: 0.5 (fast profile), 0 (paper profile); 0: off.</source>
+        <source>Share of each water polygon covered by drawn foam stripes (surf, breaking waves) whose pixels train as water, and of each dry-sand polygon covered by swash-zone stripes (wet sand and foam) whose pixels train as sand. No one digitizes the surf line, and without them it is mapped as the nearest bright class, often built-up. Needs bands with known wavelengths (Sentinel-2 band names or wavelength tags) and a class whose spectrum is water. Empty: 0.5 (fast profile), 0 (paper profile); 0: off.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="125"/>
-        <source>Whitewater share of water polygons (0-1)</source>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="127"/>
+        <source>Whitewater share of water and sand polygons (0-1)</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

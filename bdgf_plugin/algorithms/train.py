@@ -79,7 +79,9 @@ class TrainAlgorithm(BdgfAlgorithm):
                                          "from the surroundings, but they also carry the forest's own errors. "
                                          "E.g. 0.7 with few polygons per class. Empty or 0: the polygons alone.")),
             (self.WHITEWATER, self.tr("Share of each water polygon covered by drawn foam stripes (surf, breaking "
-                                      "waves) whose pixels train as water. No one digitizes the surf line, and "
+                                      "waves) whose pixels train as water, and of each dry-sand polygon covered by "
+                                      "swash-zone stripes (wet sand and foam) whose pixels train as sand. No one "
+                                      "digitizes the surf line, and "
                                       "without them it is mapped as the nearest bright class, often built-up. "
                                       "Needs bands with known wavelengths (Sentinel-2 band names or wavelength "
                                       "tags) and a class whose spectrum is water. Empty: 0.5 (fast profile), "
@@ -122,7 +124,7 @@ class TrainAlgorithm(BdgfAlgorithm):
         self.add(QgsProcessingParameterNumber(self.PSEUDO_LABELS, self.tr("Pseudo-label share (0-0.95)"),
                                               QgsProcessingParameterNumber.Double, optional=True,
                                               minValue=0.0, maxValue=0.95), advanced=True)
-        self.add(QgsProcessingParameterNumber(self.WHITEWATER, self.tr("Whitewater share of water polygons (0-1)"),
+        self.add(QgsProcessingParameterNumber(self.WHITEWATER, self.tr("Whitewater share of water and sand polygons (0-1)"),
                                               QgsProcessingParameterNumber.Double, optional=True,
                                               minValue=0.0, maxValue=1.0), advanced=True)
         self.add_resume()

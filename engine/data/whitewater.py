@@ -18,6 +18,17 @@ stripe: 1 over 400-900 nm with a random tilt of ±30 % between 560 and 865 nm, 0
 each water polygon (random direction, a period of 8-20 px, ``coverage`` of each period foamed), as waves break
 along lines.
 
+The swash zone, where spent waves run up the beach, is the same surf on sand: a band a few pixels wide between the
+dry beach and the sea, wet sand under a film of water and foam. Analysts digitize the dry beach, so its spectrum
+(bright in the visible like sand or roofs, much darker than dry sand in the short-wave infrared) is of no trained
+class either, and the seaward edge of every barrier-island beach was mapped as built-up. :func:`plan_swash` draws it
+over the sand polygons, as stripes of wet sand with foam on top, trained as sand. Wet soil and sand darken with
+moisture at every wavelength, most in the short-wave infrared, where water absorbs (Lobell and Asner 2002, Soil Sci.
+Soc. Am. J. 66(3): reflectance falls exponentially with moisture, faster at longer wavelengths): each stripe
+multiplies the raw reflectance by ``a(λ)^m``, with ``a`` 0.55 at 400 nm, 0.5 at 900 nm, 0.45 at 1 000 nm, 0.25 at
+1 614 nm and 0.18 at 2 202 nm (linear in between; 1 in the water-vapour bands) and a moisture ``m`` of 0.2-1 per
+stripe, and adds foam of ``SWASH_FOAM`` reflectance with the shapes above.
+
 Torch-free: numpy on the stack's windows (:class:`WhitewaterStack` wraps a ``grid.RasterStack``).
 """
 
@@ -29,7 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = ["Whitewater", "WhitewaterStack", "whitewater_shapes", "water_classes", "reflectance_scale",
-           "plan_whitewater", "AMPLITUDE", "GREEN_NM", "NIR_NM", "SWIR_NM", "WATER_NDWI", "WATER_DARK"]
+           "plan_whitewater", "sand_classes", "wet_sand_factor", "plan_swash", "AMPLITUDE", "SWASH_FOAM", "MOISTURE", "GREEN_NM", "NIR_NM", "SWIR_NM", "WATER_NDWI", "WATER_DARK"]
 
 #: added reflectance of a foam stripe at its visible plateau (0-1 reflectance), drawn uniformly per stripe
 AMPLITUDE = (0.03, 0.20)
@@ -46,18 +57,30 @@ SWIR_NM = 1614.0
 ABSORPTION_NM = ((1340.0, 1450.0), (1800.0, 1950.0))
 #: stripe period (px) and the number of spectral shapes drawn
 PERIOD_PX, N_SHAPES = (8.0, 20.0), 64
+#: a class is sand (for the swash zone) when its median is bright and bare: red (665 nm) at least ``SAND_RED`` and
+#: 1.6 µm at least ``SAND_SWIR`` reflectance (dry quartz sand reflects 0.2-0.4 from the visible to the short-wave
+#: infrared; roofs, asphalt and marsh are darker in the SWIR, most tilled soils in the red) and NDVI below
+#: ``SAND_NDVI``
+SAND_RED, SAND_SWIR, SAND_NDVI, RED_NM = 0.18, 0.20, 0.20, 665.0
+#: wet-sand reflectance factor ``a(λ)`` at moisture 1 (module docstring), at these band centres (nm)
+WET_NM, WET_FACTOR = (400.0, 900.0, 1000.0, 1614.0, 2202.0), (0.55, 0.50, 0.45, 0.25, 0.18)
+#: moisture ``m`` per swash stripe, and the foam on it (added reflectance at the visible plateau), drawn uniformly
+MOISTURE, SWASH_FOAM = (0.5, 1.0), (0.0, 0.10)
 
 
 @dataclass
 class Whitewater:
     """Foam stripes over the water polygons, as sparse pixels of the reference grid.
 
+    The reflectance a read adds at pixel ``i`` is ``amplitude[i] * shapes[shape[i]]``, in the raster's units.
+
     Attributes:
-        rows, cols: int ``(M,)`` grid pixels with foam (inside water polygons).
-        amplitude: float32 ``(M,)`` added reflectance at the visible plateau, in the raster's units.
+        rows, cols: int ``(M,)`` grid pixels with foam (inside water polygons; inside sand polygons for the swash).
+        amplitude: float32 ``(M,)`` added reflectance at the visible plateau, in the raster's units (1 for the swash).
         shape: int ``(M,)`` index into ``shapes``.
-        shapes: float32 ``(S, C_spec)`` relative added reflectance per spectral band.
-        polygon_ids: ``(M,)`` the polygon each pixel lies in. class_index: the water class index of each pixel.
+        shapes: float32 ``(S, C_spec)`` relative added reflectance per spectral band (foam: ``N_SHAPES`` shapes that
+            the stripes share; swash: one row per pixel, the added reflectance itself).
+        polygon_ids: ``(M,)`` the polygon each pixel lies in. class_index: the class index of each pixel.
     """
 
     rows: np.ndarray
@@ -168,7 +191,22 @@ def plan_whitewater(rows: np.ndarray, cols: np.ndarray, class_index: np.ndarray,
     rng = np.random.default_rng(seed)
     shapes = whitewater_shapes(wavelengths_nm, rng)
     parts = []
-    for pid in np.unique(polygon_ids[np.isin(class_index, list(water))]):
+    for sel, stripe, n in _stripes(rows, cols, polygon_ids, class_index, water, coverage, rng):
+        amp = rng.uniform(*AMPLITUDE, n) * scale
+        kind = rng.integers(0, len(shapes), n)
+        parts.append((sel, amp[stripe], kind[stripe]))
+    if not parts or not sum(len(p[0]) for p in parts):
+        return None
+    idx = np.concatenate([p[0] for p in parts])
+    return Whitewater(rows[idx], cols[idx], np.concatenate([p[1] for p in parts]).astype(np.float32),
+                      np.concatenate([p[2] for p in parts]), shapes, polygon_ids[idx], class_index[idx])
+
+
+def _stripes(rows: np.ndarray, cols: np.ndarray, polygon_ids: np.ndarray, class_index: np.ndarray,
+             classes: Sequence[int], coverage: float, rng: np.random.Generator):
+    """Per polygon of ``classes``: ``(indices of its striped pixels, their stripe numbers 0.., number of stripes)``;
+    parallel stripes in a random direction, a period of ``PERIOD_PX``, ``coverage`` of each period striped."""
+    for pid in np.unique(polygon_ids[np.isin(class_index, list(classes))]):
         sel = np.flatnonzero(polygon_ids == pid)
         r, c = rows[sel].astype(float), cols[sel].astype(float)
         theta, period = rng.uniform(0.0, np.pi), rng.uniform(*PERIOD_PX)
@@ -176,11 +214,64 @@ def plan_whitewater(rows: np.ndarray, cols: np.ndarray, class_index: np.ndarray,
         stripe = np.floor(along / period).astype(np.int64)
         on = (along - stripe * period) < coverage * period
         stripe -= stripe.min()
-        amp = rng.uniform(*AMPLITUDE, int(stripe.max()) + 1) * scale
-        kind = rng.integers(0, len(shapes), int(stripe.max()) + 1)
-        parts.append((sel[on], amp[stripe[on]], kind[stripe[on]]))
+        yield sel[on], stripe[on], int(stripe.max()) + 1
+
+
+def sand_classes(medians: np.ndarray, wavelengths_nm: Sequence[float], scale: float,
+                 water: Sequence[int]) -> list[int]:
+    """Class indices whose median spectrum is dry sand (:data:`SAND_RED`, :data:`SAND_SWIR`, :data:`SAND_NDVI`),
+    where the swash zone is drawn; none without a water class (no surf without water) or without red, NIR and
+    1.6 µm bands.
+
+    Args:
+        medians: ``(K, C_spec)`` median raw reflectance per class, in the rasters' units. wavelengths_nm:
+            ``(C_spec,)``. scale: raster units of reflectance 1. water: the water classes (:func:`water_classes`).
+    """
+    wl = np.asarray(wavelengths_nm, float)
+    r, n, s = _band_near(wl, RED_NM), _band_near(wl, NIR_NM), _band_near(wl, SWIR_NM)
+    if not water or r is None or n is None or s is None:
+        return []
+    m = np.asarray(medians, float)
+    ndvi = (m[:, n] - m[:, r]) / np.maximum(m[:, n] + m[:, r], 1e-9)
+    sand = (m[:, r] >= SAND_RED * scale) & (m[:, s] >= SAND_SWIR * scale) & (ndvi < SAND_NDVI)
+    return [int(k) for k in np.flatnonzero(sand) if int(k) not in set(water)]
+
+
+def wet_sand_factor(wavelengths_nm: Sequence[float], moisture: np.ndarray) -> np.ndarray:
+    """float32 ``(M, C)``: the factor ``a(λ)^m`` of wet sand's reflectance (module docstring; Lobell and Asner
+    2002), for ``moisture`` ``(M,)`` in [0, 1]; 1 in the water-vapour bands."""
+    wl = np.asarray(wavelengths_nm, float)
+    a = np.interp(wl, WET_NM, WET_FACTOR)
+    for lo, hi in ABSORPTION_NM:
+        a[(wl > lo) & (wl < hi)] = 1.0
+    return (a[None, :] ** np.asarray(moisture, float)[:, None]).astype(np.float32)
+
+
+def plan_swash(rows: np.ndarray, cols: np.ndarray, class_index: np.ndarray, polygon_ids: np.ndarray,
+               spectra: np.ndarray, wavelengths_nm: Sequence[float], scale: float, coverage: float,
+               seed: int) -> Whitewater | None:
+    """The swash zone over sand pixels: stripes of wet sand with foam (module docstring), as a :class:`Whitewater`
+    with one added spectrum per pixel.
+
+    Args:
+        rows, cols, class_index, polygon_ids: ``(N,)`` the labelled pixels of the sand classes only.
+        spectra: ``(N, C_spec)`` their raw reflectance (0 where not valid: nothing is added there).
+        wavelengths_nm: ``(C_spec,)``. scale: raster units of reflectance 1. coverage: share of each stripe period
+            that is wet, in ``(0, 1]``. seed: directions, periods, moisture, foam.
+    Returns:
+        :class:`Whitewater` (``shapes[i]`` = the reflectance added at pixel ``i``), or None without a striped pixel.
+    """
+    rng = np.random.default_rng(seed)
+    foam = whitewater_shapes(wavelengths_nm, rng)
+    parts = []
+    for sel, stripe, n in _stripes(rows, cols, polygon_ids, class_index, np.unique(class_index), coverage, rng):
+        wet, amp = rng.uniform(*MOISTURE, n), rng.uniform(*SWASH_FOAM, n) * scale
+        kind = rng.integers(0, len(foam), n)
+        x = np.asarray(spectra[sel], np.float32)
+        added = x * (wet_sand_factor(wavelengths_nm, wet[stripe]) - 1.0) + amp[stripe, None] * foam[kind[stripe]]
+        parts.append((sel, np.where(x != 0, added, 0.0).astype(np.float32)))
     if not parts or not sum(len(p[0]) for p in parts):
         return None
     idx = np.concatenate([p[0] for p in parts])
-    return Whitewater(rows[idx], cols[idx], np.concatenate([p[1] for p in parts]).astype(np.float32),
-                      np.concatenate([p[2] for p in parts]), shapes, polygon_ids[idx], class_index[idx])
+    return Whitewater(rows[idx], cols[idx], np.ones(len(idx), np.float32), np.arange(len(idx)),
+                      np.concatenate([p[1] for p in parts]), polygon_ids[idx], class_index[idx])

@@ -241,6 +241,35 @@ def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_p
     assert (n_edge * oa_edge + n_inside * oa_inside) / len(edge) == pytest.approx(out["metrics"]["oa"])
 
 
+def test_the_swash_zone_trains_as_the_beach_it_is_drawn_over(delmarva_bands, delmarva_polygons, tmp_path,
+                                                              monkeypatch):
+    """On the crop's coast (one water, salt-marsh and beach polygon), the fast profile's whitewater adds foam-striped
+    water pixels and swash-zone (wet sand and foam) beach pixels, each from its own polygon and with its own class
+    (their spectra: test_whitewater.py), and the training report says so."""
+    import engine.train as training
+    from engine import api
+
+    got, real = [], training.gather_whitewater
+    monkeypatch.setattr(training, "gather_whitewater", lambda *a, **k: (got.append(real(*a, **k)), got[-1])[1])
+    coast = (446800, 4170100, 448000, 4171700)
+    api.train(Modality(delmarva_bands, "spectral"), [], delmarva_polygons, "class_id", str(tmp_path / "m.safetensors"),
+              iterations=1, epochs=1, validation="none", device="cpu", extent=coast,
+              report=str(tmp_path / "report.html"))
+    (patches, polygon_ids), = got
+    with RasterStack([Modality(delmarva_bands, "spectral")]) as stack:
+        from engine.api import _training_pixels, _window
+        from engine.progress import ensure
+        px = _training_pixels(delmarva_polygons, "class_id", stack, _window(stack, coast), ensure(None))
+    names = [c.name for c in px.classes]
+    water, beach = names.index("Water"), names.index("Beach / sand")
+    assert set(patches.y.tolist()) == {water, beach}
+    for k in (water, beach):       # each synthetic pixel is of its own polygon's class
+        assert set(px.values[np.isin(px.polygon_ids, polygon_ids[patches.y == k])].tolist()) == {px.classes[k].value}
+    report = embedded_result((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert any(n.startswith(f"Whitewater: {len(polygon_ids)} pixels of the Water and Beach / sand polygons")
+               for n in report["notes"])
+
+
 def test_the_verdict_compares_bdgf_and_the_random_forest_fold_by_fold():
     from engine.api import _verdict
 
