@@ -26,8 +26,9 @@ over the sand polygons, as stripes of wet sand with foam on top, trained as sand
 moisture at every wavelength, most in the short-wave infrared, where water absorbs (Lobell and Asner 2002, Soil Sci.
 Soc. Am. J. 66(3): reflectance falls exponentially with moisture, faster at longer wavelengths): each stripe
 multiplies the raw reflectance by ``a(λ)^m``, with ``a`` 0.55 at 400 nm, 0.5 at 900 nm, 0.45 at 1 000 nm, 0.25 at
-1 614 nm and 0.18 at 2 202 nm (linear in between; 1 in the water-vapour bands) and a moisture ``m`` of 0.2-1 per
-stripe, and adds foam of ``SWASH_FOAM`` reflectance with the shapes above.
+1 614 nm and 0.18 at 2 202 nm (linear in between; 1 in the water-vapour bands) and a moisture ``m`` of 0.5-1 per
+stripe (the swash zone is near saturation; damp sand is already in the beach polygons), and adds foam of
+``SWASH_FOAM`` reflectance with the shapes above. See docs/benchmarks.md, "The swash zone over the sand polygons".
 
 Torch-free: numpy on the stack's windows (:class:`WhitewaterStack` wraps a ``grid.RasterStack``).
 """
