@@ -367,10 +367,12 @@ def _gather_swash(stack: Any, pixels: Any, sand: Sequence[int], wl: Sequence[flo
     from .data.labels import spectra_at
     from .data.whitewater import plan_swash
 
-    sel = np.flatnonzero(np.isin(pixels.class_index(), list(sand)))
+    y = pixels.class_index()
+    sel = np.flatnonzero(np.isin(y, list(sand)))
     ok, values = spectra_at(stack, pixels.rows[sel], pixels.cols[sel])
-    swash = plan_swash(pixels.rows[sel], pixels.cols[sel], pixels.class_index()[sel], pixels.polygon_ids[sel],
-                       values * ok[:, None], wl, scale, config.whitewater, config.seed + 1)
+    # invalid pixels get 0: plan_swash adds nothing there (and the stack's reads mask them anyway)
+    swash = plan_swash(pixels.rows[sel], pixels.cols[sel], y[sel], pixels.polygon_ids[sel],
+                       np.where(ok[:, None], values, 0.0), wl, scale, config.whitewater, config.seed + 1)
     if swash is None:
         return None
     return _gather_stripes(stack, swash, extractor, inputs, config, rep, "swash-zone stripes (wet sand and foam)",
