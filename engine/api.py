@@ -517,8 +517,8 @@ def _whitewater_note(foam: tuple | None, classes: Sequence[Any]) -> str:
         return ""
     names = " and ".join(classes[int(k)].name for k in np.unique(foam[0].y))
     return (f"Whitewater: {len(foam[1])} pixels of the {names} polygons, with surf drawn over them (foam stripes over "
-            f"water; over dry sand, swash-zone stripes of wet sand and foam), each trained as its own polygon's class so "
-            f"that surf is not mapped as a bright land class. They are never held out; --whitewater 0 "
+            f"water; over dry sand, swash-zone stripes of wet sand and foam), each trained as its own polygon's "
+            f"class so that surf is not mapped as a bright land class. They are never held out; --whitewater 0 "
             f"(Whitewater share 0 in QGIS) switches them off.")
 
 

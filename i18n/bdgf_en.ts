@@ -1488,32 +1488,32 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="131"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="132"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="131"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="132"/>
         <source>Safetensors model (*.safetensors)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="133"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="134"/>
         <source>Training report</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="133"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="134"/>
         <source>HTML files (*.html)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="191"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="192"/>
         <source>Classes from the layer style: {classes}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="177"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="178"/>
         <source>{path} is a {kind} model, not pretrained diffusion weights: give a file written by &apos;Pretrain diffusion model&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1568,7 +1568,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="164"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="165"/>
         <source>A spatial block size for cross-validation needs validation cv:K, not {mode}: use cv:K or clear the block size.</source>
         <translation type="unfinished"></translation>
     </message>

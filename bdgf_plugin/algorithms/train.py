@@ -124,7 +124,8 @@ class TrainAlgorithm(BdgfAlgorithm):
         self.add(QgsProcessingParameterNumber(self.PSEUDO_LABELS, self.tr("Pseudo-label share (0-0.95)"),
                                               QgsProcessingParameterNumber.Double, optional=True,
                                               minValue=0.0, maxValue=0.95), advanced=True)
-        self.add(QgsProcessingParameterNumber(self.WHITEWATER, self.tr("Whitewater share of water and sand polygons (0-1)"),
+        self.add(QgsProcessingParameterNumber(self.WHITEWATER,
+                                              self.tr("Whitewater share of water and sand polygons (0-1)"),
                                               QgsProcessingParameterNumber.Double, optional=True,
                                               minValue=0.0, maxValue=1.0), advanced=True)
         self.add_resume()

@@ -41,7 +41,8 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = ["Whitewater", "WhitewaterStack", "whitewater_shapes", "water_classes", "reflectance_scale",
-           "plan_whitewater", "sand_classes", "wet_sand_factor", "plan_swash", "AMPLITUDE", "SWASH_FOAM", "MOISTURE", "GREEN_NM", "NIR_NM", "SWIR_NM", "WATER_NDWI", "WATER_DARK"]
+           "plan_whitewater", "sand_classes", "wet_sand_factor", "plan_swash", "AMPLITUDE", "SWASH_FOAM", "MOISTURE",
+           "GREEN_NM", "NIR_NM", "SWIR_NM", "WATER_NDWI", "WATER_DARK"]
 
 #: added reflectance of a foam stripe at its visible plateau (0-1 reflectance), drawn uniformly per stripe
 AMPLITUDE = (0.03, 0.20)
@@ -71,7 +72,8 @@ MOISTURE, SWASH_FOAM = (0.5, 1.0), (0.0, 0.10)
 
 @dataclass
 class Whitewater:
-    """Foam stripes over the water polygons, as sparse pixels of the reference grid.
+    """Foam stripes over the water polygons (or swash-zone stripes over the sand polygons), as sparse pixels of the
+    reference grid.
 
     The reflectance a read adds at pixel ``i`` is ``amplitude[i] * shapes[shape[i]]``, in the raster's units.
 
