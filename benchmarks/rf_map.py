@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--overwrite", action="store_true", help="replace an existing output")
     args = ap.parse_args(argv)
     counts = rf_map(args.spectral, args.training, args.class_field, args.output, args.name_field, args.trees,
-                    args.seed,
-                    overwrite=args.overwrite)
+                    args.seed, overwrite=args.overwrite)
     print(f"{args.output}: pixels per class {counts}")
 
 

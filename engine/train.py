@@ -334,9 +334,9 @@ def gather_whitewater(stack: Any, pixels: Any, extractor: FeatureExtractor, inpu
     parts = [] if foam is None else [_gather_stripes(stack, foam, extractor, inputs, config, rep,
                                                      "foam stripes", pixels.classes)]
     sand = sand_classes(medians, wl, scale, water)
-    if sand:
-        parts.append(_gather_swash(stack, pixels, sand, wl, scale, extractor, inputs, config, rep))
-    parts = [p for p in parts if p is not None]
+    swash = _gather_swash(stack, pixels, sand, wl, scale, extractor, inputs, config, rep) if sand else None
+    if swash is not None:
+        parts.append(swash)
     if not parts:
         return None
     patches = parts[0][0] if len(parts) == 1 else parts[0][0].concat(parts[1][0])
