@@ -118,10 +118,13 @@ class LogFeedback:
                 super().__init__()
                 self.messages = []
                 self.texts = []
+                self.on_info = None  # called with each info message, in the runner's thread (tests that cancel)
 
             def pushInfo(self, info):  # noqa: N802
                 self.messages.append(info)
                 super().pushInfo(info)
+                if self.on_info is not None:
+                    self.on_info(info)
 
             def pushWarning(self, warning):  # noqa: N802
                 self.messages.append("WARNING " + warning)

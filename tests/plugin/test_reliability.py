@@ -148,21 +148,28 @@ def test_unwritable_output_folder_refused_in_preflight(provider, small_training,
 # -- cancel: one line, checkpoint kept, RESUME continues --------------------------------------------------------
 
 class _CancelAt:
-    """Cancels the feedback at the first progress text of ``stage`` (after ``skip`` of them, and after a log
-    message containing ``after`` when given)."""
+    """Cancels the feedback 50 ms after the first progress text of ``stage`` (after ``skip`` of them)."""
 
-    def __init__(self, stage, skip=0, after=None):
+    def __init__(self, stage, skip=0):
         self.fb = LogFeedback()
-        self.stage, self.skip, self.after = stage, skip, after
+        self.stage, self.skip = stage, skip
         self.fb.progressChanged.connect(self._maybe)
 
     def _maybe(self, _value):
-        if self.after and not any(self.after in m for m in self.fb.messages):
-            return
         if self.fb.texts and self.fb.texts[-1].startswith(self.stage + ":"):
             if self.skip <= 0:
                 threading.Timer(0.05, self.fb.cancel).start()
             self.skip -= 1
+
+
+class _CancelOnMessage:
+    """Cancels the feedback as soon as the runner passes on a log message containing ``text``: the runner checks
+    the cancel before it reads the engine's next line, so the engine is stopped at that point of its work (a timer
+    after a progress event races with a fast engine that has meanwhile written its outputs)."""
+
+    def __init__(self, text):
+        self.fb = LogFeedback()
+        self.fb.on_info = lambda message: self.fb.cancel() if text in message else None
 
 
 def test_cancel_is_one_line_and_leaves_nothing(provider, trained_model, tmp_path):
@@ -198,8 +205,8 @@ def test_cancelled_train_keeps_checkpoint_and_resumes(provider, small_training, 
     # RESUME without a checkpoint: refused with the checkpoint's name
     text, _ = _refused("bdgf:train", dict(params, RESUME=True))
     assert "no checkpoint" in text and out + ".checkpoint.safetensors" in text
-    # a cancel during the final training, or after it before the model is written, keeps the checkpoint
-    cancel = _CancelAt("train", after="Final model")
+    # a cancel as the final training starts keeps the checkpoint (saved on the cancel, or after the last epoch)
+    cancel = _CancelOnMessage("Final model")
     text, _ = _refused("bdgf:train", params, cancel.fb)
     checkpoint = out + ".checkpoint.safetensors"
     assert text.startswith("Cancelled by the user; no output written.") and "Traceback" not in text, text
