@@ -69,7 +69,8 @@ def get_profile(name: str, seed: int = 0, **overrides: Any) -> Profile:
         prof = Profile("fast", DiffusionConfig.fast(seed=seed), net,
                        TrainingConfig(seed=seed, patch_size=net.patch_size, epochs=20, milestones=(10, 16),
                                       max_train_per_class=250, max_val_per_class=400, checkpoint_every=5, rf_trees=100,
-                                      mix_share=0.5, mix_guidance_max=0.6, whitewater=0.5),
+                                      mix_share=0.5, mix_guidance_max=0.6, whitewater=0.5,
+                                      auxiliary_dropout=0.5),
                        tile=256, batch_size=1024)
     else:
         raise EngineError(f"Unknown profile {name!r}", f"Use one of: {', '.join(PROFILES)}.")

@@ -69,6 +69,10 @@ class TrainingConfig:
             modality dropout of the guidance, so that the branches also learn from the spectral / SAR inputs
             alone; prediction always sees the features). 0 = off (default); docs/benchmarks.md, "Training recipe
             options", for what it did under cross-validation.
+        auxiliary_dropout: probability that a training patch's auxiliary input ``x_aux`` (SAR, elevation; z-scores)
+            is set to 0, its scene mean (a modality dropout, so that the network cannot rest on the auxiliary bands
+            alone where a few polygons per class happen to differ there; prediction always sees them). Draws no
+            random numbers without an auxiliary modality. docs/benchmarks.md, "SAR in the `fast` profile".
         mix_share, mix_max: share of training patches blended with a patch of another class of the same batch,
             with a weight drawn uniformly from ``[0, mix_max)`` (``mix_max`` < 0.5, so the patch's own class
             dominates and keeps its label): synthetic mixed pixels, as at a beach / water or field / forest
@@ -125,6 +129,7 @@ class TrainingConfig:
     edge_weight: float = 1.0
     class_balance: float = 1.0
     guidance_dropout: float = 0.0
+    auxiliary_dropout: float = 0.0
     mix_share: float = 0.0
     mix_max: float = 0.4
     mix_guidance_max: float = 0.0
@@ -149,6 +154,10 @@ class TrainingConfig:
             raise EngineError(f"Unknown sampling {self.sampling!r}", "Use 'balanced' or 'capped'.")
         parse_validation(self.validation)
         check_mixing(self.mix_share, self.mix_max, self.mix_guidance_max)
+        for name in ("guidance_dropout", "auxiliary_dropout"):
+            if not 0.0 <= float(getattr(self, name)) < 1.0:
+                raise EngineError(f"{name} must lie in [0, 1), got {getattr(self, name)}",
+                                  "Use e.g. 0.5, or 0 to switch it off.")
         self.pseudo_share = check_pseudo_share(self.pseudo_share)
         if (not 0.0 < self.pseudo_min_confidence <= 1.0 or self.pseudo_pixels < 0
                 or not 0.0 <= self.pseudo_class_balance <= 1.0):
@@ -462,6 +471,8 @@ def _batch(data: dict, idx: torch.Tensor, device: torch.device, config: "Trainin
             xs, xa, fd = mix_patches(xs, xa, fd, y, gen, config.mix_share, config.mix_max, config.mix_guidance_max)
         if config.guidance_dropout:
             fd = fd * (torch.rand(len(fd), 1, 1, 1, generator=gen) >= config.guidance_dropout)
+        if config.auxiliary_dropout and xa is not None:
+            xa = xa * (torch.rand(len(xa), 1, 1, 1, generator=gen) >= config.auxiliary_dropout)
     return (xs.to(device), None if xa is None else xa.to(device), fd.to(device), y.to(device))
 
 

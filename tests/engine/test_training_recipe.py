@@ -120,6 +120,31 @@ def test_guidance_dropout_zeroes_whole_feature_patches_and_keeps_the_rest():
     assert torch.equal(fd0, data["dif"].float())         # off by default
 
 
+def test_auxiliary_dropout_zeroes_whole_sar_patches_and_draws_nothing_without_sar():
+    from engine.config import get_profile
+    from engine.train import TrainingConfig, _batch
+
+    g = torch.Generator().manual_seed(3)
+    n = 2000
+    data = {"spec": torch.randn(n, 4, 5, 5, generator=g), "aux": torch.randn(n, 2, 5, 5, generator=g),
+            "dif": (torch.rand(n, 6, 5, 5, generator=g) + 0.1).half(), "y": torch.randint(0, 3, (n,), generator=g)}
+    cfg = TrainingConfig(augment=False, auxiliary_dropout=0.5)
+    xs, xa, fd, y = _batch(data, torch.arange(n), torch.device("cpu"), cfg, gen=g)
+    dropped = (xa == 0).flatten(1).all(1)
+    assert bool((dropped | (xa == data["aux"]).flatten(1).all(1)).all())   # all of a patch's SAR or none
+    assert 0.45 < float(dropped.float().mean()) < 0.55
+    assert torch.equal(xs, data["spec"]) and torch.equal(fd, data["dif"].float()) and torch.equal(y, data["y"])
+    # a spectral-only data set: no random number is drawn, so its training is the same with the option on
+    no_aux = dict(data, aux=None)
+    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    _batch(no_aux, torch.arange(n), torch.device("cpu"), cfg, gen=g1)
+    _batch(no_aux, torch.arange(n), torch.device("cpu"), TrainingConfig(augment=False), gen=g2)
+    assert torch.equal(g1.get_state(), g2.get_state())
+    assert get_profile("fast").training.auxiliary_dropout == 0.5 and get_profile("paper").training.auxiliary_dropout == 0
+    with pytest.raises(EngineError, match="auxiliary_dropout"):
+        TrainingConfig(auxiliary_dropout=1.0)
+
+
 def test_mixed_pixels_blend_other_classes_below_half_and_keep_labels():
     from engine.train import TrainingConfig, _batch, mix_patches
 
