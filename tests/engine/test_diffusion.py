@@ -249,6 +249,14 @@ def test_masking_off_for_spectral_only_and_options():
     off = bdgf_forward(x0, t, kinds, sched, DiffusionConfig(width=2, masking=False), 0.7,
                        generator=torch.Generator().manual_seed(0))
     assert bool((off.keep == 1).all())
+    # the fast profile's 100-iteration pretraining does not mask (docs/benchmarks.md, "SAR in the fast profile"):
+    # with SAR it keeps every spectral voxel at the end of its run; paper masks
+    fast = bdgf_forward(x0, t, kinds, sched, DiffusionConfig.fast(), mask_probability(1.0),
+                        generator=torch.Generator().manual_seed(0))
+    assert bool((fast.keep == 1).all())
+    paper = bdgf_forward(x0, t, kinds, sched, DiffusionConfig.paper(), mask_probability(1.0),
+                         generator=torch.Generator().manual_seed(0))
+    assert 0.8 < 1 - float(paper.keep[:, :, 1:].mean()) < 0.97   # 1 - (1 - 0.76)^2 of the spectral voxels dropped
     # sar_noise="gaussian": SAR gets additive noise like spectral (Concatenate-Diff baseline, spec §3.4)
     g = bdgf_forward(x0, t, kinds, sched, DiffusionConfig(width=2, sar_noise="gaussian", masking=False), 0.0,
                      generator=torch.Generator().manual_seed(0))
