@@ -140,7 +140,8 @@ def test_auxiliary_dropout_zeroes_whole_sar_patches_and_draws_nothing_without_sa
     _batch(no_aux, torch.arange(n), torch.device("cpu"), cfg, gen=g1)
     _batch(no_aux, torch.arange(n), torch.device("cpu"), TrainingConfig(augment=False), gen=g2)
     assert torch.equal(g1.get_state(), g2.get_state())
-    assert get_profile("fast").training.auxiliary_dropout == 0.5 and get_profile("paper").training.auxiliary_dropout == 0
+    assert get_profile("fast").training.auxiliary_dropout == 0.5
+    assert get_profile("paper").training.auxiliary_dropout == 0
     with pytest.raises(EngineError, match="auxiliary_dropout"):
         TrainingConfig(auxiliary_dropout=1.0)
 
