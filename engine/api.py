@@ -487,7 +487,9 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
              f"C_spec {inputs.n_spectral}, C_aux {inputs.n_auxiliary}, C_dif {extractor.channels}, "
              f"{len(classes)} classes; {len(y_all)} labelled pixels in {n_polygons} polygons ({int(edge.sum())} "
              f"within {tcfg.edge_radius} px of a polygon edge), {tcfg.sampling} sampling"
-             + (", flip/rotation augmentation" if tcfg.augment else ""))
+             + (", flip/rotation augmentation" if tcfg.augment else "")
+             + (f", the auxiliary input hidden from {tcfg.auxiliary_dropout:.0%} of the training patches"
+                if tcfg.auxiliary_dropout and inputs.n_auxiliary else ""))
     # what else decides the folds' figures: the network and the diffusion weights the features come from
     unet_sum = float(sum(p.detach().double().sum() for p in extractor.unet.parameters()))
     identity = {"network": prof.network.to_dict(), "diffusion_channels": extractor.channels, "unet_sum": unet_sum}

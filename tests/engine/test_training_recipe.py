@@ -296,6 +296,33 @@ def test_the_swash_zone_trains_as_the_beach_it_is_drawn_over(delmarva_bands, del
                for n in report["notes"])
 
 
+def test_the_fast_profile_hides_the_sar_from_half_of_the_training_patches(ben_pair_87_48, tmp_path, monkeypatch):
+    """api.train on the real Sentinel-1 + Sentinel-2 pair 87_48: about half of the training batches' patches reach
+    the network with their whole SAR input at 0 (the scene mean), the spectra never; the log says so."""
+    import io
+
+    import engine.train as training
+    from engine import api
+    from engine.progress import Reporter
+
+    shares, real = [], training._batch
+
+    def spy(data, idx, device, config=None, gen=None):
+        xs, xa, fd, y = real(data, idx, device, config, gen)
+        if config is not None:
+            shares.append(((xa == 0).flatten(1).all(1).float().mean().item(), (xs == 0).flatten(1).all(1).any().item()))
+        return xs, xa, fd, y
+
+    monkeypatch.setattr(training, "_batch", spy)
+    log = io.StringIO()
+    api.train(Modality(ben_pair_87_48["s2"], "spectral"), [Modality(ben_pair_87_48["s1"], "sar_db")],
+              ben_pair_87_48["polygons"], "class_id", str(tmp_path / "m.safetensors"), iterations=1, epochs=2,
+              validation="none", device="cpu", reporter=Reporter(json_mode=True, stream=log))
+    assert shares and not any(spectral_zero for _, spectral_zero in shares)
+    assert 0.35 < float(np.mean([s for s, _ in shares])) < 0.65
+    assert "the auxiliary input hidden from 50% of the training patches" in log.getvalue()
+
+
 def test_the_verdict_compares_bdgf_and_the_random_forest_fold_by_fold():
     from engine.api import _verdict
 
