@@ -134,6 +134,7 @@ class WhitewaterStack:
 def whitewater_shapes(wavelengths_nm: Sequence[float], rng: np.random.Generator, n: int = N_SHAPES) -> np.ndarray:
     """float32 ``(n, C)``: relative foam reflectance per band (module docstring), one random shape per row."""
     wl = np.asarray(wavelengths_nm, float)
+    absorbed = _absorbed(wl)
     out = np.empty((n, len(wl)), np.float32)
     for k in range(n):
         tilt = rng.uniform(-0.3, 0.3)
@@ -141,15 +142,25 @@ def whitewater_shapes(wavelengths_nm: Sequence[float], rng: np.random.Generator,
         swir1 = rng.uniform(0.1, 0.4)
         falloff = np.interp(wl, [900.0, 1000.0, 1614.0, 2202.0], [1.0, 0.6, swir1, swir1 * rng.uniform(0.3, 0.6)])
         shape = plateau * falloff
-        for lo, hi in ABSORPTION_NM:
-            shape[(wl > lo) & (wl < hi)] = 0.0
+        shape[absorbed] = 0.0
         out[k] = shape
     return out
+
+
+def _absorbed(wl: np.ndarray) -> np.ndarray:
+    """bool ``(C,)``: bands inside the water-vapour absorption windows (:data:`ABSORPTION_NM`), which see no
+    surface."""
+    return np.logical_or.reduce([(wl > lo) & (wl < hi) for lo, hi in ABSORPTION_NM])
 
 
 def _band_near(wl: np.ndarray, centre: float) -> int | None:
     i = int(np.argmin(np.abs(wl - centre)))
     return i if abs(wl[i] - centre) <= BAND_TOLERANCE_NM else None
+
+
+def _normalized_difference(m: np.ndarray, a: int, b: int) -> np.ndarray:
+    """``(K,)``: ``(m[:, a] - m[:, b]) / (m[:, a] + m[:, b])`` of class medians ``m`` (NDWI, NDVI), 0-safe."""
+    return (m[:, a] - m[:, b]) / np.maximum(m[:, a] + m[:, b], 1e-9)
 
 
 def water_classes(medians: np.ndarray, wavelengths_nm: Sequence[float], scale: float) -> list[int]:
@@ -167,7 +178,7 @@ def water_classes(medians: np.ndarray, wavelengths_nm: Sequence[float], scale: f
     if g is None or n is None:
         return []
     m = np.asarray(medians, float)
-    ndwi = (m[:, g] - m[:, n]) / np.maximum(m[:, g] + m[:, n], 1e-9)
+    ndwi = _normalized_difference(m, g, n)
     dark = (m[:, n] < WATER_DARK * scale) & ((m[:, s] < WATER_DARK * scale) if s is not None else True)
     return [int(k) for k in np.flatnonzero((ndwi > WATER_NDWI) | dark)]
 
@@ -235,7 +246,7 @@ def sand_classes(medians: np.ndarray, wavelengths_nm: Sequence[float], scale: fl
     if not water or r is None or n is None or s is None:
         return []
     m = np.asarray(medians, float)
-    ndvi = (m[:, n] - m[:, r]) / np.maximum(m[:, n] + m[:, r], 1e-9)
+    ndvi = _normalized_difference(m, n, r)
     sand = (m[:, r] >= SAND_RED * scale) & (m[:, s] >= SAND_SWIR * scale) & (ndvi < SAND_NDVI)
     return [int(k) for k in np.flatnonzero(sand) if int(k) not in set(water)]
 
@@ -245,8 +256,7 @@ def wet_sand_factor(wavelengths_nm: Sequence[float], moisture: np.ndarray) -> np
     2002), for ``moisture`` ``(M,)`` in [0, 1]; 1 in the water-vapour bands."""
     wl = np.asarray(wavelengths_nm, float)
     a = np.interp(wl, WET_NM, WET_FACTOR)
-    for lo, hi in ABSORPTION_NM:
-        a[(wl > lo) & (wl < hi)] = 1.0
+    a[_absorbed(wl)] = 1.0
     return (a[None, :] ** np.asarray(moisture, float)[:, None]).astype(np.float32)
 
 
