@@ -470,10 +470,17 @@ def _batch(data: dict, idx: torch.Tensor, device: torch.device, config: "Trainin
         if config.mix_share:
             xs, xa, fd = mix_patches(xs, xa, fd, y, gen, config.mix_share, config.mix_max, config.mix_guidance_max)
         if config.guidance_dropout:
-            fd = fd * (torch.rand(len(fd), 1, 1, 1, generator=gen) >= config.guidance_dropout)
+            fd = _drop_whole_patches(fd, config.guidance_dropout, gen)
         if config.auxiliary_dropout and xa is not None:
-            xa = xa * (torch.rand(len(xa), 1, 1, 1, generator=gen) >= config.auxiliary_dropout)
+            xa = _drop_whole_patches(xa, config.auxiliary_dropout, gen)
     return (xs.to(device), None if xa is None else xa.to(device), fd.to(device), y.to(device))
+
+
+def _drop_whole_patches(x: torch.Tensor, p: float, gen: torch.Generator | None) -> torch.Tensor:
+    """Modality dropout of one input ``x (N, C, P, P)``: each patch is set to 0 as a whole (every channel and
+    pixel) with probability ``p``, else kept unchanged (``TrainingConfig.guidance_dropout`` /
+    ``auxiliary_dropout``). Draws ``N`` random numbers from ``gen``."""
+    return x * (torch.rand(len(x), 1, 1, 1, generator=gen) >= p)
 
 
 @torch.no_grad()
