@@ -148,18 +148,16 @@ def test_unwritable_output_folder_refused_in_preflight(provider, small_training,
 # -- cancel: one line, checkpoint kept, RESUME continues --------------------------------------------------------
 
 class _CancelAt:
-    """Cancels the feedback 50 ms after the first progress text of ``stage`` (after ``skip`` of them)."""
+    """Cancels the feedback 50 ms after each progress text of ``stage`` (the first one wins)."""
 
-    def __init__(self, stage, skip=0):
+    def __init__(self, stage):
         self.fb = LogFeedback()
-        self.stage, self.skip = stage, skip
+        self.stage = stage
         self.fb.progressChanged.connect(self._maybe)
 
     def _maybe(self, _value):
         if self.fb.texts and self.fb.texts[-1].startswith(self.stage + ":"):
-            if self.skip <= 0:
-                threading.Timer(0.05, self.fb.cancel).start()
-            self.skip -= 1
+            threading.Timer(0.05, self.fb.cancel).start()
 
 
 class _CancelOnMessage:
