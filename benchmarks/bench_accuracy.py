@@ -355,13 +355,15 @@ def _f(value) -> str:
 
 def parse_overrides(items: list[str]) -> dict:
     """``["spectral_jitter=0.1", "net.use_transformer=false"]`` -> typed ``TrainingConfig`` overrides and, with
-    the ``net.`` prefix, ``NetworkConfig`` ones (kept under their prefixed name).
+    the ``net.`` prefix, ``NetworkConfig`` ones (kept under their prefixed name); the values are typed by the
+    engine's ``config.parse_override`` (what ``train --set`` uses).
 
     Raises:
         SystemExit: unknown field or a value that does not parse as the field's type."""
     import dataclasses
 
-    from engine.config import get_profile
+    from engine.config import get_profile, parse_override
+    from engine.errors import EngineError
 
     prof = get_profile("fast")
     fields = {f.name for f in dataclasses.fields(prof.training)}
@@ -371,13 +373,11 @@ def parse_overrides(items: list[str]) -> dict:
         key, _, text = item.partition("=")
         if key not in fields or not text:
             raise SystemExit(f"--set {item!r}: expected NAME=VALUE with NAME one of {sorted(fields)}")
-        current = getattr(prof.network, key[4:]) if key.startswith("net.") else getattr(prof.training, key)
-        if isinstance(current, bool):
-            out[key] = text.lower() in ("1", "true", "yes")
-        elif isinstance(current, tuple):
-            out[key] = tuple(int(v) for v in text.split(","))
-        else:
-            out[key] = type(current)(text)
+        stage_key = "network." + key[4:] if key.startswith("net.") else "training." + key
+        try:
+            out[key] = parse_override(f"{stage_key}={text}")[1]
+        except EngineError as e:
+            raise SystemExit(f"--set {item!r}: {e}") from e
     return out
 
 

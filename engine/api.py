@@ -205,16 +205,18 @@ def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, 
 # ------------------------------------------------------------------------------------------------------------
 def _training_profile(profile: str, seed: int, epochs: int | None, iterations: int | None,
                       validation: str | None, validation_fraction: float | None, class_balance: float | None,
-                      pseudo_labels: float | None = None, whitewater: float | None = None) -> Any:
-    """The named profile with :func:`train`'s options applied (``config.Profile``).
+                      pseudo_labels: float | None = None, whitewater: float | None = None,
+                      overrides: dict | None = None) -> Any:
+    """The named profile with ``overrides`` (:func:`config.get_profile`), then :func:`train`'s options applied
+    (``config.Profile``).
 
     Raises:
         EngineError: an unknown validation mode, a class balance outside [0, 1], a pseudo-label share outside
-            [0, 1) or a whitewater share outside [0, 1]."""
+            [0, 1), a whitewater share outside [0, 1] or an unknown or invalid override."""
     from .config import get_profile
     from .train import check_class_balance, check_pseudo_share, check_whitewater
 
-    prof = get_profile(profile, seed)
+    prof = get_profile(profile, seed, **(overrides or {}))
     tcfg = prof.training
     if epochs:
         tcfg.epochs = int(epochs)
@@ -266,7 +268,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
           device: str | None = "auto", extent: Any = None, report: str | None = None, overwrite: bool = False,
           early_stopping: bool = False, resume: bool = False, class_balance: float | None = None,
           cv_block: float | None = None, pseudo_labels: float | None = None, whitewater: float | None = None,
-          reporter: Reporter | None = None) -> dict:
+          overrides: dict | None = None, reporter: Reporter | None = None) -> dict:
     """Train the diffusion-guided group network from training polygons -> a model file (and HTML report).
 
     Without ``pretrained``, the diffusion model is pretrained first on the same rasters (profile iterations or
@@ -282,6 +284,8 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     (``train.pseudo_labelled``); 0 trains on the polygons alone. ``whitewater`` (default: the profile's, 0.5 for
     ``fast``, 0 for ``paper``) is the share of each water polygon covered by drawn foam stripes whose pixels train
     as water (``train.gather_whitewater``), so that the surf line is not mapped as the nearest bright class.
+    ``overrides`` (``{"training.guidance_dropout": 0.5}``; ``train --set``) change fields of the profile's stage
+    configurations before the options above (:func:`config.get_profile`); the model file records the result.
 
     Returns:
         outputs dict: ``output``, ``report``, ``metrics`` (val OA / AA / kappa of BDGF and of the random forest).
@@ -302,7 +306,9 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         raise EngineError(f"No checkpoint to resume from: {checkpoint_path(output)}",
                           "Give the output file of the interrupted run, or run without --resume.")
     prof = _training_profile(profile, seed, epochs, iterations, validation, validation_fraction, class_balance,
-                             pseudo_labels, whitewater)
+                             pseudo_labels, whitewater, overrides)
+    if overrides:
+        rep.info("Profile overrides: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
     tcfg = prof.training
     tcfg.early_stopping = bool(early_stopping)
     if tcfg.early_stopping and parse_validation(tcfg.validation)[0] == "none":

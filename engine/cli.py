@@ -188,6 +188,10 @@ def _add_train(sub: Any, parents: list) -> None:
     p.add_argument("--resume", action="store_true",
                    help="resume an interrupted training from OUTPUT.checkpoint.safetensors (give the same "
                         "inputs and --pretrained)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="overrides",
+                   help="change one field of the profile's configuration (repeatable), e.g. "
+                        "training.guidance_dropout=0.5 or network.dropout=0.3; for experiments, see "
+                        "docs/profiles.md (the model file records every setting)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -402,6 +406,9 @@ def cmd_pretrain(args: argparse.Namespace, rep: Reporter) -> dict:
 
 
 def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
+    from .config import parse_override
+
+    overrides = dict(parse_override(item, args.profile) for item in args.overrides)   # before any work
     spectral, aux = modalities(args)
     extent = extent_arg(args)
     _check_inputs([("--training", args.training), ("--pretrained", args.pretrained)])
@@ -419,7 +426,8 @@ def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
                      device=device, extent=extent,
                      report=args.report, overwrite=args.overwrite, early_stopping=args.early_stopping,
                      resume=args.resume, class_balance=args.class_balance, cv_block=args.cv_block_size,
-                     pseudo_labels=args.pseudo_labels, whitewater=args.whitewater, reporter=rep)
+                     pseudo_labels=args.pseudo_labels, whitewater=args.whitewater, overrides=overrides,
+                     reporter=rep)
 
 
 def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:

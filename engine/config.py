@@ -102,3 +102,43 @@ def _apply_overrides(prof: Profile, overrides: dict) -> Profile:
             raise EngineError(f"Invalid {n} override: {e}", "Fix the value given to the profile.") from e
     return Profile(prof.name, stages["diffusion"], stages["network"], stages["training"], prof.tile,
                    prof.batch_size)
+
+
+def parse_override(item: str, profile: str = "fast") -> tuple[str, Any]:
+    """One ``NAME=VALUE`` text override (``train --set``) -> ``(NAME, value)`` typed like the field of ``profile``.
+
+    ``NAME`` is what :func:`get_profile` takes as an override (``guidance_dropout``, ``training.class_balance``,
+    ``network.dropout``, ``profile.tile``); booleans read ``true``/``false`` (or ``1``/``0``, ``yes``/``no``),
+    tuples comma-separated integers (``training.milestones=10,16``).
+
+    Raises:
+        EngineError: no ``=``, an unknown name or a value that does not read as the field's type; the message
+            names the item.
+    """
+    name, sep, text = item.partition("=")
+    name, text = name.strip(), text.strip()
+    prof = get_profile(profile)
+    stage, _, field_name = name.rpartition(".")
+    configs = {"diffusion": prof.diffusion, "network": prof.network, "training": prof.training}
+    holders = [c for n, c in configs.items() if (not stage or stage == n)
+               and field_name in {f.name for f in dataclasses.fields(c)}]
+    if stage == "profile" and field_name in ("tile", "batch_size"):
+        holders = [prof]
+    if not sep or not text or not holders:
+        raise EngineError(f"Profile override {item!r} is not NAME=VALUE with a known NAME",
+                          "Give a field of DiffusionConfig, NetworkConfig or TrainingConfig, e.g. --set "
+                          "training.guidance_dropout=0.5 (docs/profiles.md).")
+    current = getattr(holders[0], field_name)
+    example = (str(current).lower() if isinstance(current, bool)
+               else ",".join(map(str, current)) if isinstance(current, tuple) else current)
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"{text!r} is not true or false")
+            return name, text.lower() in ("true", "1", "yes")
+        if isinstance(current, tuple):
+            return name, tuple(int(v) for v in text.split(","))
+        return name, text if current is None else type(current)(text)
+    except ValueError as e:
+        raise EngineError(f"Profile override {item!r}: {e}",
+                          f"Give {name} a value of type {type(current).__name__}, e.g. {name}={example}.") from e

@@ -145,6 +145,18 @@ def test_train_refuses_a_class_balance_outside_0_1_before_any_work(tmp_path):
     assert "1.5" in ev[-1]["message"] and ev[-1]["hint"] and not out.exists()
 
 
+def test_train_refuses_an_unknown_or_mistyped_profile_override_before_any_work(tmp_path):
+    crop = os.path.join(ROOT, "resources", "sample_data", "delmarva_s2")
+    bands = sorted(os.path.join(crop, f) for f in os.listdir(crop) if f.startswith("s2_B") and f.endswith(".tif"))
+    out = tmp_path / "m.safetensors"
+    for item in ("training.no_such_field=1", "training.epochs=many", "network.mamba_guidance=maybe"):
+        r = run("train", "--spectral", *bands, "--training", os.path.join(crop, "training_polygons.gpkg"),
+                "--class-field", "class_id", "--output", out, "--set", item, "--json-progress")
+        ev = events(r.stdout)
+        assert r.returncode == 2 and ev[-1]["event"] == "error" and item in ev[-1]["message"], item
+        assert ev[-1]["hint"] and not out.exists()
+
+
 def test_unexpected_error(monkeypatch, capsys, tmp_path):
     def boom(args, rep):
         raise RuntimeError("kaputt")

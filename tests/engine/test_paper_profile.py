@@ -3,6 +3,7 @@ band layout), profile overrides, the literal forms of Eqs. 24 / 27 / 29, and Eqs
 numerically against values computed by hand (plain Python / numpy, not the module under test)."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -151,3 +152,18 @@ def test_literal_eq24_and_eq29_forms():
     assert not any(k.startswith("ce_") for k in res.parts)                   # no per-branch CE (Eq. 29)
     net = GroupNetwork(5, 2, 6, 3, lit)
     net(torch.randn(2, 5, 9, 9), torch.randn(2, 2, 9, 9), torch.rand(2, 6, 9, 9)).logits.sum().backward()
+
+
+def test_parse_override_types_the_value_like_the_profile_field_and_names_bad_items():
+    from engine.config import parse_override
+
+    assert parse_override("training.guidance_dropout=0.5") == ("training.guidance_dropout", 0.5)
+    assert parse_override("network.mamba_guidance=false") == ("network.mamba_guidance", False)
+    assert parse_override("milestones=10,16") == ("milestones", (10, 16))
+    assert parse_override("epochs=3", "paper") == ("epochs", 3)
+    assert parse_override("profile.tile=128") == ("profile.tile", 128)
+    prof = get_profile("fast", **dict([parse_override("network.dropout=0.3"), parse_override("class_balance=0.5")]))
+    assert prof.network.dropout == 0.3 and prof.training.class_balance == 0.5
+    for bad in ("epochs", "no_such_field=1", "diffusion.epochs=3", "fast=1", "epochs=many", "augment=maybe"):
+        with pytest.raises(EngineError, match=re.escape(repr(bad))):
+            parse_override(bad)

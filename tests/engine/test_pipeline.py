@@ -50,7 +50,8 @@ def workflow(tmp_path_factory):
                      "--iterations", "6", *common)
     train = run_engine("train", "--spectral", *BANDS, "--training", POLYGONS, "--class-field", "class_id",
                        "--pretrained", str(d / "pre.safetensors"), "--output", str(d / "model.safetensors"),
-                       "--report", str(d / "train.html"), "--epochs", "4", *common)
+                       "--report", str(d / "train.html"), "--epochs", "4", "--set", "training.checkpoint_every=3",
+                       *common)
     classify = run_engine("classify", "--model", str(d / "model.safetensors"), "--spectral", *BANDS,
                           "--output", str(d / "classes.tif"), "--confidence", str(d / "confidence.tif"),
                           "--applicability", str(d / "aoa.tif"), "--extent", *EXTENT, *common)
@@ -84,6 +85,16 @@ def test_training_beats_chance_and_reports_random_forest(workflow):
     assert len(folds) == m["folds"] >= 2 and all(0 <= e["oa"] <= 1 for e in folds)
     epochs = [e for e in workflow["train"] if e["event"] == "metric" and e["name"] == "epoch"]
     assert [e["value"] for e in epochs] == [1, 2, 3, 4] * (m["folds"] + 1)
+
+
+def test_train_set_overrides_a_profile_field_and_the_model_file_records_it(workflow):
+    from engine.contract import read_metadata_dict
+
+    meta = read_metadata_dict(str(workflow["dir"] / "model.safetensors"))
+    assert meta["training_config"]["checkpoint_every"] == 3            # --set training.checkpoint_every=3
+    assert meta["training_config"]["epochs"] == 4 and meta["training_config"]["guidance_dropout"] == 0.0
+    logs = " ".join(str(e.get("message", "")) for e in workflow["train"])
+    assert "Profile overrides: training.checkpoint_every=3" in logs
 
 
 def test_classification_raster_is_styled(workflow):
