@@ -23,6 +23,7 @@ It gives up model capacity, spatial context and training length (see docs/profil
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,9 +108,10 @@ def _apply_overrides(prof: Profile, overrides: dict) -> Profile:
 def parse_override(item: str, profile: str = "fast") -> tuple[str, Any]:
     """One ``NAME=VALUE`` text override (``train --set``) -> ``(NAME, value)`` typed like the field of ``profile``.
 
-    ``NAME`` is what :func:`get_profile` takes as an override (``guidance_dropout``, ``training.class_balance``,
-    ``network.dropout``, ``profile.tile``); booleans read ``true``/``false`` (or ``1``/``0``, ``yes``/``no``),
-    tuples comma-separated integers (``training.milestones=10,16``).
+    ``NAME`` is a stage field as :func:`get_profile` takes it (``guidance_dropout``, ``training.class_balance``,
+    ``network.dropout``); booleans read ``true``/``false`` (or ``1``/``0``, ``yes``/``no``), tuples
+    comma-separated integers (``training.milestones=10,16``), a field that is ``None`` by default a JSON value.
+    The classify tiling (``profile.tile``, ``profile.batch_size``) is not a model setting: ``classify --tile``.
 
     Raises:
         EngineError: no ``=``, an unknown name or a value that does not read as the field's type; the message
@@ -122,8 +124,6 @@ def parse_override(item: str, profile: str = "fast") -> tuple[str, Any]:
     configs = {"diffusion": prof.diffusion, "network": prof.network, "training": prof.training}
     holders = [c for n, c in configs.items() if (not stage or stage == n)
                and field_name in {f.name for f in dataclasses.fields(c)}]
-    if stage == "profile" and field_name in ("tile", "batch_size"):
-        holders = [prof]
     if not sep or not text or not holders:
         raise EngineError(f"Profile override {item!r} is not NAME=VALUE with a known NAME",
                           "Give a field of DiffusionConfig, NetworkConfig or TrainingConfig, e.g. --set "
@@ -138,7 +138,7 @@ def parse_override(item: str, profile: str = "fast") -> tuple[str, Any]:
             return name, text.lower() in ("true", "1", "yes")
         if isinstance(current, tuple):
             return name, tuple(int(v) for v in text.split(","))
-        return name, text if current is None else type(current)(text)
-    except ValueError as e:
+        return name, json.loads(text) if current is None else type(current)(text)
+    except ValueError as e:     # json.JSONDecodeError is a ValueError
         raise EngineError(f"Profile override {item!r}: {e}",
                           f"Give {name} a value of type {type(current).__name__}, e.g. {name}={example}.") from e

@@ -161,9 +161,9 @@ def test_parse_override_types_the_value_like_the_profile_field_and_names_bad_ite
     assert parse_override("network.mamba_guidance=false") == ("network.mamba_guidance", False)
     assert parse_override("milestones=10,16") == ("milestones", (10, 16))
     assert parse_override("epochs=3", "paper") == ("epochs", 3)
-    assert parse_override("profile.tile=128") == ("profile.tile", 128)
     prof = get_profile("fast", **dict([parse_override("network.dropout=0.3"), parse_override("class_balance=0.5")]))
     assert prof.network.dropout == 0.3 and prof.training.class_balance == 0.5
-    for bad in ("epochs", "no_such_field=1", "diffusion.epochs=3", "fast=1", "epochs=many", "augment=maybe"):
+    for bad in ("epochs", "no_such_field=1", "diffusion.epochs=3", "fast=1", "epochs=many", "augment=maybe",
+                "profile.tile=128"):
         with pytest.raises(EngineError, match=re.escape(repr(bad))):
             parse_override(bad)
