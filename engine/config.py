@@ -78,15 +78,23 @@ def get_profile(name: str, seed: int = 0, **overrides: Any) -> Profile:
     return _apply_overrides(prof, overrides) if overrides else prof
 
 
+def _override_targets(prof: Profile, key: str) -> tuple[str, str, list]:
+    """``(stage, field name, stage configurations that have the field)`` of an override name such as
+    ``training.epochs`` or ``patch_size`` (no prefix: every stage that has the field)."""
+    stage, _, field_name = key.rpartition(".")
+    stages = {"diffusion": prof.diffusion, "network": prof.network, "training": prof.training}
+    targets = [c for n, c in stages.items() if (not stage or stage == n)
+               and field_name in {f.name for f in dataclasses.fields(c)}]
+    return stage, field_name, targets
+
+
 def _apply_overrides(prof: Profile, overrides: dict) -> Profile:
     stages = {"diffusion": prof.diffusion, "network": prof.network, "training": prof.training}
     for key, value in overrides.items():
-        stage, _, field_name = key.rpartition(".")
+        stage, field_name, targets = _override_targets(prof, key)
         if stage and stage not in (*stages, "profile"):
             raise EngineError(f"Unknown stage {stage!r} in profile override {key!r}",
                               "Use diffusion., network., training. or profile. (or no prefix).")
-        targets = [(n, c) for n, c in stages.items() if (not stage or stage == n)
-                   and field_name in {f.name for f in dataclasses.fields(c)}]
         if stage == "profile" and field_name in ("tile", "batch_size"):
             setattr(prof, field_name, int(value))
             continue
@@ -94,7 +102,7 @@ def _apply_overrides(prof: Profile, overrides: dict) -> Profile:
             raise EngineError(f"Unknown profile override {key!r}",
                               "Use a field of DiffusionConfig, NetworkConfig or TrainingConfig "
                               "(see docs/profiles.md).")
-        for _, cfg in targets:
+        for cfg in targets:
             setattr(cfg, field_name, value)
     for n, cfg in stages.items():   # re-validate: an override may break a configuration
         try:
@@ -119,11 +127,7 @@ def parse_override(item: str, profile: str = "fast") -> tuple[str, Any]:
     """
     name, sep, text = item.partition("=")
     name, text = name.strip(), text.strip()
-    prof = get_profile(profile)
-    stage, _, field_name = name.rpartition(".")
-    configs = {"diffusion": prof.diffusion, "network": prof.network, "training": prof.training}
-    holders = [c for n, c in configs.items() if (not stage or stage == n)
-               and field_name in {f.name for f in dataclasses.fields(c)}]
+    _, field_name, holders = _override_targets(get_profile(profile), name)
     if not sep or not text or not holders:
         raise EngineError(f"Profile override {item!r} is not NAME=VALUE with a known NAME",
                           "Give a field of DiffusionConfig, NetworkConfig or TrainingConfig, e.g. --set "
