@@ -88,7 +88,7 @@ def prepare(name: str, args, device) -> dict:
     from engine.data.labels import ClassInfo, LabelledPixels, drop_invalid, read_polygons
     from engine.io.artifact import load_model
     from engine.models.diffusion import FeatureExtractor
-    from engine.models.network import GroupNetwork
+    from engine.models.network import build_network
     from engine.train import edge_pixels, gather_patches
 
     mods, polygons = dataset(name, args.shared)
@@ -144,9 +144,9 @@ def prepare(name: str, args, device) -> dict:
     net_cfg = dataclasses.replace(prof.network, patch_size=p,
                                   **{k[4:]: v for k, v in args.overrides.items() if k.startswith("net.")})
 
-    def make_network(seed: int) -> GroupNetwork:
+    def make_network(seed: int):
         torch.manual_seed(seed)
-        return GroupNetwork(n_spec, n_aux, n_dif, len(classes), net_cfg)
+        return build_network(n_spec, n_aux, n_dif, len(classes), net_cfg)
 
     pseudo_pixels = int(args.overrides.get("pseudo_pixels", prof.training.pseudo_pixels))
     unlabelled = (unlabelled_patches(folder, mods, px, extractor, meta, p_gathered, p, lo, hi, pseudo_pixels)

@@ -456,7 +456,7 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     """
     from .data.inputs import ClassifierInputs
     from .models.classifier import TrainedModel
-    from .models.network import GroupNetwork
+    from .models.network import build_network
     from .train import PSEUDO_TREES, edge_pixels, fit_random_forest, gather_patches, gather_whitewater, patch_tensors
     from .train import pseudo_labelled, train_network
 
@@ -473,9 +473,9 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     patches, fmin, fmax = gather_patches(stack, pixels.rows, pixels.cols, y_all, gather, inputs, tcfg.patch_size,
                                          tcfg.gather_tile, rep)
 
-    def new_network(net_seed: int) -> GroupNetwork:
+    def new_network(net_seed: int) -> Any:
         torch.manual_seed(net_seed)
-        return GroupNetwork(inputs.n_spectral, inputs.n_auxiliary, extractor.channels, len(classes), prof.network)
+        return build_network(inputs.n_spectral, inputs.n_auxiliary, extractor.channels, len(classes), prof.network)
 
     net = new_network(seed)
     model = TrainedModel(extractor, inputs, net, fmin, fmax, classes, tcfg.patch_size,
@@ -489,7 +489,8 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
     data = patch_tensors(extended, model)
     unlabelled = _unlabelled_tensors(stack, u_rows, u_cols, gather, inputs, model, tcfg, rep)
     n_polygons = int(len(np.unique(pixels.polygon_ids)))
-    rep.info(f"Group network: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters, "
+    members = f" in {prof.network.members} ensemble members" if prof.network.members > 1 else ""
+    rep.info(f"Group network: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M parameters{members}, "
              f"C_spec {inputs.n_spectral}, C_aux {inputs.n_auxiliary}, C_dif {extractor.channels}, "
              f"{len(classes)} classes; {len(y_all)} labelled pixels in {n_polygons} polygons ({int(edge.sum())} "
              f"within {tcfg.edge_radius} px of a polygon edge), {tcfg.sampling} sampling"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -27,7 +28,7 @@ from .io.schema import ModelMetadata
 from .metrics import accuracy_metrics, confusion_matrix
 from .models.classifier import TrainedModel
 from .models.diffusion import FeatureExtractor
-from .models.network import GroupNetwork
+from .models.network import GroupEnsemble, GroupNetwork
 from .progress import Reporter, ensure
 
 
@@ -511,8 +512,12 @@ class _LossStep(torch.nn.Module):
 
 
 def train_network(net: GroupNetwork, train: dict, val: dict | None, config: TrainingConfig, device: torch.device,
-                  reporter: Reporter | None = None, checkpoint_path: str | None = None, resume: bool = False) -> list[dict]:
+                  reporter: Reporter | None = None, checkpoint_path: str | None = None, resume: bool = False,
+                  carry: tuple[dict, dict] | None = None) -> list[dict]:
     """Train the group network with Adam + MultiStepLR and the mutual-learning loss (spec §5.1, Eqs. 25-29).
+
+    A ``models.network.GroupEnsemble`` is trained member by member (:func:`train_members`); ``carry`` =
+    ``(tensors, state)`` that every checkpoint of this network also holds (the finished members' weights).
 
     Validation (polygon-held-out) after every epoch: loss and OA. The final model is the last epoch, unless
     ``config.early_stopping``: then the weights of the epoch with the lowest validation loss are restored
@@ -526,6 +531,8 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
     from .distributed import info as dist_info
     from .distributed import wrap
 
+    if isinstance(net, GroupEnsemble):
+        return train_members(net, train, val, config, device, reporter, checkpoint_path, resume)
     rep = ensure(reporter)
     dinfo = dist_info()          # under torchrun: each process takes its share of every batch (DDP)
     net.to(device)
@@ -548,8 +555,10 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
         if checkpoint_path and dinfo.is_main:
             tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
             tensors["rng.torch"] = gen.get_state().clone()
-            save_checkpoint(checkpoint_path, "train", tensors, opt,
-                            {"epoch": epoch, "history": history, "scheduler": sched.state_dict()})
+            tensors.update(carry[0] if carry else {})
+            save_checkpoint(checkpoint_path, "train", tensors, opt, {"epoch": epoch, "history": history,
+                                                                     "scheduler": sched.state_dict(),
+                                                                     **(carry[1] if carry else {})})
 
     epoch = epoch0
     try:
@@ -589,6 +598,59 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
     save(config.epochs)
     net.eval()
     return history
+
+
+def member_seed(seed: int, index: int) -> int:
+    """Training seed of ensemble member ``index`` (0-based): member 0 trains with ``seed`` itself, so a one-member
+    model is the single network of the same seed."""
+    return int(seed) + 7919 * int(index)
+
+
+def train_members(ens: GroupEnsemble, train: dict, val: dict | None, config: TrainingConfig, device: torch.device,
+                  reporter: Reporter | None = None, checkpoint_path: str | None = None, resume: bool = False
+                  ) -> list[dict]:
+    """Train each member of a ``models.network.GroupEnsemble`` in turn with :func:`train_network` on the same
+    patches, member ``i`` with seed :func:`member_seed` ``(config.seed, i)`` (its sampling, augmentation and
+    dropout draws; the initial weights were drawn when the ensemble was built).
+
+    One checkpoint serves the whole ensemble: while member ``i`` trains it holds member ``i``'s state as a single
+    network's and the finished members' weights (``member<j>.*``), with ``"member": i``; ``resume`` loads the
+    finished members and continues member ``i`` where it stopped.
+
+    Returns:
+        history: one dict per epoch, the members' mean ``loss`` / ``val_loss`` / ``val_oa`` and summed ``seconds``.
+    """
+    rep = ensure(reporter)
+    start, histories = 0, []
+    if resume and checkpoint_path and os.path.exists(checkpoint_path):
+        tensors, state = load_checkpoint(checkpoint_path, "train")
+        start, histories = int(state.get("member", 0)), list(state.get("member_histories", []))
+        for j in range(start):
+            prefix = f"member{j}."
+            ens.members[j].load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    for i in range(start, len(ens.members)):
+        rep.info(f"Ensemble member {i + 1} of {len(ens.members)} (seed {member_seed(config.seed, i)})")
+        done = {f"member{j}.{k}": v.detach().cpu() for j in range(i) for k, v in ens.members[j].state_dict().items()}
+        histories.append(train_network(ens.members[i], train, val,
+                                       dataclasses.replace(config, seed=member_seed(config.seed, i)), device, rep,
+                                       checkpoint_path, resume and i == start,
+                                       carry=(done, {"member": i, "member_histories": histories})))
+    ens.eval()
+    return _mean_history(histories)
+
+
+def _mean_history(histories: Sequence[list[dict]]) -> list[dict]:
+    """Per-epoch mean of the members' histories (the epochs all of them ran), ``seconds`` summed."""
+    out = []
+    for recs in zip(*histories):
+        rec = dict(recs[0])
+        for key in ("loss", "val_loss", "val_oa"):
+            values = [r[key] for r in recs if r.get(key) is not None]
+            if values:
+                rec[key] = float(np.mean(values))
+        rec["seconds"] = float(sum(r.get("seconds", 0.0) for r in recs))
+        out.append(rec)
+    return out
 
 
 def _train_epoch(model: torch.nn.Module, net: GroupNetwork, opt: torch.optim.Optimizer, train: dict,

@@ -17,7 +17,7 @@ from ..data.inputs import ClassifierInputs
 from ..data.windows import Window, WindowInputs, read_window
 from ..io.schema import Category, ModelMetadata
 from .diffusion import FeatureExtractor
-from .network import GroupNetwork, NetworkConfig
+from .network import NetworkConfig, build_network
 
 __all__ = ["TrainedModel"]
 
@@ -27,7 +27,8 @@ class TrainedModel:
 
     Attributes:
         extractor: ``diffusion.FeatureExtractor`` (C_dif channels, halo pixels).
-        inputs: :class:`ClassifierInputs`. net: ``network.GroupNetwork`` (eval mode after training).
+        inputs: :class:`ClassifierInputs`. net: ``network.GroupNetwork``, or a ``network.GroupEnsemble`` of them
+            (``NetworkConfig.members``; eval mode after training).
         feat_min, feat_max: ``(C_dif,)`` float32 per-channel min / max of the diffusion features over the
             training windows: features are scaled to [0, 1] with them (spec §1.3 ``max_min``).
         classes: :class:`engine.io.schema.Category` list; network class index ``k`` is ``classes[k]``.
@@ -98,7 +99,7 @@ class TrainedModel:
         extractor = FeatureExtractor.from_tensors(tensors, metadata, device)
         inputs = ClassifierInputs.from_arrays(metadata.band_counts, metadata.statistics(), tensors)
         ncfg = NetworkConfig.from_dict(metadata.network_config)
-        net = GroupNetwork(inputs.n_spectral, inputs.n_auxiliary, extractor.channels, len(metadata.classes), ncfg)
+        net = build_network(inputs.n_spectral, inputs.n_auxiliary, extractor.channels, len(metadata.classes), ncfg)
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         net.to(extractor.device).eval()
         extractor.unet.eval()

@@ -163,12 +163,15 @@ def _pools_as_matmul(net: nn.Module) -> bool:
 
 
 def _cls_only_diffusion_stream(net: nn.Module) -> bool:
-    branch = getattr(net, "transformer", None)
-    stream = getattr(branch, "stream_dif", None)
-    if stream is None or not len(getattr(getattr(stream, "transformer", None), "layers", [])):
-        return False
-    branch.stream_dif = ClsTokenStream(stream)
-    return True
+    changed = False
+    for member in getattr(net, "members", [net]):          # one network or each member of an ensemble
+        branch = getattr(member, "transformer", None)
+        stream = getattr(branch, "stream_dif", None)
+        if stream is None or not len(getattr(getattr(stream, "transformer", None), "layers", [])):
+            continue
+        branch.stream_dif = ClsTokenStream(stream)
+        changed = True
+    return changed
 
 
 def export_copy(net: nn.Module, example: tuple[torch.Tensor | None, ...]) -> nn.Module:

@@ -30,9 +30,11 @@ __all__ = [
     "NetworkConfig", "NetworkOutput", "GroupNetwork", "MutualLearningLoss", "LossOutput",
     "CNNBranch", "TransformerBranch", "MambaBranch", "Tokenizer", "DiffusionTokenMap", "Transformer",
     "CrossAttention", "MambaSequenceBlock", "GroupChannelAttention", "AdaptiveTemperature", "grad_reverse",
-    "BRANCHES",
+    "BRANCHES", "GroupEnsemble", "build_network", "MAX_MEMBERS",
 ]
 
+#: most group networks one model may hold (``NetworkConfig.members``)
+MAX_MEMBERS = 8
 #: branch names, in the order of the final classifier's input (Eq. 29: cat[f_trans, f_cnn, f_mamba]).
 BRANCHES = ("transformer", "cnn", "mamba")
 #: mutual-learning pairs (a, b); b is the reference distribution (Eq. 28 puts p_trans as target of L^ct).
@@ -49,7 +51,8 @@ class NetworkConfig:
     ``ml_temperature`` "adaptive"|"fixed" + ``ml_grl`` + ``ml_t_min``/``ml_t_max`` + ``ml_fixed_t`` (ML2),
     ``branch_ce`` (ML3), ``ml_detach_target`` (ML4). ``prediction``: what the predicted class and its probabilities
     come from (:meth:`GroupNetwork.log_probabilities`): ``"fused"`` (Eq. 29, ``argmax z_total``) or ``"heads"``
-    (the mean of the branch heads' class probabilities).
+    (the mean of the branch heads' class probabilities). ``members``: how many group networks of this
+    configuration a model holds (:func:`build_network`); above 1 they form a :class:`GroupEnsemble`.
     """
 
     d: int = 64                          # embedding dim (paper §4.1)
@@ -95,6 +98,7 @@ class NetworkConfig:
     branch_ce: bool = True               # ML3
     ml_detach_target: bool = False       # ML4
     prediction: str = "fused"            # "fused" (Eq. 29: z_total) | "heads" (mean of the branch heads' softmax)
+    members: int = 1                     # > 1: a GroupEnsemble of that many networks (not in the paper)
     extra: dict = field(default_factory=dict)   # free-form, kept by to_dict/from_dict
 
     def __post_init__(self):
@@ -114,6 +118,8 @@ class NetworkConfig:
             raise ValueError(f"mamba_gate must be sigmoid, none or literal, not {self.mamba_gate!r}")
         if self.prediction not in ("fused", "heads"):
             raise ValueError(f"prediction must be fused or heads, not {self.prediction!r}")
+        if not 1 <= int(self.members) <= MAX_MEMBERS:
+            raise ValueError(f"members must be 1 to {MAX_MEMBERS}, got {self.members}")
 
     @property
     def branches(self) -> tuple[str, ...]:
@@ -781,3 +787,55 @@ class GroupNetwork(nn.Module):
                   "mamba": n(self.mamba), "heads": n(self.heads) + n(self.classifier), "loss": n(self.loss_fn)}
         counts["total"] = n(self)
         return counts
+
+
+class GroupEnsemble(nn.Module):
+    """``config.members`` group networks of one configuration, trained one after the other with their own seeds on
+    the same patches (``train.train_network``), whose class probabilities are averaged: a deep ensemble
+    (Lakshminarayanan et al. 2017, "Simple and scalable predictive uncertainty estimation using deep ensembles").
+    Not in the paper (spec §4 describes one network): a short schedule on a few polygons per class lands in
+    different solutions for different seeds, and their mean is steadier than any one of them
+    (docs/benchmarks.md, "Ensemble members").
+
+    forward(x_spec (B,C_spec,P,P), x_aux (B,C_aux,P,P)|None, f_dif (B,C_dif,P,P)|None) -> :class:`NetworkOutput`
+    whose ``logits`` (B, K) are already the log of the members' mean class probabilities
+    ``log(1/N sum_n softmax_n)`` (each member's :meth:`GroupNetwork.log_probabilities`); no branch outputs.
+    """
+
+    def __init__(self, n_spectral: int, n_auxiliary: int, n_diffusion: int, n_classes: int,
+                 config: NetworkConfig | None = None):
+        super().__init__()
+        cfg = config or NetworkConfig()
+        self.config = cfg
+        self.members = nn.ModuleList(GroupNetwork(n_spectral, n_auxiliary, n_diffusion, n_classes, cfg)
+                                     for _ in range(cfg.members))
+        first = self.members[0]
+        self.n_spectral, self.n_auxiliary, self.n_diffusion, self.n_classes = (
+            first.n_spectral, first.n_auxiliary, first.n_diffusion, first.n_classes)
+
+    def forward(self, x_spec: torch.Tensor, x_aux: torch.Tensor | None = None,
+                f_dif: torch.Tensor | None = None) -> NetworkOutput:
+        logp = torch.stack([m.log_probabilities(m(x_spec, x_aux, f_dif)) for m in self.members])
+        return NetworkOutput(torch.logsumexp(logp, dim=0) - math.log(len(self.members)), {}, {})
+
+    def log_probabilities(self, out: NetworkOutput) -> torch.Tensor:
+        """``(B, K)`` float32 log of the members' mean class probabilities (``forward`` already made them)."""
+        return F.log_softmax(out.logits.float(), dim=1)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """:meth:`GroupNetwork.parameter_counts` summed over the members."""
+        counts = [m.parameter_counts() for m in self.members]
+        return {k: sum(c[k] for c in counts) for k in counts[0]}
+
+
+def build_network(n_spectral: int, n_auxiliary: int, n_diffusion: int, n_classes: int,
+                  config: NetworkConfig | None = None) -> "GroupNetwork | GroupEnsemble":
+    """The network a model of ``config`` holds: one :class:`GroupNetwork` (``members == 1``, its state-dict keys
+    unchanged since the first model files) or a :class:`GroupEnsemble` of ``config.members`` of them.
+
+    Raises:
+        ValueError: sizes or configuration as in :class:`GroupNetwork`.
+    """
+    cfg = config or NetworkConfig()
+    cls = GroupEnsemble if cfg.members > 1 else GroupNetwork
+    return cls(n_spectral, n_auxiliary, n_diffusion, n_classes, cfg)
