@@ -26,7 +26,7 @@ from .io.schema import (FILE_KINDS, FORMAT_VERSION, Band, BandStatistics, Catego
                         ModelMetadata, read_metadata, verify_tensors)
 
 __all__ = [
-    "ENGINE_VERSION", "PROFILES", "DEVICES", "BACKENDS", "COMPILE_MODES", "COMPILE_MIN_PIXELS",
+    "ENGINE_VERSION", "PROFILES", "DEVICES", "BACKENDS", "COMPILE_MODES", "COMPILE_MIN_PIXELS", "MAX_ENSEMBLE_MEMBERS",
     "COARSE_TO_FINE_MODES", "MODALITY_KINDS",
     "AUXILIARY_KINDS", "SAR_KINDS", "FILE_KINDS",
     "FORMAT_VERSION", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_OUTPUT_EXISTS",
@@ -53,6 +53,8 @@ COARSE_TO_FINE_MODES = ("on", "off")
 #: 5 s once its cache holds the graph) and classify runs about 10 % faster (docs/benchmarks.md), so it pays off on
 #: scenes larger than the 3.8 Mpx Delmarva scene (a Sentinel-2 tile is 120 Mpx)
 COMPILE_MIN_PIXELS = 4_000_000
+#: train --members: most group networks one model may hold (an ensemble; 1 = one network, the default)
+MAX_ENSEMBLE_MEMBERS = 8
 #: Modality kinds: spectral reflectance / DN, SAR backscatter in dB or linear power, elevation in metres.
 MODALITY_KINDS = ("spectral", "sar_db", "sar_linear", "elevation")
 #: Kinds of ``--aux KIND FILE...``.

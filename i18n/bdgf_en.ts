@@ -92,248 +92,253 @@
 <context>
     <name>BdgfAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="140"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="146"/>
         <source>Accuracy assessment</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="141"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="147"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="185"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="191"/>
         <source>Spectral rasters (stacked in order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="188"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="194"/>
         <source>Auxiliary rasters (SAR or elevation)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="191"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="197"/>
         <source>Auxiliary kind</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="191"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="197"/>
         <source>SAR backscatter (dB)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="191"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="197"/>
         <source>SAR backscatter (linear power)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="191"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="197"/>
         <source>Elevation</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="197"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="203"/>
         <source>Extent (empty: the whole raster)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="201"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="207"/>
         <source>Device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="201"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="207"/>
         <source>Automatic (CUDA if available)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="201"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="207"/>
         <source>CUDA GPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="201"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="207"/>
         <source>CPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="206"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="212"/>
         <source>Profile</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="206"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="212"/>
         <source>Fast</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="206"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="212"/>
         <source>Paper (full published settings)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="218"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="224"/>
         <source>Class field (empty: from the layer&apos;s categorized style)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="248"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="254"/>
         <source>Give at least one spectral raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="422"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="439"/>
         <source>Choose a class field: the layer &apos;{name}&apos; has no categorized style to take the classes from.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="470"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="487"/>
         <source>The polygon layer is not valid.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="507"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="524"/>
         <source>The polygon layer has no features (or no selected features).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="491"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="508"/>
         <source>The extent does not overlap the rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="528"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="545"/>
         <source>Engine: {python} ({device})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="480"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="497"/>
         <source>Field &apos;{field}&apos; is not in the polygon layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="508"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="525"/>
         <source>No polygon overlaps the rasters (or the extent {extent}, {crs}). Check that the polygons and the rasters cover the same place.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="512"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="529"/>
         <source>The class field &apos;{field}&apos; has {n} class(es) in the (selected) polygons inside the rasters and extent: at least two classes are needed.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="82"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="87"/>
         <source>{path} is a file, not a folder</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="337"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="354"/>
         <source>{param}: the file {path} does not exist. Check the path (was the file moved or renamed?).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="340"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="357"/>
         <source>{param}: {path} exists but cannot be opened as a layer. Check that it is a raster or vector file GDAL/OGR can read.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="386"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="403"/>
         <source>The output &apos;{output}&apos; ({path}) is also the input &apos;{input}&apos;: the run would replace its own input. Choose another file name for the output.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="390"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="407"/>
         <source>The outputs &apos;{a}&apos; and &apos;{b}&apos; are the same file {path}: give each output its own file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="395"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="412"/>
         <source>The output &apos;{output}&apos; ({path}) is a folder: give a file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="400"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="417"/>
         <source>The folder {folder} of the output &apos;{output}&apos; cannot be written ({problem}). Choose a folder you can write to.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="440"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="457"/>
         <source>point</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="440"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="457"/>
         <source>line</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="441"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="458"/>
         <source>polygon</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="442"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="459"/>
         <source>polygons or points</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="442"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="459"/>
         <source>polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="443"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="460"/>
         <source>&apos;{name}&apos; is a {kind} layer, but &apos;{param}&apos; needs {needs}. Digitize polygons around the areas to label, or buffer the {kind}s first (Vector &gt; Geoprocessing Tools &gt; Buffer).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="448"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="465"/>
         <source>The layer &apos;{name}&apos; given as &apos;{param}&apos; is empty (no features, or no selected features with &apos;Selected features only&apos;).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="459"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="476"/>
         <source>Class value(s) {values} in the field &apos;{field}&apos; cannot be used: class values must be whole numbers from 1 to 65535, because 0 is the nodata value of the classified map. Recode them (for example with the Field Calculator) or use a text class field.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="539"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="556"/>
         <source>Resume an interrupted run from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="555"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="572"/>
         <source>&apos;Resume&apos; is ticked but there is no checkpoint of an interrupted run for the output {output} ({checkpoint}). Give the same output file as the interrupted run, or untick &apos;Resume&apos; to start from the beginning.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="557"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="574"/>
         <source>(temporary file)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="564"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="581"/>
         <source>The checkpoint {files} was kept: run again with &apos;Resume&apos; ticked (same inputs and output) to continue from it.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="582"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="599"/>
         <source>{path} exists: it is replaced when the run succeeds (left as it is if the run fails or is cancelled).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="588"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="605"/>
         <source>Cannot create the folder of {path}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="595"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="612"/>
         <source>Cancelled by the user; no output written.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../bdgf_plugin/algorithms/setupengine.py" line="36"/>
         <source>Engine</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="330"/>
+        <source>{name}: {value} is outside the allowed range {low} to {high}.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
@@ -1453,67 +1458,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="95"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="99"/>
         <source>HTML report: classes, pixel counts, validation accuracy.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="100"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="104"/>
         <source>Training polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="102"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="106"/>
         <source>Pretrained diffusion model (optional)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="108"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="112"/>
         <source>Pretraining iterations</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="109"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="113"/>
         <source>Training epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="110"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="114"/>
         <source>Random seed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="117"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="121"/>
         <source>Validation fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="132"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="137"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="132"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="137"/>
         <source>Safetensors model (*.safetensors)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="134"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="139"/>
         <source>Training report</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="134"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="139"/>
         <source>HTML files (*.html)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="192"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="197"/>
         <source>Classes from the layer style: {classes}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="178"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="183"/>
         <source>{path} is a {kind} model, not pretrained diffusion weights: give a file written by &apos;Pretrain diffusion model&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1533,12 +1538,12 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="93"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="97"/>
         <source>The trained model (.safetensors). An existing file is replaced only when training succeeds; it can never be one of the inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="111"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="115"/>
         <source>Validation (cv:K, holdout:F or none)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1548,12 +1553,12 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="121"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="125"/>
         <source>Class balance (0-1)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="89"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="93"/>
         <source>Continue a training that was cancelled or failed, from the checkpoints &lt;output&gt;.checkpoint.safetensors (.cv, .pre) it left next to the output: finished cross-validation folds and stages are not run again. Give the same inputs and output file as the interrupted run.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1563,17 +1568,17 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="113"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="117"/>
         <source>Spatial block size for cross-validation (m)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="165"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="170"/>
         <source>A spatial block size for cross-validation needs validation cv:K, not {mode}: use cv:K or clear the block size.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="124"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="128"/>
         <source>Pseudo-label share (0-0.95)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1588,8 +1593,18 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="127"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="131"/>
         <source>Whitewater share of water and sand polygons (0-1)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="89"/>
+        <source>Train this many networks, each with its own random seed, and classify with the mean of their class probabilities (an ensemble). Steadier with few polygons per class; 3 members take about 2.5-3 times as long to train and to classify. Empty or 1: one network.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="135"/>
+        <source>Ensemble members</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -54,6 +54,11 @@ PROFILES = list(contract.PROFILES)
 INPUT_TYPES = ("multilayer", "raster", "source", "vector", "file", "layer")
 
 
+def _number(value: float) -> str:
+    """A parameter bound as the dialog shows it: 8, not 8.0."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _static_value(value):
     """The plain value behind a feature-source definition or a static QgsProperty (None for expressions)."""
     if isinstance(value, QgsProcessingFeatureSourceDefinition):
@@ -107,6 +112,7 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
     CLASS_BALANCE = "CLASS_BALANCE"
     PSEUDO_LABELS = "PSEUDO_LABELS"
     WHITEWATER = "WHITEWATER"
+    ENSEMBLE_MEMBERS = "ENSEMBLE_MEMBERS"
     CV_BLOCK_SIZE = "CV_BLOCK_SIZE"
     TILE_SIZE = "TILE_SIZE"
     BATCH_SIZE = "BATCH_SIZE"
@@ -211,7 +217,7 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
         p = QgsProcessingParameterNumber(key, description, QgsProcessingParameterNumber.Integer,
                                          defaultValue=default, optional=default is None, minValue=minimum)
         if maximum is not None:
-            p.setMaxValue(maximum)
+            p.setMaximum(maximum)
         return self.add(p, advanced)
 
     def add_class_field(self, parent):
@@ -311,8 +317,19 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
             return ok, msg
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
-            return ok, msg
+            return ok, self.range_message(parameters, context) or msg
         return self.check_output_files(parameters, context)
+
+    def range_message(self, parameters, context) -> str:
+        """For a number outside its parameter's range, a message that names the parameter as the dialog shows it
+        and the range (QGIS's own says only 'Incorrect parameter value for KEY'); "" for anything else."""
+        for d in self.parameterDefinitions():
+            value = parameters.get(d.name())
+            if d.type() != "number" or value is None or value == "" or d.checkValueIsAcceptable(value, context):
+                continue
+            return self.tr("{name}: {value} is outside the allowed range {low} to {high}.").format(
+                name=d.description(), value=value, low=_number(d.minimum()), high=_number(d.maximum()))
+        return ""
 
     def _input_values(self, parameters, definition) -> list:
         """The values given to an input parameter (layers, ids, names or paths), as a list."""

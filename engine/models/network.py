@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract import MAX_ENSEMBLE_MEMBERS
 from .mamba import Mamba
 
 __all__ = [
@@ -33,8 +34,8 @@ __all__ = [
     "BRANCHES", "GroupEnsemble", "build_network", "MAX_MEMBERS",
 ]
 
-#: most group networks one model may hold (``NetworkConfig.members``)
-MAX_MEMBERS = 8
+#: most group networks one model may hold (``NetworkConfig.members``; ``train --members``)
+MAX_MEMBERS = MAX_ENSEMBLE_MEMBERS
 #: branch names, in the order of the final classifier's input (Eq. 29: cat[f_trans, f_cnn, f_mamba]).
 BRANCHES = ("transformer", "cnn", "mamba")
 #: mutual-learning pairs (a, b); b is the reference distribution (Eq. 28 puts p_trans as target of L^ct).

@@ -61,7 +61,7 @@ def test_help_every_command_without_torch():
     assert out.stdout.strip().endswith("NOTORCH")
     for opt in ("--spectral", "--aux", "--output", "--profile", "--iterations", "--resume", "--training",
                 "--class-field", "--class-styles", "--pretrained", "--validation-fraction", "--early-stopping", "--class-balance",
-                "--model", "--confidence", "--probabilities", "--mask", "--tile", "--batch-size",
+                "--members", "--model", "--confidence", "--probabilities", "--mask", "--tile", "--batch-size",
                 "--classification", "--reference", "--table", "--json", "--json-progress", "--device", "--seed",
                 "--overwrite", "--extent", "--extent-crs", "--nodata-spectral", "--nodata-aux"):
         assert opt in out.stdout, opt
@@ -143,6 +143,18 @@ def test_train_refuses_a_class_balance_outside_0_1_before_any_work(tmp_path):
     ev = events(r.stdout)
     assert r.returncode == 2 and ev[-1]["event"] == "error" and "--class-balance" in ev[-1]["message"]
     assert "1.5" in ev[-1]["message"] and ev[-1]["hint"] and not out.exists()
+
+
+def test_train_refuses_an_ensemble_size_outside_1_to_8_before_any_work(tmp_path):
+    crop = os.path.join(ROOT, "resources", "sample_data", "delmarva_s2")
+    bands = sorted(os.path.join(crop, f) for f in os.listdir(crop) if f.startswith("s2_B") and f.endswith(".tif"))
+    out = tmp_path / "m.safetensors"
+    for bad in ("0", "9"):
+        r = run("train", "--spectral", *bands, "--training", os.path.join(crop, "training_polygons.gpkg"),
+                "--class-field", "class_id", "--output", out, "--members", bad, "--json-progress")
+        ev = events(r.stdout)
+        assert r.returncode == 2 and ev[-1]["event"] == "error", r.stdout
+        assert f"--members {bad}" in ev[-1]["message"] and ev[-1]["hint"] and not out.exists()
 
 
 def test_train_refuses_an_unknown_or_mistyped_profile_override_before_any_work(tmp_path):

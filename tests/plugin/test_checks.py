@@ -140,6 +140,15 @@ def test_class_balance_is_range_checked_and_reaches_the_engine(provider, trainin
     i = seen["args"].index("--class-balance")
     assert seen["command"] == "train" and seen["args"][i + 1] == "0.5"
     assert "--pseudo-labels" not in seen["args"] and "--whitewater" not in seen["args"]   # empty: the profile's
+    assert "--members" not in seen["args"]
+    alg.processAlgorithm({"SPECTRAL": band_paths(), "ENSEMBLE_MEMBERS": 3, "OUTPUT_MODEL": out,
+                          "OUTPUT_REPORT": ""}, ctx, QgsProcessingFeedback())
+    i = seen["args"].index("--members")
+    assert seen["args"][i + 1] == "3"
+    ok, msg = alg.checkParameterValues({"SPECTRAL": band_paths(), "TRAINING": training_polys,
+                                        "CLASS_FIELD": "class_id", "ENSEMBLE_MEMBERS": 9,
+                                        "OUTPUT_MODEL": "TEMPORARY_OUTPUT"}, ctx)
+    assert not ok and msg == "Ensemble members: 9 is outside the allowed range 1 to 8.", msg
 
 
 def test_pseudo_label_share_is_range_checked_and_reaches_the_engine(provider, training_polys, monkeypatch,
