@@ -601,8 +601,8 @@ def train_network(net: GroupNetwork, train: dict, val: dict | None, config: Trai
 
 
 def member_seed(seed: int, index: int) -> int:
-    """Training seed of ensemble member ``index`` (0-based): member 0 trains with ``seed`` itself, so a one-member
-    model is the single network of the same seed."""
+    """Training seed of ensemble member ``index`` (0-based): member 0 draws its batches and augmentations with
+    ``seed`` itself, as a single network of that seed does; the others' seeds are spread apart."""
     return int(seed) + 7919 * int(index)
 
 
@@ -622,7 +622,8 @@ def train_members(ens: GroupEnsemble, train: dict, val: dict | None, config: Tra
     """
     rep = ensure(reporter)
     start, histories = 0, []
-    if resume and checkpoint_path and os.path.exists(checkpoint_path):
+    resume = bool(resume and checkpoint_path and os.path.exists(checkpoint_path))
+    if resume:
         tensors, state = load_checkpoint(checkpoint_path, "train")
         start, histories = int(state.get("member", 0)), list(state.get("member_histories", []))
         for j in range(start):
