@@ -610,8 +610,8 @@ def train_members(ens: GroupEnsemble, train: dict, val: dict | None, config: Tra
                   reporter: Reporter | None = None, checkpoint_path: str | None = None, resume: bool = False
                   ) -> list[dict]:
     """Train each member of a ``models.network.GroupEnsemble`` in turn with :func:`train_network` on the same
-    patches, member ``i`` with seed :func:`member_seed` ``(config.seed, i)`` (its sampling, augmentation and
-    dropout draws; the initial weights were drawn when the ensemble was built).
+    patches, member ``i`` with seed :func:`member_seed` ``(config.seed, i)`` (its sampling and augmentation draws;
+    the initial weights were drawn when the ensemble was built, dropout draws from torch's global generator).
 
     One checkpoint serves the whole ensemble: while member ``i`` trains it holds member ``i``'s state as a single
     network's and the finished members' weights (``member<j>.*``), with ``"member": i``; ``resume`` loads the

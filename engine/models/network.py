@@ -31,11 +31,9 @@ __all__ = [
     "NetworkConfig", "NetworkOutput", "GroupNetwork", "MutualLearningLoss", "LossOutput",
     "CNNBranch", "TransformerBranch", "MambaBranch", "Tokenizer", "DiffusionTokenMap", "Transformer",
     "CrossAttention", "MambaSequenceBlock", "GroupChannelAttention", "AdaptiveTemperature", "grad_reverse",
-    "BRANCHES", "GroupEnsemble", "build_network", "MAX_MEMBERS",
+    "BRANCHES", "GroupEnsemble", "build_network",
 ]
 
-#: most group networks one model may hold (``NetworkConfig.members``; ``train --members``)
-MAX_MEMBERS = MAX_ENSEMBLE_MEMBERS
 #: branch names, in the order of the final classifier's input (Eq. 29: cat[f_trans, f_cnn, f_mamba]).
 BRANCHES = ("transformer", "cnn", "mamba")
 #: mutual-learning pairs (a, b); b is the reference distribution (Eq. 28 puts p_trans as target of L^ct).
@@ -119,8 +117,8 @@ class NetworkConfig:
             raise ValueError(f"mamba_gate must be sigmoid, none or literal, not {self.mamba_gate!r}")
         if self.prediction not in ("fused", "heads"):
             raise ValueError(f"prediction must be fused or heads, not {self.prediction!r}")
-        if not 1 <= int(self.members) <= MAX_MEMBERS:
-            raise ValueError(f"members must be 1 to {MAX_MEMBERS}, got {self.members}")
+        if not 1 <= int(self.members) <= MAX_ENSEMBLE_MEMBERS:
+            raise ValueError(f"members must be 1 to {MAX_ENSEMBLE_MEMBERS}, got {self.members}")
 
     @property
     def branches(self) -> tuple[str, ...]:
@@ -822,11 +820,6 @@ class GroupEnsemble(nn.Module):
     def log_probabilities(self, out: NetworkOutput) -> torch.Tensor:
         """``(B, K)`` float32 log of the members' mean class probabilities (``forward`` already made them)."""
         return F.log_softmax(out.logits.float(), dim=1)
-
-    def parameter_counts(self) -> dict[str, int]:
-        """:meth:`GroupNetwork.parameter_counts` summed over the members."""
-        counts = [m.parameter_counts() for m in self.members]
-        return {k: sum(c[k] for c in counts) for k in counts[0]}
 
 
 def build_network(n_spectral: int, n_auxiliary: int, n_diffusion: int, n_classes: int,
