@@ -349,8 +349,9 @@ def run_dataset(name: str, args, device) -> dict:
 
 
 def _f(value) -> str:
-    """A figure with 4 decimals; "n/a" for None (kappa is undefined when a fold holds, and predicts, one class)."""
-    return "n/a" if value is None else f"{value:.4f}"
+    """A figure with 4 decimals; "n/a" for None or NaN (kappa is undefined when a fold's held-out pixels are all
+    of one class, and so is its mean over such folds)."""
+    return "n/a" if value is None or value != value else f"{value:.4f}"
 
 
 def parse_overrides(items: list[str]) -> dict:

@@ -665,7 +665,7 @@ def _verdict(acc: dict, rf: dict | None, pseudo_labels: bool = False) -> str:
     benchmark pairs where the random forest won, docs/benchmarks.md) unless ``pseudo_labels`` says they were on."""
     from .train import mean_ci95
 
-    if not rf or acc.get("kappa") is None or rf.get("kappa") is None:
+    if not rf or acc.get("oa") is None or rf.get("oa") is None:
         return ""
     a, b = acc["oa_folds"], rf["oa_folds"]
     pairs = [(x, y) for x, y in zip(a.get("folds") or [], b.get("folds") or []) if x is not None and y is not None]
@@ -701,7 +701,8 @@ def _verdict(acc: dict, rf: dict | None, pseudo_labels: bool = False) -> str:
                     "includes zero. More polygons would separate them.")
         bdgf_ahead = d_mean > 0
     else:
-        bdgf_ahead = acc["kappa"] >= rf["kappa"] and acc["oa"] >= rf["oa"]
+        kappas = (acc.get("kappa"), rf.get("kappa"))
+        bdgf_ahead = acc["oa"] >= rf["oa"] and (None in kappas or kappas[0] >= kappas[1])
     if bdgf_ahead:
         return f"BDGF is more accurate than the random forest on the held-out polygons: {figures}."
     return f"The random forest wins on these polygons: {figures}. {advice}"
@@ -709,11 +710,14 @@ def _verdict(acc: dict, rf: dict | None, pseudo_labels: bool = False) -> str:
 
 def _kappa_words(acc: dict, rf: dict) -> str:
     """``"kappa 0.912 and 0.874"``; when every held-out pixel is of one class (the other classes have too few
-    polygons to be held out), Cohen's kappa is 0 whatever the map, so it is named as not meaningful instead."""
+    polygons to be held out), Cohen's kappa is 0 whatever the map (``metrics.accuracy_metrics`` gives None), so it
+    is named as not meaningful instead."""
     support = [sum(row) for row in acc.get("confusion_matrix") or []]
     tested = [name for name, n in zip(acc.get("names") or [], support) if n]
     if len(tested) == 1:
         return f"kappa not meaningful (every held-out pixel is {tested[0]})"
+    if acc.get("kappa") is None or rf.get("kappa") is None:
+        return "kappa not defined"
     return f"kappa {acc['kappa']:.3f} and {rf['kappa']:.3f}"
 
 

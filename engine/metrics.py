@@ -18,7 +18,10 @@ Conventions (spec §5.2, architecture.md "engine/metrics.py"):
     both reference and map (denominator 0);
   - AA = mean producer's accuracy over the classes that have reference samples (= scikit-learn
     ``balanced_accuracy_score``); ``None`` when no class has samples;
-  - kappa with expected agreement 1 (a single class everywhere) -> ``None``; empty matrix -> OA/kappa ``None``.
+  - kappa with expected agreement 1 (a single class everywhere) -> ``None``; empty matrix -> OA/kappa ``None``;
+  - kappa when a single class has reference samples -> ``None``: the expected agreement then equals the
+    observed one, so Cohen's kappa is 0 whatever the map (scikit-learn returns that 0), which would read as a
+    map no better than chance (e.g. a cross-validation fold whose held-out pixels are all forest).
 """
 
 from __future__ import annotations
@@ -121,7 +124,8 @@ def accuracy_metrics(cm, labels: Sequence | None = None, names: Sequence[str] | 
                                                             zero_division=np.nan)
         oa = skm.accuracy_score(y_true, y_pred, sample_weight=weight)
         aa = float(np.nanmean(pa)) if np.any(support > 0) else float("nan")
-        if (support * predicted).sum() < n * n:                # expected agreement < 1: kappa is defined
+        # kappa is defined when the expected agreement is below 1 and it can differ from the observed one
+        if (support * predicted).sum() < n * n and np.count_nonzero(support) > 1:
             kappa = skm.cohen_kappa_score(y_true, y_pred, labels=idx, sample_weight=weight)
     per_class = [{"label": _py(labels[i]), "name": names[i], "producers_accuracy": _none_if_nan(pa[i]),
                   "users_accuracy": _none_if_nan(ua[i]), "f1": _none_if_nan(f1[i]), "support": int(support[i]),

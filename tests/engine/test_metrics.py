@@ -49,6 +49,22 @@ def test_missing_classes_give_none_not_nan():
     assert accuracy_metrics(np.array([[5]]))["kappa"] is None
 
 
+def test_kappa_is_undefined_when_one_class_has_reference_samples():
+    # a cross-validation fold whose held-out pixels are all forest (class 1): scikit-learn's kappa is 0 for any
+    # map, right or wrong, since the expected agreement equals the observed one; OA and PA still tell them apart
+    labels = [0, 1, 2]
+    wrong = accuracy_metrics(confusion_matrix(np.ones(141, int), np.r_[np.ones(100, int), np.full(41, 2)], labels),
+                             labels)
+    right = accuracy_metrics(confusion_matrix(np.ones(141, int), np.ones(141, int), labels), labels)
+    assert skm.cohen_kappa_score(np.ones(141, int), np.r_[np.ones(100, int), np.full(41, 2)]) == 0.0
+    assert wrong["kappa"] is None and right["kappa"] is None
+    assert wrong["oa"] == pytest.approx(100 / 141) and right["oa"] == 1.0
+    # two reference classes: defined again, and scikit-learn's value
+    y_true, y_pred = np.r_[np.ones(10, int), np.zeros(5, int)], np.r_[np.ones(9, int), np.zeros(6, int)]
+    assert accuracy_metrics(confusion_matrix(y_true, y_pred, labels), labels)["kappa"] == pytest.approx(
+        skm.cohen_kappa_score(y_true, y_pred))
+
+
 # Olofsson et al. 2014 (RSE 148:42-57), section 5 example (their Table 8, rows = map there; transposed here)
 OLOFSSON_CM = np.array([[66, 0, 1, 2], [0, 55, 0, 1], [5, 8, 153, 9], [4, 12, 11, 313]])  # rows = reference
 OLOFSSON_PIXELS = [200000, 150000, 3200000, 6450000]

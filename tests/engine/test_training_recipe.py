@@ -341,13 +341,17 @@ def test_the_verdict_compares_bdgf_and_the_random_forest_fold_by_fold():
     # t-interval of 1 degree of freedom includes zero, so it is named as ahead, not as the winner, and the fold
     # OAs are listed instead of a mean ± a 200 % interval
     one_class = {"names": ["Water", "Forest", "Peat bog"], "confusion_matrix": [[0, 0, 0], [0, 258, 45], [0, 0, 0]]}
-    text = _verdict({**result([0.681, 1.0], 0.0), **one_class}, result([0.993, 1.0], 0.0))
+    text = _verdict({**result([0.681, 1.0], None), **one_class}, result([0.993, 1.0], None))
     assert "kappa not meaningful (every held-out pixel is Forest)" in text
     assert text.startswith("The random forest is ahead in 1 of 2 folds (level in the other) and pooled")
     text = _verdict(result([0.681, 0.97], 0.0), result([0.993, 1.0], 0.0))
     assert text.startswith("The random forest is ahead in every fold (2 of 2)") and "too few to be sure" in text
     assert "folds 68.1%, 97.0%" in text and "Consider the random forest" in text
     assert "--pseudo-labels 0.7" in text          # the option that lifted this pair; not advised again when on
+    # one hold-out fold whose held-out pixels are all forest: kappa is undefined (None), OA decides
+    text = _verdict({**result([0.95], None), **one_class}, result([0.99], None))
+    assert text.startswith("The random forest wins") and "kappa not meaningful" in text
+    assert _verdict({**result([0.99], None), **one_class}, result([0.95], None)).startswith("BDGF is more accurate")
     assert "pseudo-labels" not in _verdict(result([0.681, 0.97], 0.0), result([0.993, 1.0], 0.0), pseudo_labels=True)
     text = _verdict(result([0.993, 1.0], 0.9), result([0.681, 0.97], 0.8))
     assert text.startswith("BDGF is ahead in every fold") and "Consider" not in text
