@@ -54,15 +54,21 @@ from bench_data import data_root  # noqa: E402
 SHARED = str(data_root())
 
 
-def dataset(name: str, shared: str):
-    """(modalities, polygons) of a data set name."""
+def dataset(name: str, shared: str, context_dir: str | None = None):
+    """(modalities, polygons) of a data set name; with ``context_dir``, the Delmarva scene or the crop also gets the
+    ``ndwi_s*.tif`` rasters there (``context_raster.py``) as an ``elevation`` auxiliary input."""
     from engine.data.grid import Modality
 
     if name in ("delmarva", "crop"):     # crop: the 768 x 768 px crop embedded for the demo and the tests
         scene = os.path.join(ROOT, "resources", "sample_data", "delmarva_s2") if name == "crop" \
             else os.path.join(shared, "s2_delmarva")
-        return [Modality(sorted(glob.glob(os.path.join(scene, "s2_B*.tif"))), "spectral")], \
-            os.path.join(scene, "training_polygons.gpkg")
+        mods = [Modality(sorted(glob.glob(os.path.join(scene, "s2_B*.tif"))), "spectral")]
+        if context_dir:
+            context = sorted(glob.glob(os.path.join(context_dir, "ndwi_s*.tif")))
+            if not context:
+                raise SystemExit(f"--context-dir {context_dir}: no ndwi_s*.tif there (benchmarks/context_raster.py)")
+            mods.append(Modality(context, "elevation"))
+        return mods, os.path.join(scene, "training_polygons.gpkg")
     ben = os.path.join(shared, "bigearthnet_mm")
     s2 = glob.glob(os.path.join(ben, "BigEarthNet-S2-Example", f"*_{name}"))
     s1 = glob.glob(os.path.join(ben, "BigEarthNet-S1-Example", f"*_{name}"))
@@ -91,7 +97,7 @@ def prepare(name: str, args, device) -> dict:
     from engine.models.network import build_network
     from engine.train import edge_pixels, gather_patches
 
-    mods, polygons = dataset(name, args.shared)
+    mods, polygons = dataset(name, args.shared, args.context_dir)
     folder = os.path.join(args.workdir, name)
     os.makedirs(folder, exist_ok=True)
     pre, cache = os.path.join(folder, "pretrain.safetensors"), os.path.join(folder, "patches.npz")
@@ -417,6 +423,9 @@ def main() -> int:
                          "--workdir, the pretrained model and patches are cached there")
     ap.add_argument("--pretrain-seed", type=int, default=0,
                     help="seed of the diffusion pretraining (default 0); give each value its own --workdir")
+    ap.add_argument("--context-dir", default=None,
+                    help="folder of landscape-context rasters (context_raster.py) given to the Delmarva scene and "
+                         "the crop as an auxiliary input; give it its own --workdir")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a TrainingConfig field of the fast profile, e.g. spectral_jitter=0.1, or with "
                          "net. a NetworkConfig one, e.g. net.use_transformer=false (repeatable)")
