@@ -192,6 +192,13 @@ def _fmt_eta(eta) -> str:
 # the supervised run
 
 
+def _metric_text(value) -> str:
+    """A metric event's value for the log: 4 decimals, "n/a" for None (e.g. kappa with one reference class)."""
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def _reader(stream, tag, q):
     try:
         for line in iter(stream.readline, ""):
@@ -344,10 +351,10 @@ def run_engine(command: str, args: list, feedback: QgsProcessingFeedback | None 
                 else:
                     feedback.pushInfo(message)
             elif kind == "metric":
-                extra = {k: v for k, v in event.items() if k not in ("event", "name", "value")}
-                value = event.get("value")
-                shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-                feedback.pushInfo(f"{event.get('name')} = {shown}" + (f" {extra}" if extra else ""))
+                extra = " ".join(f"{k}={_metric_text(v)}" for k, v in event.items()
+                                 if k not in ("event", "name", "value"))
+                feedback.pushInfo(f"{event.get('name')} = {_metric_text(event.get('value'))}"
+                                  + (f" ({extra})" if extra else ""))
             elif kind == "done":
                 outputs = event.get("outputs") or {}
             elif kind == "error":

@@ -27,11 +27,16 @@ class Recorder:
         from qgis.core import QgsProcessingFeedback
 
         texts = self.texts = []
+        infos = self.infos = []
 
         class Feedback(QgsProcessingFeedback):
             def setProgressText(self, text):  # noqa: N802
                 texts.append(text)
                 super().setProgressText(text)
+
+            def pushInfo(self, info):  # noqa: N802
+                infos.append(info)
+                super().pushInfo(info)
 
         self.fb = Feedback()
         self.progress = []
@@ -58,6 +63,7 @@ def test_ok_run_maps_events(bdgf_plugin, tmp_path):
     assert rec.progress == sorted(rec.progress) and rec.progress[-1] == 100
     assert rec.progress[0] == pytest.approx(25.0)
     assert any("ETA" in t or "left" in t for t in rec.texts)
+    assert "val_oa = 0.9000 (kappa=n/a)" in rec.infos      # an undefined metric reads n/a, not None
     text = open(log).read()
     assert "--json-progress" in text and '"event": "done"' in text
 

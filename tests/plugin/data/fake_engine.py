@@ -76,7 +76,7 @@ if mode == "stderr_exit":
 emit(progress_event("a", 50.0, 1.0))
 emit(log_event("info", "hello"))
 emit(log_event("warning", "careful"))
-emit(metric_event("val_oa", 0.9))
+emit(metric_event("val_oa", 0.9, kappa=None))   # kappa undefined: one reference class
 emit(progress_event("a", 100.0, 0.0))
 emit(progress_event("b", 100.0, 0.0))
 if output:
