@@ -78,7 +78,8 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    args.overrides, args.pretrain_iterations = {}, None     # what bench_accuracy.prepare reads
+    # what bench_accuracy.prepare reads besides the options above: its defaults
+    args.overrides, args.pretrain_iterations, args.pretrain_seed, args.context_dir = {}, None, 0, None
     import torch
 
     torch.set_num_threads(args.threads)
