@@ -660,9 +660,10 @@ def _verdict(acc: dict, rf: dict | None, pseudo_labels: bool = False) -> str:
     includes zero but one model is ahead in the pooled OA and in some folds, behind in none, it is named as
     ahead, with the warning that the folds are too few to be sure (with 2 folds the t-interval is 12.7 standard
     errors wide, so it nearly always includes zero); otherwise the two are called level. Fold OAs are listed
-    instead of a mean ± interval when there are fewer than 3 folds. A single fold (hold-out): the pooled OA and
-    kappa decide. When the random forest is ahead, the advice names the options; pseudo-labels (which lifted both
-    benchmark pairs where the random forest won, docs/benchmarks.md) unless ``pseudo_labels`` says they were on."""
+    instead of a mean ± interval when there are fewer than 3 folds. A single fold (hold-out): the pooled OA (and
+    kappa, where it is defined) decide. When the random forest is ahead, the advice names the options;
+    pseudo-labels (which lifted both benchmark pairs where the random forest won, docs/benchmarks.md) unless
+    ``pseudo_labels`` says they were on."""
     from .train import mean_ci95
 
     if not rf or acc.get("oa") is None or rf.get("oa") is None:
