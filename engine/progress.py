@@ -86,6 +86,10 @@ class Task:
 
 
 def _short(v: Any) -> Any:
+    """A value for a log line: floats to 4 significant digits, None (an undefined metric, e.g. kappa with one
+    reference class) as "n/a", as the QGIS log shows it; anything else as it is."""
+    if v is None:
+        return "n/a"
     return f"{v:.4g}" if isinstance(v, float) else v
 
 

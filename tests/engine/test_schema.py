@@ -146,6 +146,9 @@ def test_reporter_speaks_the_contract_events():
                       contract.done_event({"output": "x.tif"})]
     for ev in events:
         assert set(contract.EVENTS[ev["event"]]) <= set(ev)
+    text = Reporter(json_mode=False, stream=io.StringIO())
+    text.metric("val_oa", 0.98765, kappa=None)
+    assert ("info", "val_oa = 0.9877 kappa=n/a") in text.messages    # an undefined metric reads n/a, as in QGIS
 
 
 def test_contract_file_names(tmp_path):
