@@ -37,6 +37,7 @@ P gives).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -54,21 +55,15 @@ from bench_data import data_root  # noqa: E402
 SHARED = str(data_root())
 
 
-def dataset(name: str, shared: str, context_dir: str | None = None):
-    """(modalities, polygons) of a data set name; with ``context_dir``, the Delmarva scene or the crop also gets the
-    ``ndwi_s*.tif`` rasters there (``context_raster.py``) as an ``elevation`` auxiliary input."""
+def dataset(name: str, shared: str):
+    """(modalities, polygons) of a data set name."""
     from engine.data.grid import Modality
 
     if name in ("delmarva", "crop"):     # crop: the 768 x 768 px crop embedded for the demo and the tests
         scene = os.path.join(ROOT, "resources", "sample_data", "delmarva_s2") if name == "crop" \
             else os.path.join(shared, "s2_delmarva")
-        mods = [Modality(sorted(glob.glob(os.path.join(scene, "s2_B*.tif"))), "spectral")]
-        if context_dir:
-            context = sorted(glob.glob(os.path.join(context_dir, "ndwi_s*.tif")))
-            if not context:
-                raise SystemExit(f"--context-dir {context_dir}: no ndwi_s*.tif there (benchmarks/context_raster.py)")
-            mods.append(Modality(context, "elevation"))
-        return mods, os.path.join(scene, "training_polygons.gpkg")
+        return ([Modality(sorted(glob.glob(os.path.join(scene, "s2_B*.tif"))), "spectral")],
+                os.path.join(scene, "training_polygons.gpkg"))
     ben = os.path.join(shared, "bigearthnet_mm")
     s2 = glob.glob(os.path.join(ben, "BigEarthNet-S2-Example", f"*_{name}"))
     s1 = glob.glob(os.path.join(ben, "BigEarthNet-S1-Example", f"*_{name}"))
@@ -77,6 +72,17 @@ def dataset(name: str, shared: str, context_dir: str | None = None):
     return [Modality(sorted(glob.glob(os.path.join(s2[0], "*_B*.tif"))), "spectral"),
             Modality(sorted(glob.glob(os.path.join(s1[0], "*_V[VH].tif"))), "sar_db")], \
         os.path.join(ben, f"training_polygons_{name}.gpkg")
+
+
+@contextlib.contextmanager
+def open_stack(mods, context: dict | None):
+    """The data set's stack, with the landscape context of the pretrained model when it has one
+    (``engine.data.context.context_inputs``)."""
+    from engine.data.context import context_inputs
+    from engine.data.grid import RasterStack
+
+    with context_inputs(mods[0], mods[1:], context) as (grid, aux), RasterStack([mods[0], *aux], grid) as stack:
+        yield stack
 
 
 def prepare(name: str, args, device) -> dict:
@@ -97,7 +103,7 @@ def prepare(name: str, args, device) -> dict:
     from engine.models.network import build_network
     from engine.train import edge_pixels, gather_patches
 
-    mods, polygons = dataset(name, args.shared, args.context_dir)
+    mods, polygons = dataset(name, args.shared)
     folder = os.path.join(args.workdir, name)
     os.makedirs(folder, exist_ok=True)
     pre, cache = os.path.join(folder, "pretrain.safetensors"), os.path.join(folder, "patches.npz")
@@ -106,7 +112,7 @@ def prepare(name: str, args, device) -> dict:
         print(f"  {name}: pretraining (fast profile, {args.pretrain_iterations or 'default'} iterations) ...",
               flush=True)
         api.pretrain(mods[0], mods[1:], pre, profile="fast", seed=args.pretrain_seed, device=str(device),
-                     iterations=args.pretrain_iterations or None)
+                     iterations=args.pretrain_iterations or None, context=args.context)
     prof = get_profile("fast", 0)
     p = args.overrides.get("patch_size", prof.training.patch_size)
     # gathered once at the larger of P and the paper's 9, so that every smaller patch is a centre crop of it
@@ -115,7 +121,7 @@ def prepare(name: str, args, device) -> dict:
     extractor = FeatureExtractor.from_tensors(tensors, meta, device)
     if not os.path.exists(cache):
         print(f"  {name}: gathering the patches of every labelled pixel ...", flush=True)
-        with RasterStack(mods) as stack:
+        with open_stack(mods, meta.context) as stack:
             extractor.unet.eval()
             px = drop_invalid(read_polygons(polygons, "class_id", stack.grid), stack)
             inputs = ClassifierInputs(stack.band_counts, meta.statistics())
@@ -191,7 +197,7 @@ def unlabelled_patches(folder: str, mods, px, extractor, meta, p_gathered: int, 
     if not os.path.exists(cache):
         print(f"  gathering the patches of up to {n} unlabelled pixels ...", flush=True)
         extractor.unet.eval()
-        with RasterStack(mods) as stack:
+        with open_stack(mods, meta.context) as stack:
             rows, cols = sample_unlabelled((stack.grid.height, stack.grid.width), None, px.rows, px.cols, n, 0)
             ok = valid_at(stack, rows, cols)
             inputs = ClassifierInputs(stack.band_counts, meta.statistics())
@@ -242,7 +248,7 @@ def whitewater_patches(folder: str, mods, px, extractor, meta, p_gathered: int, 
         extractor.unet.eval()
         cfg = dataclasses.replace(get_profile("fast", 0).training, whitewater=share, whitewater_pixels=max_pixels,
                                   patch_size=p_gathered)
-        with RasterStack(mods) as stack:
+        with open_stack(mods, meta.context) as stack:
             got = gather_whitewater(stack, px, extractor, ClassifierInputs(stack.band_counts, meta.statistics()), cfg)
         if got is None:
             np.savez(cache, pid=np.zeros(0, np.int64))
@@ -423,9 +429,9 @@ def main() -> int:
                          "--workdir, the pretrained model and patches are cached there")
     ap.add_argument("--pretrain-seed", type=int, default=0,
                     help="seed of the diffusion pretraining (default 0); give each value its own --workdir")
-    ap.add_argument("--context-dir", default=None,
-                    help="folder of landscape-context rasters (context_raster.py) given to the Delmarva scene and "
-                         "the crop as an auxiliary input; give it its own --workdir")
+    ap.add_argument("--context", action="store_true",
+                    help="pretrain and train with the landscape context (engine pretrain --context); give it its own "
+                         "--workdir")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="override a TrainingConfig field of the fast profile, e.g. spectral_jitter=0.1, or with "
                          "net. a NetworkConfig one, e.g. net.use_transformer=false (repeatable)")

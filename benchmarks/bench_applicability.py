@@ -79,7 +79,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     # what bench_accuracy.prepare reads besides the options above: its defaults
-    args.overrides, args.pretrain_iterations, args.pretrain_seed, args.context_dir = {}, None, 0, None
+    args.overrides, args.pretrain_iterations, args.pretrain_seed, args.context = {}, None, 0, False
     import torch
 
     torch.set_num_threads(args.threads)

@@ -8,6 +8,7 @@ the command line sends in its ``done`` event.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import math
@@ -19,6 +20,7 @@ import torch
 
 from . import __version__
 from .contract import checkpoint_path, checkpoint_paths, parse_validation
+from .data.context import ContextSpec, context_inputs
 from .data.grid import Modality, RasterStack, compute_statistics
 from .errors import EngineError
 from .files import check_output
@@ -118,6 +120,23 @@ def _open_matched(meta: ModelMetadata, modalities: list[Modality], grid: Any, pa
     return RasterStack(reordered, stack.grid), reordered
 
 
+def _context_spec(wanted: bool, pmeta: ModelMetadata | None, pretrained: str | None, rep: Reporter) -> dict | None:
+    """The landscape context a training uses: the pretrained file's when it has one (whatever ``wanted``), the
+    default ``ContextSpec`` when ``wanted`` and nothing is pretrained, else None.
+
+    Raises:
+        EngineError: ``wanted`` with a pretrained file that has no context (its U-Net never saw the bands).
+    """
+    if pmeta is not None:
+        if pmeta.context is None and wanted:
+            raise EngineError(f"{os.path.basename(pretrained)} was pretrained without landscape context",
+                              "Pretrain again with --context (QGIS: Landscape context), or train without it.")
+        if pmeta.context is not None and not wanted:
+            rep.info(f"Landscape context: on, as in {os.path.basename(pretrained)}")
+        return pmeta.context
+    return ContextSpec().to_dict() if wanted else None
+
+
 def _training_pixels(training: str, class_field: str, stack: RasterStack, window: Any, rep: Reporter,
                      **options: Any) -> Any:
     """The polygons' labelled pixels on the stack's grid (inside ``window``), read before any long step.
@@ -152,8 +171,13 @@ def _training_pixels(training: str, class_field: str, stack: RasterStack, window
 # ------------------------------------------------------------------------------------------------------------
 def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, profile: str = "fast",
              iterations: int | None = None, seed: int = 0, device: str | None = "auto", extent: Any = None,
-             overwrite: bool = False, resume: bool = False, reporter: Reporter | None = None) -> dict:
+             overwrite: bool = False, resume: bool = False, context: bool = False,
+             reporter: Reporter | None = None) -> dict:
     """Self-supervised BDGF diffusion pretraining (spec §2-§3) -> a pretrain file (U-Net + metadata).
+
+    ``context``: add the landscape context bands (``data.context``: NDWI averaged over 100 and 500 m, derived from
+    the spectral bands over the whole scene) as an auxiliary modality; the file records it, and a training from it
+    and its classifier derive the same bands again.
 
     A checkpoint ``<output>.checkpoint.safetensors`` is written every ``checkpoint_every`` iterations and on
     cancel; ``resume=True`` continues from it. It is removed after the output is written.
@@ -176,7 +200,9 @@ def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, 
     dinfo, dev = setup(_device(device, rep))
     if dinfo.enabled:
         rep.info(f"torchrun: {dinfo.world} processes, data parallel ({dev.type})")
-    with RasterStack([spectral, *auxiliary], reporter=rep) as stack:
+    spec = _context_spec(context, None, None, rep)
+    with context_inputs(spectral, auxiliary, spec, None, rep) as (grid, aux), \
+            RasterStack([spectral, *aux], grid, reporter=rep) as stack:
         window = _window(stack, extent)
         rep.info("Computing normalisation statistics")
         stats = compute_statistics(stack, seed=seed, window=window, reporter=rep)
@@ -185,7 +211,7 @@ def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, 
                  f"checkpoint {ckpt})")
         result = run_pretrain(stack, prof.diffusion, stats, rep, dev, ckpt, resume, window)
         meta = model_metadata("pretrain", profile, stack, stats, window, seed)
-        meta.diffusion = result.diffusion_info()
+        meta.diffusion, meta.context = result.diffusion_info(), spec
         meta.world_size = dinfo.world
         if dinfo.is_main:
             save_model(output, result.tensors(), meta, overwrite=overwrite)
@@ -268,7 +294,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
           device: str | None = "auto", extent: Any = None, report: str | None = None, overwrite: bool = False,
           early_stopping: bool = False, resume: bool = False, class_balance: float | None = None,
           cv_block: float | None = None, pseudo_labels: float | None = None, whitewater: float | None = None,
-          overrides: dict | None = None, reporter: Reporter | None = None) -> dict:
+          overrides: dict | None = None, context: bool = False, reporter: Reporter | None = None) -> dict:
     """Train the diffusion-guided group network from training polygons -> a model file (and HTML report).
 
     Without ``pretrained``, the diffusion model is pretrained first on the same rasters (profile iterations or
@@ -286,6 +312,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     as water (``train.gather_whitewater``), so that the surf line is not mapped as the nearest bright class.
     ``overrides`` (``{"training.guidance_dropout": 0.5}``; ``train --set``) change fields of the profile's stage
     configurations before the options above (:func:`config.get_profile`); the model file records the result.
+    ``context`` adds the landscape context bands (:func:`pretrain`); a pretrained file with them turns it on.
 
     Returns:
         outputs dict: ``output``, ``report``, ``metrics`` (val OA / AA / kappa of BDGF and of the random forest).
@@ -318,14 +345,8 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     if dinfo.enabled:
         rep.info(f"torchrun: {dinfo.world} processes, data parallel ({dev.type})")
     started = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    mods = [spectral, *auxiliary]
-    pmeta = read_metadata(pretrained) if pretrained else None   # header only: checked before any work
-    if pmeta is not None and pmeta.kind != "pretrain":
-        raise EngineError(f"{os.path.basename(pretrained)} is a {pmeta.kind} file, not pretrained diffusion "
-                          "weights", "Give a file written by pretrain as --pretrained.")
-    stack, mods = (_open_matched(pmeta, mods, None, pretrained, rep) if pmeta is not None
-                   else (RasterStack(mods, reporter=rep), mods))
-    with stack:
+    with contextlib.ExitStack() as scope:
+        stack, spec = _training_stack(spectral, auxiliary, pretrained, context, scope, rep)
         window = _window(stack, extent)
         # -- pre-flight: everything that can fail is checked before the long steps ----------------------
         if cv_block is not None:
@@ -340,7 +361,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         training_report = _training_report(run, pixels, started, rep, dev, spectral, auxiliary, training,
                                            class_field, pretrained, profile, seed, tcfg)
         meta = model_metadata("classifier", profile, stack, stats, window, seed)
-        meta.diffusion, meta.classes = diffusion, run["model"].classes
+        meta.diffusion, meta.classes, meta.context = diffusion, run["model"].classes, spec
         meta.network_config, meta.training_config = prof.network.to_dict(), tcfg.to_dict()
         meta.patch_size, meta.halo = tcfg.patch_size, extractor.halo + tcfg.patch_size // 2
         meta.pca_components = run["model"].inputs.n_spectral if run["model"].inputs.pca_components is not None else None
@@ -363,6 +384,26 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
 
         out["report"] = write_html_report(report, training_report, overwrite=overwrite)
     return out
+
+
+def _training_stack(spectral: Modality, auxiliary: Sequence[Modality], pretrained: str | None, context: bool,
+                    scope: contextlib.ExitStack, rep: Reporter) -> tuple[RasterStack, dict | None]:
+    """``(stack, landscape context spec)`` of a training, both held open by ``scope``: the inputs with the context
+    when asked or when the pretrained file has it (:func:`_context_spec`), matched to the pretrained file's bands.
+
+    Raises:
+        EngineError: a pretrained file of another kind or other modalities; see :func:`_context_spec`.
+    """
+    pmeta = read_metadata(pretrained) if pretrained else None   # header only: checked before any work
+    if pmeta is not None and pmeta.kind != "pretrain":
+        raise EngineError(f"{os.path.basename(pretrained)} is a {pmeta.kind} file, not pretrained diffusion "
+                          "weights", "Give a file written by pretrain as --pretrained.")
+    spec = _context_spec(context, pmeta, pretrained, rep)
+    grid, aux = scope.enter_context(context_inputs(spectral, auxiliary, spec, None, rep))
+    mods = [spectral, *aux]
+    stack = (_open_matched(pmeta, mods, grid, pretrained, rep)[0] if pmeta is not None
+             else RasterStack(mods, grid, reporter=rep))
+    return scope.enter_context(stack), spec
 
 
 def _diffusion_model(stack: RasterStack, pretrained: str | None, prof: Any, seed: int, window: Any, output: str,
@@ -826,6 +867,14 @@ def _classifier_and_grid(model: str, mods: Sequence[Modality], device: str | Non
     return tensors, meta, get_profile(meta.profile), grid, dev
 
 
+def _scene_stack(meta: ModelMetadata, spectral: Modality, auxiliary: Sequence[Modality], grid: Any, model: str,
+                 band_order: str, scope: contextlib.ExitStack, rep: Reporter) -> RasterStack:
+    """The scene's stack on ``grid`` in the model's band order, with the landscape context derived over the whole
+    grid when the model has one (held in memory by ``scope``)."""
+    grid, aux = scope.enter_context(context_inputs(spectral, auxiliary, meta.context, grid, rep))
+    return _open_matched(meta, [spectral, *aux], grid, model, rep, band_order)[0]
+
+
 def _check_scene(meta: ModelMetadata, stack: RasterStack, window: Any, model: str, rep: Reporter) -> None:
     """A sample of the scene has valid pixels and values on the training data's scale (``engine.checks``)."""
     from .checks import check_value_ranges, scene_statistics
@@ -876,8 +925,6 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
             a scene without valid pixels or on another scale; an unwritable or full output folder; an applicability
             raster asked of a model file without training pixels (written by an earlier engine).
     """
-    import contextlib
-
     from .distributed import setup, teardown
     from .io.rasters import ClassificationWriter
     from .models.classifier import TrainedModel
@@ -896,8 +943,8 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
 
         require_reference(tensors, model, "has no area of applicability", "leave --applicability out")
     dinfo, dev = setup(dev)
-    stack, mods = _open_matched(meta, mods, grid, model, rep, band_order)
-    with stack:
+    with contextlib.ExitStack() as scope:
+        stack = scope.enter_context(_scene_stack(meta, spectral, auxiliary, grid, model, band_order, scope, rep))
         window = _window(stack, extent)
         _check_scene(meta, stack, window, model, rep)
         out_grid = stack.grid if window is None else stack.grid.crop(window)
@@ -1025,8 +1072,8 @@ def suggest(model: str, spectral: Modality, auxiliary: Sequence[Modality], outpu
         from .applicability import require_reference
 
         require_reference(tensors, model, "cannot rank by dissimilarity", "rank by entropy or margin")
-    stack, mods = _open_matched(meta, mods, grid, model, rep, band_order)
-    with stack:
+    with contextlib.ExitStack() as scope:
+        stack = scope.enter_context(_scene_stack(meta, spectral, auxiliary, grid, model, band_order, scope, rep))
         window = _window(stack, extent)
         _check_scene(meta, stack, window, model, rep)
         tm = TrainedModel.from_tensors(tensors, meta, dev)

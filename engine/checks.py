@@ -254,7 +254,7 @@ def check_value_ranges(model: Sequence[ModalityInfo], scene: Sequence[Sequence[B
     log = _logger(reporter)
     for info, stats in zip(model, scene):
         pairs = [(b, now, b.statistics) for b, now in zip(info.bands, stats) if b.statistics is not None]
-        if not pairs:
+        if not pairs or info.kind == "context":     # derived from the spectral bands, checked there
             continue
         logs = sorted(math.log10(_magnitude(n) / _magnitude(t)) for _, n, t in pairs)
         median = logs[len(logs) // 2]

@@ -28,7 +28,7 @@ from .io.schema import (FILE_KINDS, FORMAT_VERSION, Band, BandStatistics, Catego
 __all__ = [
     "ENGINE_VERSION", "PROFILES", "DEVICES", "BACKENDS", "COMPILE_MODES", "COMPILE_MIN_PIXELS", "MAX_ENSEMBLE_MEMBERS",
     "COARSE_TO_FINE_MODES", "MODALITY_KINDS",
-    "AUXILIARY_KINDS", "SAR_KINDS", "FILE_KINDS",
+    "AUXILIARY_KINDS", "CONTEXT_SIGMAS_M", "SAR_KINDS", "FILE_KINDS",
     "FORMAT_VERSION", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_OUTPUT_EXISTS",
     "EngineError", "OutputExistsError", "Cancelled", "checkpoint_path", "checkpoint_paths", "temporary_name",
     "temporary_glob", "EVENTS", "progress_event", "log_event", "metric_event", "done_event", "error_event",
@@ -55,10 +55,14 @@ COARSE_TO_FINE_MODES = ("on", "off")
 COMPILE_MIN_PIXELS = 4_000_000
 #: train --members: most group networks one model may hold (an ensemble; 1 = one network, the default)
 MAX_ENSEMBLE_MEMBERS = 8
-#: Modality kinds: spectral reflectance / DN, SAR backscatter in dB or linear power, elevation in metres.
-MODALITY_KINDS = ("spectral", "sar_db", "sar_linear", "elevation")
+#: Modality kinds: spectral reflectance / DN, SAR backscatter in dB or linear power, elevation in metres, and the
+#: landscape context the engine derives from the spectral bands (``engine.data.context``; never given as a file).
+MODALITY_KINDS = ("spectral", "sar_db", "sar_linear", "elevation", "context")
 #: Kinds of ``--aux KIND FILE...``.
-AUXILIARY_KINDS = MODALITY_KINDS[1:]
+AUXILIARY_KINDS = ("sar_db", "sar_linear", "elevation")
+#: Landscape context (``pretrain / train --context``): NDWI averaged with Gaussians of these standard deviations,
+#: metres, one auxiliary band each (docs/benchmarks.md, "Landscape context as an auxiliary input").
+CONTEXT_SIGMAS_M = (100.0, 500.0)
 SAR_KINDS = ("sar_db", "sar_linear")
 #: Band descriptions of ``classify --uncertainty`` (band 1, band 2).
 UNCERTAINTY_BANDS = ("normalised_entropy", "margin")

@@ -123,6 +123,7 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
     OUTPUT_TABLE = "OUTPUT_TABLE"
     RESUME = "RESUME"
     BAND_ORDER = "BAND_ORDER"
+    LANDSCAPE_CONTEXT = "LANDSCAPE_CONTEXT"
 
     _name = ""
     _group = "classification"
@@ -552,6 +553,25 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
         is cancelled or fails, so RESUME can continue it; the engine removes them after a successful run."""
         return contract.checkpoint_paths(output)
 
+    def add_context(self):
+        self.add(QgsProcessingParameterBoolean(
+            self.LANDSCAPE_CONTEXT, self.tr("Landscape context (water index over 100 m and 500 m)"),
+            defaultValue=False), advanced=True)
+
+    def context_help(self) -> str:
+        return self.tr("Add two auxiliary bands derived from the spectral bands over the whole scene: the water index "
+                       "NDWI (green and near-infrared bands, found by their Sentinel-2 names or wavelength tags) "
+                       "averaged over 100 m and 500 m around each pixel. They tell a pixel near open water from one "
+                       "far inland, which a 5 x 5 px patch cannot: salt marsh along inland forest edges and built-up "
+                       "on the beach line are the errors they remove. The model file records it, and classification "
+                       "derives the bands again by itself.")
+
+    def context_args(self, parameters, context) -> list[str]:
+        if self.parameterDefinition(self.LANDSCAPE_CONTEXT) is None or not self.parameterAsBoolean(
+                parameters, self.LANDSCAPE_CONTEXT, context):
+            return []
+        return ["--context"]
+
     def add_resume(self):
         self.add(QgsProcessingParameterBoolean(
             self.RESUME, self.tr("Resume an interrupted run from its checkpoint"), defaultValue=False), advanced=True)
@@ -604,6 +624,8 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
             except OSError as exc:
                 raise QgsProcessingException(self.tr("Cannot create the folder of {path}: {error}").format(
                     path=path, error=exc.strerror or exc))
+        if stages:   # the landscape context, when the model has one, is derived first (a few seconds)
+            stages = [("context", 0.05), *stages]
         try:
             return runner.run_engine(command, args, feedback, stages=stages, log_path=self.log_path(main_output),
                                      cleanup_on_cancel=outputs)

@@ -36,6 +36,7 @@ class PretrainAlgorithm(BdgfAlgorithm):
                                    "published settings (needs a GPU).")),
             (self.ITERATIONS, self.tr("Number of pretraining iterations (empty: the profile's default).")),
             (self.SEED, self.tr("Random seed, for reproducible runs.")),
+            (self.LANDSCAPE_CONTEXT, self.context_help()),
             (self.RESUME, self.tr("Continue a pretraining that was cancelled or failed, from the checkpoint "
                                   "<output>.checkpoint.safetensors it left next to the output. Give the same inputs "
                                   "and output file as the interrupted run.")),
@@ -50,6 +51,7 @@ class PretrainAlgorithm(BdgfAlgorithm):
         self.add_profile()
         self.add_int(self.ITERATIONS, self.tr("Pretraining iterations"))
         self.add_int(self.SEED, self.tr("Random seed"), minimum=0, default=0)
+        self.add_context()
         self.add_resume()
         self.add(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Pretrained model"), self.tr("Safetensors model (*.safetensors)")))
@@ -76,7 +78,7 @@ class PretrainAlgorithm(BdgfAlgorithm):
         args = (self.prepared["inputs"] + ["--output", output] + self.profile_args(parameters, context)
                 + self.int_args(parameters, context, [(self.ITERATIONS, "--iterations"), (self.SEED, "--seed")])
                 + self.extent_args(parameters, context) + self.device_args(parameters, context)
-                + self.resume_args(parameters, context))
+                + self.context_args(parameters, context) + self.resume_args(parameters, context))
         outputs = self.run_engine("pretrain", args, feedback, parameters, context, output, stages=[("pretrain", 1)],
                                   outputs_to_clean=[output], keep=self.checkpoints(output))
         return {self.OUTPUT_MODEL: outputs.get("output", output)}

@@ -90,6 +90,8 @@ class TrainAlgorithm(BdgfAlgorithm):
                                             "classify with the mean of their class probabilities (an ensemble). "
                                             "Steadier with few polygons per class; 3 members take about 2.5-3 "
                                             "times as long to train and to classify. Empty or 1: one network.")),
+            (self.LANDSCAPE_CONTEXT, self.context_help() + " " + self.tr(
+                "On by itself when the pretrained model has it (it must then be pretrained with it).")),
             (self.RESUME, self.tr("Continue a training that was cancelled or failed, from the checkpoints "
                                   "<output>.checkpoint.safetensors (.cv, .pre) it left next to the output: finished "
                                   "cross-validation folds and stages are not run again. Give the same inputs and "
@@ -133,6 +135,7 @@ class TrainAlgorithm(BdgfAlgorithm):
                                               QgsProcessingParameterNumber.Double, optional=True,
                                               minValue=0.0, maxValue=1.0), advanced=True)
         self.add_int(self.ENSEMBLE_MEMBERS, self.tr("Ensemble members"), minimum=1, maximum=MAX_ENSEMBLE_MEMBERS)
+        self.add_context()
         self.add_resume()
         self.add(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), self.tr("Safetensors model (*.safetensors)")))
@@ -230,7 +233,7 @@ class TrainAlgorithm(BdgfAlgorithm):
         if block:
             args += ["--cv-block-size", repr(block)]
         args += self.extent_args(parameters, context) + self.device_args(parameters, context)
-        args += self.resume_args(parameters, context)
+        args += self.context_args(parameters, context) + self.resume_args(parameters, context)
         stages = [("gather", 1), ("train", 3)]
         if not self.is_set(parameters, self.PRETRAINED):
             stages.insert(0, ("pretrain", 3))

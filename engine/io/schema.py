@@ -246,6 +246,8 @@ class ModelMetadata:
         pca_components: spectral PCA components (None = no PCA). report: the training report's figures.
         training_data: ``{"file", "class_field"}`` of the training polygons. world_size: processes that trained.
         state: a checkpoint's loop state (stage, iteration / epoch, RNG, optimiser groups, history).
+        context: how the landscape context modality was derived (``engine.data.context.ContextSpec``: ``{"index",
+            "sigma_m"}``), None without one; ``classify`` derives it again from the spectral bands.
         engine_version, created: written by :func:`engine.io.artifact.save_model`.
         tensors_sha256: SHA-256 of the safetensors data section (None for format-1 files).
     """
@@ -266,6 +268,7 @@ class ModelMetadata:
     training_data: dict | None = None
     state: dict | None = None
     world_size: int = 1
+    context: dict | None = None
     engine_version: str = ""
     created: str = ""
     tensors_sha256: str | None = None
@@ -294,7 +297,7 @@ class ModelMetadata:
              "diffusion": self.diffusion.to_dict() if self.diffusion else None,
              "classes": [c.to_dict() for c in self.classes]}
         for name in ("network_config", "training_config", "patch_size", "halo", "pca_components", "report",
-                     "training_data", "state", "world_size", "tensors_sha256"):
+                     "training_data", "state", "world_size", "context", "tensors_sha256"):
             d[name] = getattr(self, name)
         return d
 
@@ -327,7 +330,7 @@ class ModelMetadata:
                 network_config=d.get("network_config"), training_config=d.get("training_config"),
                 patch_size=d.get("patch_size"), halo=d.get("halo"), pca_components=d.get("pca_components"),
                 report=d.get("report"), training_data=d.get("training_data"), state=d.get("state"),
-                world_size=int(d.get("world_size") or 1), engine_version=str(d.get("engine_version", "")),
+                world_size=int(d.get("world_size") or 1), context=d.get("context"), engine_version=str(d.get("engine_version", "")),
                 created=str(d.get("created", "")), tensors_sha256=d.get("tensors_sha256"),
                 format_version=int(version))
         except (KeyError, TypeError, ValueError) as exc:
@@ -350,6 +353,8 @@ class ModelMetadata:
                 raise _bad(path, f"the {m.kind} modality has no bands")
             if any(b.statistics is None for b in m.bands):
                 raise _bad(path, f"a band of the {m.kind} modality has no statistics")
+        if any(m.kind == "context" for m in self.modalities) != isinstance(self.context, dict):
+            raise _bad(path, "a landscape context modality needs its 'context' settings, and they need the modality")
         if self.diffusion is None:
             raise _bad(path, "the diffusion stage (config, band layout) is missing")
         if self.kind == "classifier":

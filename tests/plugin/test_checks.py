@@ -173,6 +173,25 @@ def test_pseudo_label_share_is_range_checked_and_reaches_the_engine(provider, tr
     assert seen["args"][seen["args"].index("--whitewater") + 1] == "0.0"      # 0 switches whitewater off
 
 
+def test_landscape_context_checkbox_reaches_pretrain_and_train(provider, monkeypatch, tmp_path):
+    from qgis.core import QgsProcessingFeedback
+
+    for alg_id in ("bdgf:pretrain", "bdgf:train"):
+        alg, ctx = _alg(alg_id)
+        seen = []
+
+        def fake_run(self, command, args, *rest, **kw):
+            seen.append(list(args))
+            return {"output": args[args.index("--output") + 1]}
+        monkeypatch.setattr(type(alg), "run_engine", fake_run)
+        alg.prepared = {"inputs": ["--spectral", *band_paths()]}
+        for ticked in (False, True):
+            alg.processAlgorithm({"SPECTRAL": band_paths(), "LANDSCAPE_CONTEXT": ticked,
+                                  "OUTPUT_MODEL": str(tmp_path / "m.safetensors"), "OUTPUT_REPORT": ""}, ctx,
+                                 QgsProcessingFeedback())
+        assert ["--context" in args for args in seen] == [False, True], alg_id
+
+
 def test_validation_mode_is_checked_before_the_engine_runs(provider, training_polys):
     alg, ctx = _alg("bdgf:train")
     base = {"SPECTRAL": band_paths(), "TRAINING": training_polys, "CLASS_FIELD": "class_id",
