@@ -92,132 +92,132 @@
 <context>
     <name>BdgfAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="146"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="147"/>
         <source>Accuracy assessment</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="147"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="148"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="191"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="192"/>
         <source>Spectral rasters (stacked in order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="194"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="195"/>
         <source>Auxiliary rasters (SAR or elevation)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="197"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
         <source>Auxiliary kind</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="197"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
         <source>SAR backscatter (dB)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="197"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
         <source>SAR backscatter (linear power)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="197"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
         <source>Elevation</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="203"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="204"/>
         <source>Extent (empty: the whole raster)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="207"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="208"/>
         <source>Device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="207"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="208"/>
         <source>Automatic (CUDA if available)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="207"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="208"/>
         <source>CUDA GPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="207"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="208"/>
         <source>CPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="212"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="213"/>
         <source>Profile</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="212"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="213"/>
         <source>Fast</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="212"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="213"/>
         <source>Paper (full published settings)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="224"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="225"/>
         <source>Class field (empty: from the layer&apos;s categorized style)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="254"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="255"/>
         <source>Give at least one spectral raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="439"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="440"/>
         <source>Choose a class field: the layer &apos;{name}&apos; has no categorized style to take the classes from.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="487"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="488"/>
         <source>The polygon layer is not valid.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="524"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="525"/>
         <source>The polygon layer has no features (or no selected features).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="508"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="509"/>
         <source>The extent does not overlap the rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="545"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="546"/>
         <source>Engine: {python} ({device})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="497"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="498"/>
         <source>Field &apos;{field}&apos; is not in the polygon layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="525"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="526"/>
         <source>No polygon overlaps the rasters (or the extent {extent}, {crs}). Check that the polygons and the rasters cover the same place.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="529"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="530"/>
         <source>The class field &apos;{field}&apos; has {n} class(es) in the (selected) polygons inside the rasters and extent: at least two classes are needed.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -227,107 +227,107 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="354"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="355"/>
         <source>{param}: the file {path} does not exist. Check the path (was the file moved or renamed?).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="357"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="358"/>
         <source>{param}: {path} exists but cannot be opened as a layer. Check that it is a raster or vector file GDAL/OGR can read.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="403"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="404"/>
         <source>The output &apos;{output}&apos; ({path}) is also the input &apos;{input}&apos;: the run would replace its own input. Choose another file name for the output.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="407"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="408"/>
         <source>The outputs &apos;{a}&apos; and &apos;{b}&apos; are the same file {path}: give each output its own file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="412"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="413"/>
         <source>The output &apos;{output}&apos; ({path}) is a folder: give a file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="417"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="418"/>
         <source>The folder {folder} of the output &apos;{output}&apos; cannot be written ({problem}). Choose a folder you can write to.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="457"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="458"/>
         <source>point</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="457"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="458"/>
         <source>line</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="458"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="459"/>
         <source>polygon</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="459"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="460"/>
         <source>polygons or points</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="459"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="460"/>
         <source>polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="460"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="461"/>
         <source>&apos;{name}&apos; is a {kind} layer, but &apos;{param}&apos; needs {needs}. Digitize polygons around the areas to label, or buffer the {kind}s first (Vector &gt; Geoprocessing Tools &gt; Buffer).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="465"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="466"/>
         <source>The layer &apos;{name}&apos; given as &apos;{param}&apos; is empty (no features, or no selected features with &apos;Selected features only&apos;).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="476"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="477"/>
         <source>Class value(s) {values} in the field &apos;{field}&apos; cannot be used: class values must be whole numbers from 1 to 65535, because 0 is the nodata value of the classified map. Recode them (for example with the Field Calculator) or use a text class field.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="556"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="576"/>
         <source>Resume an interrupted run from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="572"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="592"/>
         <source>&apos;Resume&apos; is ticked but there is no checkpoint of an interrupted run for the output {output} ({checkpoint}). Give the same output file as the interrupted run, or untick &apos;Resume&apos; to start from the beginning.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="574"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="594"/>
         <source>(temporary file)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="581"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="601"/>
         <source>The checkpoint {files} was kept: run again with &apos;Resume&apos; ticked (same inputs and output) to continue from it.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="599"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="619"/>
         <source>{path} exists: it is replaced when the run succeeds (left as it is if the run fails or is cancelled).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="605"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="625"/>
         <source>Cannot create the folder of {path}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="612"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="634"/>
         <source>Cancelled by the user; no output written.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -337,8 +337,18 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="330"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="331"/>
         <source>{name}: {value} is outside the allowed range {low} to {high}.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="557"/>
+        <source>Landscape context (water index over 100 m and 500 m)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="562"/>
+        <source>Add two auxiliary bands derived from the spectral bands over the whole scene: the water index NDWI (green and near-infrared bands, found by their Sentinel-2 names or wavelength tags) averaged over 100 m and 500 m around each pixel. They tell a pixel near open water from one far inland, which a 5 x 5 px patch cannot: salt marsh along inland forest edges and built-up on the beach line are the errors they remove. The model file records it, and classification derives the bands again by itself.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
@@ -396,7 +406,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="263"/>
+        <location filename="../bdgf_plugin/runner.py" line="270"/>
         <source>The file does not exist.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -426,48 +436,48 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="240"/>
+        <location filename="../bdgf_plugin/runner.py" line="247"/>
         <source>killed by signal {name}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="241"/>
+        <location filename="../bdgf_plugin/runner.py" line="248"/>
         <source>exit code {code}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="302"/>
+        <location filename="../bdgf_plugin/runner.py" line="309"/>
         <source>Cancelling: stopping the engine (process {pid})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="386"/>
+        <location filename="../bdgf_plugin/runner.py" line="393"/>
         <source>Cancelled: the BDGF engine was stopped ({how}).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="390"/>
+        <location filename="../bdgf_plugin/runner.py" line="397"/>
         <source>The BDGF engine reported an error.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="392"/>
+        <location filename="../bdgf_plugin/runner.py" line="399"/>
         <source>Hint: </source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="395"/>
+        <location filename="../bdgf_plugin/runner.py" line="402"/>
         <source>(no error output)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="396"/>
+        <location filename="../bdgf_plugin/runner.py" line="403"/>
         <source>The BDGF engine stopped unexpectedly ({how}) during &apos;{command}&apos;. Last lines of its error output:
 {tail}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="401"/>
+        <location filename="../bdgf_plugin/runner.py" line="408"/>
         <source>The BDGF engine finished &apos;{command}&apos; without reporting its outputs.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -477,7 +487,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/runner.py" line="381"/>
+        <location filename="../bdgf_plugin/runner.py" line="388"/>
         <source>The engine had finished and written its outputs before the cancel arrived; they are kept.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -894,32 +904,32 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/pretrain.py" line="51"/>
+        <location filename="../bdgf_plugin/algorithms/pretrain.py" line="52"/>
         <source>Pretraining iterations</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/pretrain.py" line="52"/>
+        <location filename="../bdgf_plugin/algorithms/pretrain.py" line="53"/>
         <source>Random seed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/pretrain.py" line="54"/>
+        <location filename="../bdgf_plugin/algorithms/pretrain.py" line="56"/>
         <source>Pretrained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/pretrain.py" line="54"/>
+        <location filename="../bdgf_plugin/algorithms/pretrain.py" line="56"/>
         <source>Safetensors model (*.safetensors)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/pretrain.py" line="39"/>
+        <location filename="../bdgf_plugin/algorithms/pretrain.py" line="40"/>
         <source>Continue a pretraining that was cancelled or failed, from the checkpoint &lt;output&gt;.checkpoint.safetensors it left next to the output. Give the same inputs and output file as the interrupted run.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/pretrain.py" line="42"/>
+        <location filename="../bdgf_plugin/algorithms/pretrain.py" line="43"/>
         <source>Pretrained diffusion weights (.safetensors) with their metadata. An existing file is replaced only when pretraining succeeds.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1458,67 +1468,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="99"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="101"/>
         <source>HTML report: classes, pixel counts, validation accuracy.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="104"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="106"/>
         <source>Training polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="106"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="108"/>
         <source>Pretrained diffusion model (optional)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="112"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="114"/>
         <source>Pretraining iterations</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="113"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="115"/>
         <source>Training epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="114"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="116"/>
         <source>Random seed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="121"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="123"/>
         <source>Validation fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="137"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="140"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="137"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="140"/>
         <source>Safetensors model (*.safetensors)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="139"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="142"/>
         <source>Training report</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="139"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="142"/>
         <source>HTML files (*.html)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="197"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="200"/>
         <source>Classes from the layer style: {classes}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="183"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="186"/>
         <source>{path} is a {kind} model, not pretrained diffusion weights: give a file written by &apos;Pretrain diffusion model&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1538,12 +1548,12 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="97"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="99"/>
         <source>The trained model (.safetensors). An existing file is replaced only when training succeeds; it can never be one of the inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="115"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="117"/>
         <source>Validation (cv:K, holdout:F or none)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1553,12 +1563,12 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="125"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="127"/>
         <source>Class balance (0-1)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="93"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="95"/>
         <source>Continue a training that was cancelled or failed, from the checkpoints &lt;output&gt;.checkpoint.safetensors (.cv, .pre) it left next to the output: finished cross-validation folds and stages are not run again. Give the same inputs and output file as the interrupted run.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1568,17 +1578,17 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="117"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="119"/>
         <source>Spatial block size for cross-validation (m)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="170"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="173"/>
         <source>A spatial block size for cross-validation needs validation cv:K, not {mode}: use cv:K or clear the block size.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="128"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="130"/>
         <source>Pseudo-label share (0-0.95)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1593,7 +1603,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="131"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="133"/>
         <source>Whitewater share of water and sand polygons (0-1)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1603,8 +1613,13 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="135"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="137"/>
         <source>Ensemble members</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="93"/>
+        <source>On by itself when the pretrained model has it (it must then be pretrained with it).</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
