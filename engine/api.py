@@ -360,6 +360,8 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         run = _train_classifier(stack, pixels, extractor, stats, prof, seed, window, output, resume, dev, dinfo, rep)
         training_report = _training_report(run, pixels, started, rep, dev, spectral, auxiliary, training,
                                            class_field, pretrained, profile, seed, tcfg)
+        training_report["settings"]["landscape_context"] = (
+            f"NDWI, Gaussians of {', '.join(f'{v:g}' for v in spec['sigma_m'])} m" if spec else "off")
         meta = model_metadata("classifier", profile, stack, stats, window, seed)
         meta.diffusion, meta.classes, meta.context = diffusion, run["model"].classes, spec
         meta.network_config, meta.training_config = prof.network.to_dict(), tcfg.to_dict()

@@ -18,6 +18,7 @@ from engine.data.context import ContextSpec, LandscapeContext, context_inputs
 from engine.data.grid import Modality, RasterStack
 from engine.errors import EngineError
 from engine.io.schema import ModelMetadata, read_metadata
+from tests.engine.conftest import embedded_result
 from tests.engine.test_pipeline import BANDS, EXTENT, POLYGONS, events, run_engine
 
 
@@ -74,8 +75,10 @@ def test_context_travels_through_the_model_file(tmp_path):
     model = tmp_path / "model.safetensors"     # no --context: the pretrained file's context is used
     train = run_engine("train", "--spectral", *BANDS, "--training", POLYGONS, "--class-field", "class_id",
                        "--pretrained", str(pre), "--validation", "none", "--epochs", "1", "--output", str(model),
-                       *common)
+                       "--report", str(tmp_path / "train.html"), *common)
     assert any("Landscape context: on, as in pre_ctx.safetensors" in e.get("message", "") for e in events(train.stdout))
+    settings = embedded_result((tmp_path / "train.html").read_text(encoding="utf-8"))["settings"]
+    assert settings["landscape_context"] == "NDWI, Gaussians of 100, 500 m"
     cmeta = read_metadata(model)
     assert cmeta.context == meta.context and [m.kind for m in cmeta.modalities] == ["spectral", "context"]
     out = tmp_path / "map.tif"
