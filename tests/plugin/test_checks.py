@@ -228,3 +228,16 @@ def test_spatial_block_size_needs_cross_validation_and_reaches_the_engine(provid
                           "OUTPUT_REPORT": ""}, ctx, QgsProcessingFeedback())
     i = seen["args"].index("--cv-block-size")
     assert seen["args"][i + 1] == "1500.0"
+
+
+def test_a_model_with_landscape_context_asks_for_no_auxiliary_raster(provider):
+    """The context modality is derived by the engine: Classify must not ask the analyst for a raster of it."""
+    from bdgf.bdgf_plugin.algorithms.classify import model_inputs
+
+    band = {"modality": 0, "kind": "spectral", "file": "s2.tif", "index": 1}
+    meta = {"modalities": [{"kind": "spectral", "bands": [band] * 13},
+                           {"kind": "context", "files": ["landscape_context.tif"], "bands": [band, band]}],
+            "context": {"index": "ndwi", "sigma_m": [100.0, 500.0]}}
+    assert model_inputs(meta) == (13, [])
+    meta["modalities"].insert(1, {"kind": "sar_db", "bands": [band, band]})
+    assert model_inputs(meta) == (13, [("sar_db", 2)])
