@@ -111,7 +111,7 @@ def _metres_per_unit(grid: ReferenceGrid) -> float:
 def _block_sums(ndwi: np.ndarray, valid: np.ndarray, f: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Sums of NDWI and counts of valid pixels over ``f x f`` blocks of one band of rows ``(rows, W)``."""
     rows = ndwi.shape[0]
-    pad_r, pad_c = (-rows) % f, width % f and f - width % f
+    pad_r, pad_c = (-rows) % f, (-width) % f
     v = np.pad(np.where(valid, ndwi, 0.0), ((0, pad_r), (0, pad_c)))
     n = np.pad(valid.astype(np.float32), ((0, pad_r), (0, pad_c)))
     shape = (v.shape[0] // f, f, v.shape[1] // f, f)

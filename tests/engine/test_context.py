@@ -95,3 +95,18 @@ def test_context_travels_through_the_model_file(tmp_path):
     last = events(refused.stdout)[-1]
     assert refused.returncode == 2 and "pre.safetensors was pretrained without landscape context" in last["message"]
     assert not (tmp_path / "never.safetensors").exists()
+
+
+def test_block_sums_cover_a_ragged_edge():
+    from engine.data.context import _block_sums
+
+    rng = np.random.default_rng(0)
+    ndwi = rng.uniform(-1, 1, (5, 7)).astype(np.float32)
+    valid = rng.random((5, 7)) > 0.3
+    sums, counts = _block_sums(ndwi, valid, 3, 7)
+    assert sums.shape == counts.shape == (2, 3)
+    for i in range(2):
+        for j in range(3):
+            block = (slice(3 * i, 3 * i + 3), slice(3 * j, 3 * j + 3))
+            assert counts[i, j] == valid[block].sum()
+            assert sums[i, j] == pytest.approx(ndwi[block][valid[block]].sum(), abs=1e-5)
