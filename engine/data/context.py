@@ -36,11 +36,10 @@ from ..contract import CONTEXT_SIGMAS_M
 from ..errors import EngineError
 from ..io.schema import Band
 from .grid import Modality, RasterStack, ReferenceGrid, default_grid
+from .whitewater import BAND_TOLERANCE_NM, GREEN_NM, NIR_NM, band_near
 
-__all__ = ["ContextSpec", "LandscapeContext", "context_inputs", "context_band_indices", "CONTEXT_FILE", "GREEN_NM",
-           "NIR_NM"]
+__all__ = ["ContextSpec", "LandscapeContext", "context_inputs", "context_band_indices", "CONTEXT_FILE"]
 
-GREEN_NM, NIR_NM, BAND_TOLERANCE_NM = 560.0, 842.0, 60.0
 #: file name of the derived raster (the model file records its bands under this name)
 CONTEXT_FILE = "landscape_context.tif"
 #: rows of the reference grid read at a time while the context is computed (times the coarse factor)
@@ -85,17 +84,14 @@ def context_band_indices(band_info: Sequence[dict]) -> tuple[int, int]:
     """
     wl = [Band.of_stack_band(0, "spectral", i).wavelength_nm for i in band_info]
     known = np.array([np.nan if w is None else w for w in wl], float)
-    picks = []
-    for centre in (GREEN_NM, NIR_NM):
-        dist = np.abs(known - centre)
-        i = int(np.nanargmin(dist)) if np.isfinite(dist).any() else -1
-        if i < 0 or dist[i] > BAND_TOLERANCE_NM:
-            found = ", ".join(f"{w:g} nm" for w in known if np.isfinite(w)) or "none"
-            raise EngineError(f"Landscape context needs a green band (about {GREEN_NM:g} nm) and a near-infrared band "
-                              f"(about {NIR_NM:g} nm); the spectral bands' known wavelengths: {found}",
-                              "Name Sentinel-2 bands B03 and B08 (file name or band description) or tag each band "
-                              "with its wavelength, or train without landscape context.")
-        picks.append(i)
+    picks = [band_near(known, GREEN_NM), band_near(known, NIR_NM)]
+    if None in picks:
+        found = ", ".join(f"{w:g} nm" for w in known if np.isfinite(w)) or "none"
+        raise EngineError(f"Landscape context needs a green band (about {GREEN_NM:g} nm) and a near-infrared band "
+                          f"(about {NIR_NM:g} nm) within {BAND_TOLERANCE_NM:g} nm; the spectral bands' known "
+                          f"wavelengths: {found}",
+                          "Name Sentinel-2 bands B03 and B08 (file name or band description) or tag each band "
+                          "with its wavelength, or train without landscape context.")
     return picks[0], picks[1]
 
 

@@ -42,7 +42,7 @@ import numpy as np
 
 __all__ = ["Whitewater", "WhitewaterStack", "whitewater_shapes", "water_classes", "reflectance_scale",
            "plan_whitewater", "sand_classes", "wet_sand_factor", "plan_swash", "AMPLITUDE", "SWASH_FOAM", "MOISTURE",
-           "GREEN_NM", "NIR_NM", "SWIR_NM", "WATER_NDWI", "WATER_DARK"]
+           "GREEN_NM", "NIR_NM", "SWIR_NM", "WATER_NDWI", "WATER_DARK", "BAND_TOLERANCE_NM", "band_near"]
 
 #: added reflectance of a foam stripe at its visible plateau (0-1 reflectance), drawn uniformly per stripe
 AMPLITUDE = (0.03, 0.20)
@@ -153,9 +153,14 @@ def _absorbed(wl: np.ndarray) -> np.ndarray:
     return np.logical_or.reduce([(wl > lo) & (wl < hi) for lo, hi in ABSORPTION_NM])
 
 
-def _band_near(wl: np.ndarray, centre: float) -> int | None:
-    i = int(np.argmin(np.abs(wl - centre)))
-    return i if abs(wl[i] - centre) <= BAND_TOLERANCE_NM else None
+def band_near(wl: np.ndarray, centre: float) -> int | None:
+    """Index of the band whose centre wavelength (nm, ``(C,)``; NaN = unknown) is nearest ``centre`` nm, or None
+    when none lies within :data:`BAND_TOLERANCE_NM`."""
+    dist = np.abs(np.asarray(wl, float) - centre)
+    if not np.isfinite(dist).any():
+        return None
+    i = int(np.nanargmin(dist))
+    return i if dist[i] <= BAND_TOLERANCE_NM else None
 
 
 def _normalized_difference(m: np.ndarray, a: int, b: int) -> np.ndarray:
@@ -174,7 +179,7 @@ def water_classes(medians: np.ndarray, wavelengths_nm: Sequence[float], scale: f
         the water classes (may be empty); empty when no band lies within 60 nm of 560 or of 842 nm.
     """
     wl = np.asarray(wavelengths_nm, float)
-    g, n, s = _band_near(wl, GREEN_NM), _band_near(wl, NIR_NM), _band_near(wl, SWIR_NM)
+    g, n, s = band_near(wl, GREEN_NM), band_near(wl, NIR_NM), band_near(wl, SWIR_NM)
     if g is None or n is None:
         return []
     m = np.asarray(medians, float)
@@ -242,7 +247,7 @@ def sand_classes(medians: np.ndarray, wavelengths_nm: Sequence[float], scale: fl
             ``(C_spec,)``. scale: raster units of reflectance 1. water: the water classes (:func:`water_classes`).
     """
     wl = np.asarray(wavelengths_nm, float)
-    r, n, s = _band_near(wl, RED_NM), _band_near(wl, NIR_NM), _band_near(wl, SWIR_NM)
+    r, n, s = band_near(wl, RED_NM), band_near(wl, NIR_NM), band_near(wl, SWIR_NM)
     if not water or r is None or n is None or s is None:
         return []
     m = np.asarray(medians, float)
