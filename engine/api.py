@@ -120,21 +120,33 @@ def _open_matched(meta: ModelMetadata, modalities: list[Modality], grid: Any, pa
     return RasterStack(reordered, stack.grid), reordered
 
 
-def _context_spec(wanted: bool, pmeta: ModelMetadata | None, pretrained: str | None, rep: Reporter) -> dict | None:
-    """The landscape context a training uses: the pretrained file's when it has one (whatever ``wanted``), the
-    default ``ContextSpec`` when ``wanted`` and nothing is pretrained, else None.
+def _context_spec(wanted: bool | Sequence[float], pmeta: ModelMetadata | None, pretrained: str | None,
+                  rep: Reporter) -> dict | None:
+    """The landscape context a run uses (``data.context.ContextSpec`` as a dict, or None): the pretrained file's
+    when it has one, else ``wanted``: True for the default scales (``contract.CONTEXT_SIGMAS_M``), a sequence of
+    Gaussian standard deviations in metres for those, False for none.
 
     Raises:
-        EngineError: ``wanted`` with a pretrained file that has no context (its U-Net never saw the bands).
+        EngineError: ``wanted`` with a pretrained file that has no context (its U-Net never saw the bands) or other
+            scales; scales that are not positive.
     """
+    scales = None if isinstance(wanted, bool) else [float(v) for v in wanted]
     if pmeta is not None:
-        if pmeta.context is None and wanted:
-            raise EngineError(f"{os.path.basename(pretrained)} was pretrained without landscape context",
+        name = os.path.basename(pretrained)
+        if pmeta.context is None and wanted is not False:
+            raise EngineError(f"{name} was pretrained without landscape context",
                               "Pretrain again with --context (QGIS: Landscape context), or train without it.")
-        if pmeta.context is not None and not wanted:
-            rep.info(f"Landscape context: on, as in {os.path.basename(pretrained)}")
+        if pmeta.context is not None and scales and scales != pmeta.context["sigma_m"]:
+            raise EngineError(f"--context {' '.join(f'{v:g}' for v in scales)}: {name} was pretrained with the "
+                              f"context scales {' '.join(f'{v:g}' for v in pmeta.context['sigma_m'])} m",
+                              "Leave the scales out (the pretrained file's are used), or pretrain again with them.")
+        if pmeta.context is not None and wanted is False:
+            rep.info(f"Landscape context: on, as in {name}")
         return pmeta.context
-    return ContextSpec().to_dict() if wanted else None
+    if wanted is False:
+        return None
+    spec = ContextSpec() if not scales else ContextSpec(sigma_m=scales)
+    return ContextSpec.from_dict(spec.to_dict()).to_dict()      # validated before any work
 
 
 def _training_pixels(training: str, class_field: str, stack: RasterStack, window: Any, rep: Reporter,
@@ -171,13 +183,13 @@ def _training_pixels(training: str, class_field: str, stack: RasterStack, window
 # ------------------------------------------------------------------------------------------------------------
 def pretrain(spectral: Modality, auxiliary: Sequence[Modality], output: str, *, profile: str = "fast",
              iterations: int | None = None, seed: int = 0, device: str | None = "auto", extent: Any = None,
-             overwrite: bool = False, resume: bool = False, context: bool = False,
+             overwrite: bool = False, resume: bool = False, context: bool | Sequence[float] = False,
              reporter: Reporter | None = None) -> dict:
     """Self-supervised BDGF diffusion pretraining (spec §2-§3) -> a pretrain file (U-Net + metadata).
 
-    ``context``: add the landscape context bands (``data.context``: NDWI averaged over 100 and 500 m, derived from
-    the spectral bands over the whole scene) as an auxiliary modality; the file records it, and a training from it
-    and its classifier derive the same bands again.
+    ``context``: add the landscape context bands (``data.context``: NDWI averaged over 100 and 500 m, or over the
+    given scales in metres, derived from the spectral bands over the whole scene) as an auxiliary modality; the
+    file records it, and a training from it and its classifier derive the same bands again.
 
     A checkpoint ``<output>.checkpoint.safetensors`` is written every ``checkpoint_every`` iterations and on
     cancel; ``resume=True`` continues from it. It is removed after the output is written.
@@ -294,7 +306,8 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
           device: str | None = "auto", extent: Any = None, report: str | None = None, overwrite: bool = False,
           early_stopping: bool = False, resume: bool = False, class_balance: float | None = None,
           cv_block: float | None = None, pseudo_labels: float | None = None, whitewater: float | None = None,
-          overrides: dict | None = None, context: bool = False, reporter: Reporter | None = None) -> dict:
+          overrides: dict | None = None, context: bool | Sequence[float] = False,
+          reporter: Reporter | None = None) -> dict:
     """Train the diffusion-guided group network from training polygons -> a model file (and HTML report).
 
     Without ``pretrained``, the diffusion model is pretrained first on the same rasters (profile iterations or
@@ -388,8 +401,8 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     return out
 
 
-def _training_stack(spectral: Modality, auxiliary: Sequence[Modality], pretrained: str | None, context: bool,
-                    scope: contextlib.ExitStack, rep: Reporter) -> tuple[RasterStack, dict | None]:
+def _training_stack(spectral: Modality, auxiliary: Sequence[Modality], pretrained: str | None,
+                    context: bool | Sequence[float], scope: contextlib.ExitStack, rep: Reporter) -> tuple[RasterStack, dict | None]:
     """``(stack, landscape context spec)`` of a training, both held open by ``scope``: the inputs with the context
     when asked or when the pretrained file has it (:func:`_context_spec`), matched to the pretrained file's bands.
 

@@ -187,7 +187,7 @@ def _add_train(sub: Any, parents: list) -> None:
                         f"probabilities (an ensemble, 1 to {MAX_ENSEMBLE_MEMBERS}; default 1). Steadier on few "
                         f"polygons per class; 3 members take 2.4-3x the training and classification time "
                         f"(see docs/profiles.md)")
-    p.add_argument("--context", action="store_true",
+    p.add_argument("--context", nargs="*", type=float, default=None, metavar="METRES",
                    help=CONTEXT_HELP + "; on by itself when the --pretrained file has it")
     p.add_argument("--early-stopping", action="store_true",
                    help="train the final model for the epoch count with the lowest mean held-out loss over the "
@@ -202,10 +202,11 @@ def _add_train(sub: Any, parents: list) -> None:
                         "docs/profiles.md (the model file records every setting)")
 
 
-CONTEXT_HELP = ("add the landscape context as two auxiliary bands: the water index NDWI (green and near-infrared "
-                "bands: Sentinel-2 names or wavelength tags) averaged over 100 m and 500 m around each pixel, derived "
-                "from the spectral bands over the whole scene. It tells a pixel near open water from one far "
-                "inland, which a 5 x 5 patch cannot; classify derives it again (see docs/profiles.md)")
+CONTEXT_HELP = ("add the landscape context as auxiliary bands: the water index NDWI (green and near-infrared bands: "
+                "Sentinel-2 names or wavelength tags) averaged around each pixel with Gaussians of these standard "
+                "deviations (default 100 and 500 m, one band each), derived from the spectral bands over the whole "
+                "scene. It tells a pixel near open water from one far inland, which a 5 x 5 patch cannot; classify "
+                "derives it again (see docs/profiles.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES, default="fast", help="configuration profile")
     p.add_argument("--iterations", type=int, metavar="N", help="pretraining iterations (default: from the profile)")
     p.add_argument("--resume", action="store_true", help="resume an interrupted pretraining from its checkpoint")
-    p.add_argument("--context", action="store_true", help=CONTEXT_HELP)
+    p.add_argument("--context", nargs="*", type=float, default=None, metavar="METRES", help=CONTEXT_HELP)
 
     _add_train(sub, [inputs, common])
     _add_classify(sub, [inputs, common])
@@ -340,6 +341,11 @@ def modalities(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     return spectral, aux
 
 
+def _context_arg(args: argparse.Namespace) -> bool | list[float]:
+    """``--context`` as ``api.pretrain / train`` take it: False (absent), True (no scales) or the scales."""
+    return False if args.context is None else (list(args.context) or True)
+
+
 def extent_arg(args: argparse.Namespace) -> dict[str, Any] | None:
     """``--extent`` / ``--extent-crs`` as ``{"bounds": (xmin, ymin, xmax, ymax), "crs": str | None}`` or None."""
     if not args.extent:
@@ -417,7 +423,7 @@ def cmd_pretrain(args: argparse.Namespace, rep: Reporter) -> dict:
 
     return api.pretrain(spectral, aux, args.output, profile=args.profile, iterations=args.iterations,
                         seed=args.seed, device=device, extent=extent, overwrite=args.overwrite,
-                        resume=args.resume, context=args.context, reporter=rep)
+                        resume=args.resume, context=_context_arg(args), reporter=rep)
 
 
 def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
@@ -446,7 +452,7 @@ def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
                      report=args.report, overwrite=args.overwrite, early_stopping=args.early_stopping,
                      resume=args.resume, class_balance=args.class_balance, cv_block=args.cv_block_size,
                      pseudo_labels=args.pseudo_labels, whitewater=args.whitewater, overrides=overrides,
-                     context=args.context, reporter=rep)
+                     context=_context_arg(args), reporter=rep)
 
 
 def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:

@@ -65,9 +65,12 @@ class ContextSpec:
     def from_dict(cls, d: dict) -> "ContextSpec":
         """Raises EngineError for an unknown index or a sigma that is not a positive number of metres."""
         spec = cls(str(d.get("index", "ndwi")), [float(s) for s in d.get("sigma_m") or []])
-        if spec.index != "ndwi" or not spec.sigma_m or min(spec.sigma_m) <= 0:
-            raise EngineError(f"Landscape context {d!r} is not one this engine can derive",
+        if spec.index != "ndwi":
+            raise EngineError(f"Landscape context index {spec.index!r} is not one this engine can derive",
                               "Use a model file written by this engine version, or update the plugin.")
+        if not 1 <= len(spec.sigma_m) <= 4 or not all(10.0 <= s <= 20_000.0 for s in spec.sigma_m):
+            raise EngineError(f"Landscape context scales {spec.sigma_m} m: give 1 to 4 scales of 10 to 20 000 m",
+                              "e.g. --context 100 500 (the default).")
         return spec
 
     def band_descriptions(self) -> list[str]:

@@ -94,7 +94,18 @@ def test_context_travels_through_the_model_file(tmp_path):
                          "--output", str(tmp_path / "never.safetensors"), *common, check=False)
     last = events(refused.stdout)[-1]
     assert refused.returncode == 2 and "pre.safetensors was pretrained without landscape context" in last["message"]
-    assert not (tmp_path / "never.safetensors").exists()
+    other = run_engine("train", "--spectral", *BANDS, "--training", POLYGONS, "--class-field", "class_id",
+                       "--pretrained", str(pre), "--context", "250", "--validation", "none", "--epochs", "1",
+                       "--output", str(tmp_path / "never.safetensors"), *common, check=False)
+    assert other.returncode == 2 and "context scales 100 500 m" in events(other.stdout)[-1]["message"]
+    tiny = run_engine("pretrain", "--spectral", *BANDS, "--context", "5", "--output", str(tmp_path / "never.st"),
+                      *common, check=False)
+    assert tiny.returncode == 2 and "give 1 to 4 scales of 10 to 20 000 m" in events(tiny.stdout)[-1]["message"]
+    assert not (tmp_path / "never.safetensors").exists() and not (tmp_path / "never.st").exists()
+    run_engine("pretrain", "--spectral", *BANDS, "--context", "150", "--iterations", "1",
+               "--output", str(tmp_path / "one.safetensors"), *common)
+    one = read_metadata(tmp_path / "one.safetensors")
+    assert one.context["sigma_m"] == [150.0] and one.band_counts == [13, 1]
 
 
 def test_block_sums_cover_a_ragged_edge():
