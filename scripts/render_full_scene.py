@@ -36,6 +36,7 @@ def main() -> int:
     import numpy as np
     import rasterio
 
+    from engine.data.context import context_inputs
     from engine.data.grid import Modality, RasterStack
     from engine.data.windows import iter_windows
     from engine.io.artifact import load_model
@@ -49,7 +50,9 @@ def main() -> int:
     s, t0 = args.stride, time.time()
     from bench_data import delmarva_scene
     scene = args.scene or str(delmarva_scene())
-    with RasterStack([Modality(sorted(glob.glob(os.path.join(scene, "s2_B*.tif"))), "spectral")]) as stack:
+    spectral = Modality(sorted(glob.glob(os.path.join(scene, "s2_B*.tif"))), "spectral")
+    # a model with landscape context gets its bands derived over the scene, as classify does
+    with context_inputs(spectral, [], meta.context) as (grid, aux), RasterStack([spectral, *aux], grid) as stack:
         H, W = stack.grid.height, stack.grid.width
         out = np.zeros(((H + s - 1) // s, (W + s - 1) // s), np.uint8)
         windows = list(iter_windows(H, W, 256))
