@@ -74,7 +74,8 @@ def main() -> int:
         from demo import render_png
 
         render_png(Path(args.output), Path(args.png),
-                   f"BDGF (fast): full Delmarva scene, {10 * s} m (every {s}. pixel of the 10 m grid)")
+                   f"BDGF (fast{', landscape context' if meta.context else ''}): full Delmarva scene, {10 * s} m "
+                   f"(every {s}. pixel of the 10 m grid)")
     print(f"done in {time.time() - t0:.0f} s: {args.output}")
     return 0
 
