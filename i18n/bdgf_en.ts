@@ -515,97 +515,92 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="102"/>
-        <source>The same auxiliary rasters as in training, if the model uses them.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="103"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="105"/>
         <source>What the auxiliary rasters hold; must match the model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="109"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="111"/>
         <source>Classify only this extent. Empty: the whole raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="112"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="114"/>
         <source>Automatic uses a CUDA GPU when available, otherwise the CPU.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="113"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="115"/>
         <source>Tile size in pixels (empty: the model&apos;s default). Smaller tiles use less memory.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="115"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="117"/>
         <source>Patches per batch (empty: the default). Lower it when the GPU runs out of memory.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="125"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="127"/>
         <source>Classified raster (GeoTIFF, class values with colour table).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="126"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="128"/>
         <source>Optional confidence raster: probability of the winning class.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="147"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="149"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="157"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="159"/>
         <source>Tile size (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="158"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="160"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="162"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="164"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="163"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="165"/>
         <source>Confidence</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="183"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="185"/>
         <source>{path} holds pretrained diffusion weights, not a trained classifier: give it to &apos;Train classifier&apos; as pretrained model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="193"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="195"/>
         <source>The model was trained on {want} spectral bands; the spectral rasters have {have}. Give the same rasters, in the same order, as in training.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="200"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="202"/>
         <source>The model uses auxiliary rasters ({kinds}); give them as auxiliary rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="203"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="205"/>
         <source>The model was trained without auxiliary rasters; leave them empty.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="208"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="210"/>
         <source>The model&apos;s auxiliary kind is {want}; the auxiliary kind chosen is {have}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="211"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="213"/>
         <source>The model was trained on {want} auxiliary bands; the auxiliary rasters have {have}.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -615,83 +610,88 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="104"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="106"/>
         <source>By band name: the bands are matched to the model&apos;s by their Sentinel-2 name (B04...), description or wavelength, reordered when given in another order, and a missing or unknown band is refused with the list the model expects. As given: the bands are used in the order given, for files renamed after training that hold the same bands in the training order.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="110"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="112"/>
         <source>Optional polygons: only pixels inside them are classified (the rest is nodata). &apos;Selected features only&apos; is honoured.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="127"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="129"/>
         <source>Optional uncertainty raster, two bands: 1 &apos;normalised_entropy&apos; (entropy of the class probabilities divided by ln K: 0 = certain, 1 = all classes equally likely) and 2 &apos;margin&apos; (probability of the best minus the second-best class: 0 = a tie). Where it is high (low margin), new training polygons help most.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="132"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="134"/>
         <source>Optional class probabilities: one band per class, named by class, values 0-1.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="149"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="151"/>
         <source>Band order</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="149"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="151"/>
         <source>By band name (reordered to the model&apos;s order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="149"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="151"/>
         <source>As given (positional, for renamed files)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="154"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="156"/>
         <source>Classify inside polygons (mask)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="165"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="167"/>
         <source>Uncertainty (entropy, margin)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="168"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="170"/>
         <source>Class probabilities</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="170"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="172"/>
         <source>Area of applicability (dissimilarity index)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="288"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="290"/>
         <source>{outside} of {pixels} classified pixels ({share:.1f} %) lie outside the area of applicability.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="186"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="188"/>
         <source>{path} was trained before the plugin kept a model&apos;s training pixels, so it has no area of applicability: train it again, or leave the area of applicability (ranking by dissimilarity) out.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="159"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="161"/>
         <source>Coarse-to-fine (skip the network inside uniform areas)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="117"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="119"/>
         <source>On (default): the network classifies every 4th pixel of every 4th row, then only the pixels whose neighbours disagree, are unsure (class probability below 0.97, or 0.9 for adjacent neighbours) or whose own spectrum differs from theirs; the others, inside uniform water, forest or fields, take their neighbours&apos; class and mean probabilities. The same classes in a third to half the time. Off: the network classifies every pixel (exact probabilities in the confidence, uncertainty and probability rasters).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="134"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="136"/>
         <source>Optional area of applicability (Meyer and Pebesma 2021): the dissimilarity index of every pixel, the distance of its band values to the nearest training pixel over the mean distance between training pixels. Above the model&apos;s threshold (shown in magenta) the scene is unlike every training polygon: the map extrapolates there and the cross-validated accuracy does not hold. Digitize polygons there (&apos;Suggest training samples&apos;, ranked by dissimilarity). The log gives the share of every predicted class outside it and warns about a class mostly outside.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="102"/>
+        <source>The same auxiliary rasters as in training, if the model uses them. A model trained with landscape context derives those bands from the spectral rasters itself: nothing to give for them.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
@@ -1265,102 +1265,97 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="58"/>
-        <source>The same auxiliary rasters as in training, if the model uses them.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="59"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="61"/>
         <source>What the auxiliary rasters hold; must match the model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="60"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="62"/>
         <source>Search only this extent. Empty: the whole raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="61"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="63"/>
         <source>Optional polygons: search only inside them.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="62"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="64"/>
         <source>Number of suggested locations.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="63"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="65"/>
         <source>Minimum distance between two suggestions, in map units (0: one pixel).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="71"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="73"/>
         <source>Take the suggestions in turn from each predicted class, so one confused class cannot take the whole batch.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="73"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="75"/>
         <source>Automatic uses a CUDA GPU when available, otherwise the CPU.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="74"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="76"/>
         <source>Tile size in pixels (empty: the model&apos;s default).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="75"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="77"/>
         <source>Patches per batch (empty: the default).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="82"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="84"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="85"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="87"/>
         <source>Search inside polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="87"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="89"/>
         <source>Number of suggestions</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="90"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="92"/>
         <source>Minimum distance between suggestions</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="92"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="94"/>
         <source>Entropy</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="92"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="94"/>
         <source>Margin (best versus second best)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="96"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="98"/>
         <source>Balance over predicted classes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="99"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="101"/>
         <source>Tile size (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="100"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="102"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="101"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="103"/>
         <source>Suggested locations</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1375,23 +1370,28 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="64"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="66"/>
         <source>Entropy: all class probabilities count (1 = all classes equally likely). Margin: the gap between the two most likely classes (small = confused between two classes). Dissimilarity: the dissimilarity index of the pixel&apos;s own band values, their distance to the nearest training pixel (Meyer and Pebesma 2021): high where the scene is unlike every training polygon, e.g. breaking surf or a crop nobody digitized, which the model may map with confidence; the &apos;dissimilarity&apos; field holds it.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="76"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="78"/>
         <source>Point layer: rank (1 = first), pred_class, pred_name, uncertainty (the ranking value), entropy, margin, prob_first, second_class, second_name, prob_second, dissimilarity (when ranked by it).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="92"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="94"/>
         <source>Rank by</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="92"/>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="94"/>
         <source>Dissimilarity (unlike the training polygons)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/suggestsamples.py" line="58"/>
+        <source>The same auxiliary rasters as in training, if the model uses them. A model trained with landscape context derives those bands from the spectral rasters itself: nothing to give for them.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

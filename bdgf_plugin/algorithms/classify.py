@@ -99,7 +99,9 @@ class ClassifyAlgorithm(BdgfAlgorithm):
             (self.SPECTRAL, self.tr("Optical rasters with the bands the model was trained on (see 'Band order'). "
                                     "Another scene works: the map is written on this scene's own grid (CRS and "
                                     "pixels), resampled only when its pixel size differs from the model's.")),
-            (self.AUXILIARY, self.tr("The same auxiliary rasters as in training, if the model uses them.")),
+            (self.AUXILIARY, self.tr("The same auxiliary rasters as in training, if the model uses them. A model "
+                                     "trained with landscape context derives those bands from the spectral rasters "
+                                     "itself: nothing to give for them.")),
             (self.AUXILIARY_KIND, self.tr("What the auxiliary rasters hold; must match the model.")),
             (self.BAND_ORDER, self.tr("By band name: the bands are matched to the model's by their Sentinel-2 "
                                       "name (B04...), description or wavelength, reordered when given in another "

@@ -55,7 +55,9 @@ class SuggestSamplesAlgorithm(ClassifyAlgorithm):
         return [
             (self.MODEL, self.tr("A model file written by 'Train classifier'.")),
             (self.SPECTRAL, self.tr("The same optical rasters as in training (same bands, same order).")),
-            (self.AUXILIARY, self.tr("The same auxiliary rasters as in training, if the model uses them.")),
+            (self.AUXILIARY, self.tr("The same auxiliary rasters as in training, if the model uses them. A model "
+                                     "trained with landscape context derives those bands from the spectral rasters "
+                                     "itself: nothing to give for them.")),
             (self.AUXILIARY_KIND, self.tr("What the auxiliary rasters hold; must match the model.")),
             (self.EXTENT, self.tr("Search only this extent. Empty: the whole raster.")),
             (self.MASK, self.tr("Optional polygons: search only inside them.")),
