@@ -136,6 +136,13 @@ def _add_classify(sub: Any, parents: list) -> None:
                         "probabilities; always off with --backend eager)")
 
 
+CONTEXT_HELP = ("add the landscape context as auxiliary bands: the water index NDWI (green and near-infrared bands: "
+                "Sentinel-2 names or wavelength tags) averaged around each pixel with Gaussians of these standard "
+                "deviations (default 100 and 500 m, one band each), derived from the spectral bands over the whole "
+                "scene. It tells a pixel near open water from one far inland, which a 5 x 5 patch cannot; classify "
+                "derives it again (see docs/profiles.md)")
+
+
 def _add_train(sub: Any, parents: list) -> None:
     """The ``train`` sub-command (docs/command-line.md)."""
     p = sub.add_parser("train", parents=parents, formatter_class=_Formatter,
@@ -200,13 +207,6 @@ def _add_train(sub: Any, parents: list) -> None:
                    help="change one field of the profile's configuration (repeatable), e.g. "
                         "training.guidance_dropout=0.5 or network.dropout=0.3; for experiments, see "
                         "docs/profiles.md (the model file records every setting)")
-
-
-CONTEXT_HELP = ("add the landscape context as auxiliary bands: the water index NDWI (green and near-infrared bands: "
-                "Sentinel-2 names or wavelength tags) averaged around each pixel with Gaussians of these standard "
-                "deviations (default 100 and 500 m, one band each), derived from the spectral bands over the whole "
-                "scene. It tells a pixel near open water from one far inland, which a 5 x 5 patch cannot; classify "
-                "derives it again (see docs/profiles.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -297,37 +297,37 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="576"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="577"/>
         <source>Resume an interrupted run from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="592"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="593"/>
         <source>&apos;Resume&apos; is ticked but there is no checkpoint of an interrupted run for the output {output} ({checkpoint}). Give the same output file as the interrupted run, or untick &apos;Resume&apos; to start from the beginning.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="594"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="595"/>
         <source>(temporary file)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="601"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="602"/>
         <source>The checkpoint {files} was kept: run again with &apos;Resume&apos; ticked (same inputs and output) to continue from it.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="619"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="620"/>
         <source>{path} exists: it is replaced when the run succeeds (left as it is if the run fails or is cancelled).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="625"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="626"/>
         <source>Cannot create the folder of {path}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="634"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="635"/>
         <source>Cancelled by the user; no output written.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -348,7 +348,7 @@
     </message>
     <message>
         <location filename="../bdgf_plugin/algorithms/base.py" line="562"/>
-        <source>Add two auxiliary bands derived from the spectral bands over the whole scene: the water index NDWI (green and near-infrared bands, found by their Sentinel-2 names or wavelength tags) averaged over 100 m and 500 m around each pixel. They tell a pixel near open water from one far inland, which a 5 x 5 px patch cannot: salt marsh along inland forest edges and built-up on the beach line are the errors they remove. The model file records it, and classification derives the bands again by itself.</source>
+        <source>Add two auxiliary bands derived from the spectral bands over the whole scene: the water index NDWI (green and near-infrared bands, found by their Sentinel-2 names or wavelength tags) averaged over 100 m and 500 m around each pixel. They tell a pixel near open water from one far inland, which a 5 x 5 px patch cannot: salt marsh along inland forest edges and built-up on the beach line are the errors they remove. They can also turn flooded marsh into water: compare the map with one trained without them. The model file records it, and classification derives the bands again by itself.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

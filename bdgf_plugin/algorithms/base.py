@@ -563,8 +563,9 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
                        "NDWI (green and near-infrared bands, found by their Sentinel-2 names or wavelength tags) "
                        "averaged over 100 m and 500 m around each pixel. They tell a pixel near open water from one "
                        "far inland, which a 5 x 5 px patch cannot: salt marsh along inland forest edges and built-up "
-                       "on the beach line are the errors they remove. The model file records it, and classification "
-                       "derives the bands again by itself.")
+                       "on the beach line are the errors they remove. They can also turn flooded marsh into water: "
+                       "compare the map with one trained without them. The model file records it, and "
+                       "classification derives the bands again by itself.")
 
     def context_args(self, parameters, context) -> list[str]:
         if self.parameterDefinition(self.LANDSCAPE_CONTEXT) is None or not self.parameterAsBoolean(
