@@ -86,6 +86,14 @@ def test_context_travels_through_the_model_file(tmp_path):
     with rasterio.open(out) as src:
         classes = src.read(1)
     assert (classes > 0).mean() > 0.9
+    # the context comes from the whole scene, not the extent: a shifted extent maps the overlap the same
+    shifted = tmp_path / "shifted.tif"
+    x0, y0, x1, y1 = (float(v) for v in EXTENT)
+    run_engine("classify", "--model", str(model), "--spectral", *BANDS, "--output", str(shifted),
+               *common[:-5], "--extent", str(x0 + 640), str(y0), str(x1 + 640), str(y1))
+    with rasterio.open(shifted) as src:
+        moved = src.read(1)
+    np.testing.assert_array_equal(moved[:, :-64], classes[:, 64:])
 
     plain = tmp_path / "pre.safetensors"
     run_engine("pretrain", "--spectral", *BANDS, "--iterations", "1", "--output", str(plain), *common)
