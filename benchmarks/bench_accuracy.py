@@ -292,12 +292,26 @@ def settings_key(tcfg, prep: dict) -> str:
     return f"p{prep['patch_size']}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
+def cv_folds(prep: dict, n_folds: int, seed: int, tcfg) -> tuple:
+    """``(fold (N + F,), K, train_only (N + F,) or None)`` of a seed: the polygon-grouped folds of the labelled
+    pixels (``labels.polygon_folds``), extended to the whitewater pixels that follow them in ``prep["data"]``
+    (``train.synthetic_folds``: their source polygon's fold, training only)."""
+    from engine.data.labels import polygon_folds
+    from engine.train import synthetic_folds
+
+    px = prep["pixels"]
+    fold, k, _ = polygon_folds(px, n_folds, seed, tcfg.cv_block_size)
+    if prep["foam_polygons"] is None:
+        return fold, k, None
+    fold, train_only = synthetic_folds(fold, px.polygon_ids, prep["foam_polygons"])
+    return fold, k, train_only
+
+
 def run_dataset(name: str, args, device) -> dict:
     import dataclasses
 
     from engine.config import get_profile
-    from engine.data.labels import polygon_folds
-    from engine.train import cross_validate, mean_ci95, synthetic_folds
+    from engine.train import cross_validate, mean_ci95
 
     prep = prepare(name, args, device)
     px = prep["pixels"]
@@ -320,10 +334,7 @@ def run_dataset(name: str, args, device) -> dict:
         if args.cached_only:
             print(f"    seed {seed}: not run (--cached-only)", flush=True)
             continue
-        fold, k, _ = polygon_folds(px, args.folds, seed, tcfg.cv_block_size)
-        train_only = None
-        if prep["foam_polygons"] is not None:
-            fold, train_only = synthetic_folds(fold, px.polygon_ids, prep["foam_polygons"])
+        fold, k, train_only = cv_folds(prep, args.folds, seed, tcfg)
         t0 = time.monotonic()
         cv = cross_validate(prep["data"], prep["centre"], fold, k, prep["make_network"], tcfg, device, labels,
                             names, prep["edge"], unlabelled=prep["unlabelled"] if tcfg.pseudo_share else None,

@@ -34,10 +34,9 @@ def run_dataset(name: str, args, device) -> dict:
     """Cross-validate ``name`` for every seed; count held-out pixels and correct ones inside / outside."""
     import numpy as np
 
-    from bench_accuracy import prepare
+    from bench_accuracy import cv_folds, prepare
     from engine.applicability import fit_applicability
     from engine.config import get_profile
-    from engine.data.labels import polygon_folds
     from engine.train import cross_validate, view_labels
 
     prep = prepare(name, args, device)
@@ -47,10 +46,11 @@ def run_dataset(name: str, args, device) -> dict:
     counts = {f"{part}_{what}": 0 for part in ("inside", "outside") for what in ("n", "bdgf", "rf")}
     for seed in args.seeds:
         tcfg = get_profile("fast", seed).training
-        fold, k, _ = polygon_folds(px, args.folds, seed, tcfg.cv_block_size)
+        fold, k, train_only = cv_folds(prep, args.folds, seed, tcfg)
+        n = len(px)     # the labelled pixels; whitewater pixels after them never enter the area of applicability
 
         def on_fold(te, pred, rf_pred, fold=fold):
-            train = np.flatnonzero(fold != fold[te[0]])
+            train = np.flatnonzero(fold[:n] != fold[te[0]])
             aoa = fit_applicability(centre[train], px.polygon_ids[train], seed)
             outside = aoa.dissimilarity(centre[te]) > aoa.threshold
             for part, mask in (("inside", ~outside), ("outside", outside)):
@@ -59,7 +59,7 @@ def run_dataset(name: str, args, device) -> dict:
                 counts[f"{part}_rf"] += int((rf_pred[mask] == y[te][mask]).sum())
 
         cross_validate(prep["data"], centre, fold, k, prep["make_network"], tcfg, device, labels, names,
-                       prep["edge"], on_fold=on_fold)
+                       prep["edge"], on_fold=on_fold, train_only=train_only)
         print(f"    after seed {seed} (running totals): {counts}", flush=True)
     return {"dataset": name, "seeds": args.seeds, **counts}
 
