@@ -145,8 +145,7 @@ def _context_spec(wanted: bool | Sequence[float], pmeta: ModelMetadata | None, p
         return pmeta.context
     if wanted is False:
         return None
-    spec = ContextSpec() if not scales else ContextSpec(sigma_m=scales)
-    return ContextSpec.from_dict(spec.to_dict()).to_dict()      # validated before any work
+    return (ContextSpec(sigma_m=scales) if scales else ContextSpec()).validate().to_dict()   # before any work
 
 
 def _training_pixels(training: str, class_field: str, stack: RasterStack, window: Any, rep: Reporter,
@@ -373,8 +372,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         run = _train_classifier(stack, pixels, extractor, stats, prof, seed, window, output, resume, dev, dinfo, rep)
         training_report = _training_report(run, pixels, started, rep, dev, spectral, auxiliary, training,
                                            class_field, pretrained, profile, seed, tcfg)
-        training_report["settings"]["landscape_context"] = (
-            f"NDWI, Gaussians of {', '.join(f'{v:g}' for v in spec['sigma_m'])} m" if spec else "off")
+        training_report["settings"]["landscape_context"] = ContextSpec.from_dict(spec).describe() if spec else "off"
         meta = model_metadata("classifier", profile, stack, stats, window, seed)
         meta.diffusion, meta.classes, meta.context = diffusion, run["model"].classes, spec
         meta.network_config, meta.training_config = prof.network.to_dict(), tcfg.to_dict()
@@ -402,7 +400,8 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
 
 
 def _training_stack(spectral: Modality, auxiliary: Sequence[Modality], pretrained: str | None,
-                    context: bool | Sequence[float], scope: contextlib.ExitStack, rep: Reporter) -> tuple[RasterStack, dict | None]:
+                    context: bool | Sequence[float], scope: contextlib.ExitStack,
+                    rep: Reporter) -> tuple[RasterStack, dict | None]:
     """``(stack, landscape context spec)`` of a training, both held open by ``scope``: the inputs with the context
     when asked or when the pretrained file has it (:func:`_context_spec`), matched to the pretrained file's bands.
 

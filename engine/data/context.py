@@ -63,15 +63,22 @@ class ContextSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ContextSpec":
-        """Raises EngineError for an unknown index or a sigma that is not a positive number of metres."""
-        spec = cls(str(d.get("index", "ndwi")), [float(s) for s in d.get("sigma_m") or []])
-        if spec.index != "ndwi":
-            raise EngineError(f"Landscape context index {spec.index!r} is not one this engine can derive",
+        """The spec of a model file's ``context``, validated (:meth:`validate`)."""
+        return cls(str(d.get("index", "ndwi")), [float(s) for s in d.get("sigma_m") or []]).validate()
+
+    def validate(self) -> "ContextSpec":
+        """Raises EngineError for an unknown index, or other than 1 to 4 scales of 10 to 20 000 m; returns self."""
+        if self.index != "ndwi":
+            raise EngineError(f"Landscape context index {self.index!r} is not one this engine can derive",
                               "Use a model file written by this engine version, or update the plugin.")
-        if not 1 <= len(spec.sigma_m) <= 4 or not all(10.0 <= s <= 20_000.0 for s in spec.sigma_m):
-            raise EngineError(f"Landscape context scales {spec.sigma_m} m: give 1 to 4 scales of 10 to 20 000 m",
+        if not 1 <= len(self.sigma_m) <= 4 or not all(10.0 <= s <= 20_000.0 for s in self.sigma_m):
+            raise EngineError(f"Landscape context scales {self.sigma_m} m: give 1 to 4 scales of 10 to 20 000 m",
                               "e.g. --context 100 500 (the default).")
-        return spec
+        return self
+
+    def describe(self) -> str:
+        """``NDWI, Gaussians of 100, 500 m``: how logs and the training report name it."""
+        return f"NDWI, Gaussians of {', '.join(f'{s:g}' for s in self.sigma_m)} m"
 
     def band_descriptions(self) -> list[str]:
         return [f"NDWI, Gaussian {s:g} m" for s in self.sigma_m]
@@ -140,13 +147,12 @@ class LandscapeContext:
     def __init__(self, spectral: Modality, grid: ReferenceGrid, spec: ContextSpec, reporter: Any = None):
         from ..progress import ensure
 
-        self.spec, self._rep = spec, ensure(reporter)
+        self._rep = ensure(reporter)
         with RasterStack([spectral], grid) as stack:
             green, nir = context_band_indices(stack.band_info[0])
             res_m = min(grid.res) * _metres_per_unit(grid)
             factor = max(1, int(round(min(spec.sigma_m) / 2.0 / res_m)))
             sums, counts = self._coarse_sums(stack, green, nir, factor)
-        self.factor = factor
         sigmas = [s / (res_m * factor) for s in spec.sigma_m]
         weight = [gaussian_filter(counts, s, mode="constant") for s in sigmas]
         bands = np.stack([np.where(w > 1e-3 * factor * factor, gaussian_filter(sums, s, mode="constant")
@@ -160,8 +166,8 @@ class LandscapeContext:
                 dst.set_band_description(b, text)
         self.modality = Modality(paths=[self.path], kind="context", name="context")
         scene_km = min(grid.width, grid.height) * res_m / 1000.0
-        self._rep.info(f"Landscape context: NDWI from spectral bands {green + 1} and {nir + 1} (green, near infrared), "
-                       f"Gaussians of {', '.join(f'{s:g}' for s in spec.sigma_m)} m on a {res_m * factor:g} m grid")
+        self._rep.info(f"Landscape context: {spec.describe()} on a {res_m * factor:g} m grid, from spectral bands "
+                       f"{green + 1} and {nir + 1} (green, near infrared)")
         if scene_km * 1000.0 < 6 * max(spec.sigma_m):
             self._rep.warning(f"The scene is {scene_km:.1f} km across: a landscape context of {max(spec.sigma_m):g} m "
                               "hardly varies over it, so the context says little here")

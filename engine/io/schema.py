@@ -330,9 +330,9 @@ class ModelMetadata:
                 network_config=d.get("network_config"), training_config=d.get("training_config"),
                 patch_size=d.get("patch_size"), halo=d.get("halo"), pca_components=d.get("pca_components"),
                 report=d.get("report"), training_data=d.get("training_data"), state=d.get("state"),
-                world_size=int(d.get("world_size") or 1), context=d.get("context"), engine_version=str(d.get("engine_version", "")),
-                created=str(d.get("created", "")), tensors_sha256=d.get("tensors_sha256"),
-                format_version=int(version))
+                world_size=int(d.get("world_size") or 1), context=d.get("context"),
+                engine_version=str(d.get("engine_version", "")), created=str(d.get("created", "")),
+                tensors_sha256=d.get("tensors_sha256"), format_version=int(version))
         except (KeyError, TypeError, ValueError) as exc:
             raise _bad(path, f"field {exc} is missing or has a wrong type") from exc
         meta.validate(path)
