@@ -124,6 +124,8 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
     RESUME = "RESUME"
     BAND_ORDER = "BAND_ORDER"
     LANDSCAPE_CONTEXT = "LANDSCAPE_CONTEXT"
+    #: progress stage of the landscape context, derived first (a few seconds) by the runs whose model has one
+    CONTEXT_STAGE = ("context", 0.05)
 
     _name = ""
     _group = "classification"
@@ -625,8 +627,6 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
             except OSError as exc:
                 raise QgsProcessingException(self.tr("Cannot create the folder of {path}: {error}").format(
                     path=path, error=exc.strerror or exc))
-        if stages:   # the landscape context, when the model has one, is derived first (a few seconds)
-            stages = [("context", 0.05), *stages]
         try:
             return runner.run_engine(command, args, feedback, stages=stages, log_path=self.log_path(main_output),
                                      cleanup_on_cancel=outputs)

@@ -263,7 +263,8 @@ class ClassifyAlgorithm(BdgfAlgorithm):
         if not self.parameterAsBoolean(parameters, self.COARSE_TO_FINE, context):
             args += ["--coarse-to-fine", "off"]
         qml = os.path.splitext(output)[0] + ".qml"
-        outputs = self.run_engine("classify", args, feedback, parameters, context, output, stages=[("classify", 1)],
+        outputs = self.run_engine("classify", args, feedback, parameters, context, output,
+                                  stages=[self.CONTEXT_STAGE, ("classify", 1)],
                                   outputs_to_clean=[output, confidence, qml, *extra.values()])
         output = outputs.get("output", output)
         styling.attach(context, output, styling.ClassifiedPostProcessor.create(

@@ -79,6 +79,7 @@ class PretrainAlgorithm(BdgfAlgorithm):
                 + self.int_args(parameters, context, [(self.ITERATIONS, "--iterations"), (self.SEED, "--seed")])
                 + self.extent_args(parameters, context) + self.device_args(parameters, context)
                 + self.context_args(parameters, context) + self.resume_args(parameters, context))
-        outputs = self.run_engine("pretrain", args, feedback, parameters, context, output, stages=[("pretrain", 1)],
-                                  outputs_to_clean=[output], keep=self.checkpoints(output))
+        outputs = self.run_engine("pretrain", args, feedback, parameters, context, output,
+                                  stages=[self.CONTEXT_STAGE, ("pretrain", 1)], outputs_to_clean=[output],
+                                  keep=self.checkpoints(output))
         return {self.OUTPUT_MODEL: outputs.get("output", output)}

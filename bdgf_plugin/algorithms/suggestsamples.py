@@ -127,7 +127,7 @@ class SuggestSamplesAlgorithm(ClassifyAlgorithm):
         args += self.int_args(parameters, context, [(self.TILE_SIZE, "--tile"), (self.BATCH_SIZE, "--batch-size")])
         args += self.extent_args(parameters, context) + self.device_args(parameters, context)
         outputs = BdgfAlgorithm.run_engine(self, "suggest", args, feedback, parameters, context, output,
-                                           stages=[("classify", 1)], outputs_to_clean=[output])
+                                           stages=[self.CONTEXT_STAGE, ("classify", 1)], outputs_to_clean=[output])
         output = outputs.get("output", output)
         if context.willLoadLayerOnCompletion(output):
             context.layerToLoadOnCompletionDetails(output).setPostProcessor(

@@ -237,6 +237,7 @@ class TrainAlgorithm(BdgfAlgorithm):
         stages = [("gather", 1), ("train", 3)]
         if not self.is_set(parameters, self.PRETRAINED):
             stages.insert(0, ("pretrain", 3))
+        stages.insert(0, self.CONTEXT_STAGE)
         outputs = self.run_engine("train", args, feedback, parameters, context, output, stages=stages,
                                   outputs_to_clean=[output, report], keep=self.checkpoints(output))
         results = {self.OUTPUT_MODEL: outputs.get("output", output)}
