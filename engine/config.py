@@ -109,6 +109,11 @@ def _apply_overrides(prof: Profile, overrides: dict) -> Profile:
             stages[n] = type(cfg).from_dict(cfg.to_dict())
         except (ValueError, TypeError) as e:
             raise EngineError(f"Invalid {n} override: {e}", "Fix the value given to the profile.") from e
+    if stages["network"].patch_size != stages["training"].patch_size:   # the network reads the training's patches
+        raise EngineError(f"Profile overrides give the network {stages['network'].patch_size} x "
+                          f"{stages['network'].patch_size} px patches and the training "
+                          f"{stages['training'].patch_size} x {stages['training'].patch_size} px",
+                          "Set the patch size without a prefix (--set patch_size=N), so both stages take it.")
     return Profile(prof.name, stages["diffusion"], stages["network"], stages["training"], prof.tile,
                    prof.batch_size)
 

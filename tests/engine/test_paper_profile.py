@@ -65,6 +65,9 @@ def test_get_profile_applies_overrides_and_rejects_unknown_ones():
         get_profile("fast", no_such_field=1)
     with pytest.raises(EngineError, match="Patch size must be odd|patch_size must be odd"):
         get_profile("fast", patch_size=8)
+    # a stage prefix on the patch size would give the network patches of another size than it was built for
+    with pytest.raises(EngineError, match=r"network 5 x 5 px patches and the training 3 x 3.*--set patch_size=N"):
+        get_profile("fast", **{"training.patch_size": 3})
 
 
 def _softmax(z):
