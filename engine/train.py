@@ -82,6 +82,10 @@ class TrainingConfig:
             drawn from ``[0, mix_guidance_max)`` (may exceed 0.5), instead of the spectra's: the U-Net's receptive
             field (±13 px) mixes a boundary pixel's features with its neighbours' far more than its own spectrum,
             so the network learns to trust the spectra where the two disagree. 0 = the spectra's weight.
+        mix_edge_share: share of the mixed patches whose partner lies across a straight line instead of being
+            blended over the whole patch (:func:`edge_weights`): the centre pixel keeps its own spectrum and
+            label, pure partner pixels lie 0.5-2.5 px away, as beside a real boundary, which polygons drawn
+            inside fields and forests never show. docs/benchmarks.md, "Forest edges that grow into fields".
         validation: ``"cv:K"`` (K-fold cross-validation grouped by polygon, then one refit on all polygons),
             ``"holdout:F"`` (a share F of each class's polygons held out, then one refit on all polygons) or
             ``"none"`` (one fit on all polygons, no accuracy); see :func:`parse_validation`.
@@ -134,6 +138,7 @@ class TrainingConfig:
     mix_share: float = 0.0
     mix_max: float = 0.4
     mix_guidance_max: float = 0.0
+    mix_edge_share: float = 0.0
     edge_radius: int = 2
     validation: str = "cv:5"
     cv_block_size: int = 0
@@ -155,7 +160,7 @@ class TrainingConfig:
             raise EngineError(f"Unknown sampling {self.sampling!r}", "Use 'balanced' or 'capped'.")
         parse_validation(self.validation)
         check_mixing(self.mix_share, self.mix_max, self.mix_guidance_max)
-        for name in ("guidance_dropout", "auxiliary_dropout"):
+        for name in ("guidance_dropout", "auxiliary_dropout", "mix_edge_share"):
             if not 0.0 <= float(getattr(self, name)) < 1.0:
                 raise EngineError(f"{name} must lie in [0, 1), got {getattr(self, name)}",
                                   "Use e.g. 0.5, or 0 to switch it off.")
@@ -469,7 +474,8 @@ def _batch(data: dict, idx: torch.Tensor, device: torch.device, config: "Trainin
         if config.augment or config.spectral_jitter:
             xs, xa, fd = augment_patches(xs, xa, fd, gen, config.spectral_jitter, flips=config.augment)
         if config.mix_share:
-            xs, xa, fd = mix_patches(xs, xa, fd, y, gen, config.mix_share, config.mix_max, config.mix_guidance_max)
+            xs, xa, fd = mix_patches(xs, xa, fd, y, gen, config.mix_share, config.mix_max, config.mix_guidance_max,
+                                     config.mix_edge_share)
         if config.guidance_dropout:
             fd = _drop_whole_patches(fd, config.guidance_dropout, gen)
         if config.auxiliary_dropout and xa is not None:
@@ -797,8 +803,8 @@ def check_mixing(share: float, max_weight: float, guidance_max: float = 0.0) -> 
 
 
 def mix_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor, y: torch.Tensor,
-                gen: torch.Generator | None, share: float, max_weight: float, guidance_max: float = 0.0
-                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+                gen: torch.Generator | None, share: float, max_weight: float, guidance_max: float = 0.0,
+                edge_share: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Synthetic mixed pixels: a share of the patches blended with a patch of another class.
 
     Each patch ``i`` is paired with patch ``j`` of a random permutation of the batch; where ``y[j] != y[i]`` and a
@@ -823,13 +829,39 @@ def mix_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor, y: 
     chosen = (torch.rand(n, generator=gen) < share) & (y[partner] != y)
     w = torch.rand(n, generator=gen) * max_weight * chosen
     w_dif = torch.rand(n, generator=gen) * guidance_max * chosen if guidance_max else w
+    p = xs.shape[-1]
+    w, w_dif = w.view(n, 1, 1, 1).expand(n, 1, p, p).clone(), w_dif.view(n, 1, 1, 1).expand(n, 1, p, p).clone()
+    if edge_share:
+        edge = chosen & (torch.rand(n, generator=gen) < edge_share)
+        ws, wf = edge_weights(n, p, gen)
+        w[edge], w_dif[edge] = ws[edge], wf[edge]
 
     def blend(x: torch.Tensor | None, weight: torch.Tensor) -> torch.Tensor | None:
         if x is None:
             return None
-        wx = weight.to(x.device, x.dtype).view(-1, *([1] * (x.dim() - 1)))
-        return x + wx * (x[partner] - x)
+        return x + weight.to(x.device, x.dtype) * (x[partner] - x)
     return blend(xs, w), blend(xa, w), blend(fd, w_dif)
+
+
+def edge_weights(n: int, patch: int, gen: torch.Generator | None, transition_px: float = 4.0
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Partner weights of a straight boundary through each of ``n`` patches of ``patch x patch`` px.
+
+    A line at a random angle and at ``d ~ U(0.5, patch/2)`` px from the centre pixel's centre; the partner covers
+    the far side. Spectral weight ``clip(u - d + 0.5, 0, 1)`` (``u``: distance along the line's normal, pixels):
+    pure partner pixels beyond the line, a mixed pixel on it, the centre pixel pure (so its label holds).
+    Diffusion-feature weight ``clip((u - d) / transition_px + 0.5, 0, 1)``: the U-Net sees ±13 px, so features
+    change over several pixels around a boundary and the centre's carry some of the partner.
+
+    Returns:
+        ``(w_spec, w_dif)``, each float32 ``(n, 1, patch, patch)`` in ``[0, 1]``.
+    """
+    theta = torch.rand(n, generator=gen) * (2 * math.pi)
+    d = 0.5 + torch.rand(n, generator=gen) * (patch / 2 - 0.5)
+    c = torch.arange(patch, dtype=torch.float32) - (patch - 1) / 2
+    u = (c.view(1, 1, patch) * torch.cos(theta).view(n, 1, 1) + c.view(1, patch, 1) * torch.sin(theta).view(n, 1, 1)
+         - d.view(n, 1, 1))
+    return (u + 0.5).clamp(0, 1).unsqueeze(1), (u / transition_px + 0.5).clamp(0, 1).unsqueeze(1)
 
 
 def edge_pixels(rows: np.ndarray, cols: np.ndarray, polygon_ids: np.ndarray, radius: int = 2) -> np.ndarray:

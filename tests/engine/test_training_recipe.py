@@ -198,6 +198,39 @@ def test_mixed_pixels_give_the_diffusion_features_their_own_weight():
         TrainingConfig(mix_guidance_max=1.0)
 
 
+def test_boundary_mixing_puts_the_partner_across_a_straight_line_and_keeps_the_centre_pure():
+    from engine.train import TrainingConfig, _batch, edge_weights
+
+    g = torch.Generator().manual_seed(3)
+    n = 4000
+    y = torch.randint(0, 2, (n,), generator=g)
+    base = y.float()[:, None, None, None]          # class 0 patches hold 0, class 1 patches 1
+    data = {"spec": base.expand(n, 4, 5, 5).clone(), "aux": None, "dif": base.expand(n, 6, 5, 5).half(), "y": y}
+    cfg = TrainingConfig(augment=False, mix_share=1.0, mix_max=0.4, mix_guidance_max=0.6, mix_edge_share=0.99)
+    xs, _, fd, y_out = _batch(data, torch.arange(n), torch.device("cpu"), cfg, gen=g)
+    assert torch.equal(y_out, y)
+    w_spec = (xs - data["spec"])[:, 0].abs()        # (n, 5, 5): the partner's weight per pixel
+    w_dif = (fd - data["dif"].float())[:, 0].abs()
+    blended = w_spec.flatten(1).amax(1) > 0
+    assert 0.4 < float(blended.float().mean()) < 0.6
+    edge = blended & (w_spec.flatten(1).amax(1) > 0.999)       # pure partner pixels: a boundary, not a blend
+    assert float(edge.float().mean() / blended.float().mean()) > 0.6
+    assert float(w_spec[edge][:, 2, 2].abs().max()) == 0.0      # the centre pixel keeps its own spectrum
+    assert 0.2 < float(w_dif[edge][:, 2, 2].max()) <= 0.375 + 1e-3   # its features carry some of the partner
+    # the partner side is a half-plane: its weight never falls moving away from the centre along the far side
+    ws, wf = edge_weights(500, 5, g)
+    assert ws.shape == wf.shape == (500, 1, 5, 5) and float(ws[:, 0, 2, 2].max()) == 0.0
+    full = ws[:, 0] > 0.999
+    rows, cols = torch.meshgrid(torch.arange(5) - 2, torch.arange(5) - 2, indexing="ij")
+    for k in range(500):
+        if full[k].any():
+            r, c = rows[full[k]].float().mean(), cols[full[k]].float().mean()   # direction of the partner
+            proj = rows * r + cols * c
+            assert float((ws[k, 0] * (proj < 0)).max()) == 0.0        # nothing on the centre's far side
+    with pytest.raises(EngineError, match="mix_edge_share"):
+        TrainingConfig(mix_edge_share=1.0)
+
+
 def test_validation_option_and_interval():
     assert parse_validation("cv:5") == ("cv", 5.0)
     assert parse_validation("holdout:0.25") == ("holdout", 0.25)
