@@ -9,11 +9,13 @@ heads of 64), 200 epochs with milestones 50/100/150. It is meant for a CUDA GPU.
 C_dif = 4·S instead of 32·S, same information); 5 x 5 patches instead of 9 x 9; group network d = 32 with a
 one-layer, 4-head Transformer (dropout 0.2, against overfitting a few polygons) and 1x1 guidance convolutions;
 20 epochs of 250 class-balanced draws per class
-(from every labelled pixel), half of them blended with a patch of another class as synthetic mixed pixels
-(``mix_share`` 0.5, weights below 0.4; better or level on four data sets and fewer surf-line pixels mapped as
-built-up, docs/benchmarks.md), their diffusion features with a weight of their own below 0.6
-(``mix_guidance_max``: the U-Net's ±13 px receptive field mixes a boundary pixel's features with its neighbours'
-more than its spectrum; better on three of the four data sets). Pseudo-labels from a random forest
+(from every labelled pixel), half of them mixed with a patch of another class (``mix_share`` 0.5). Each mixed
+patch takes its partner across a straight line 0.5-2.5 px from the centre pixel, which stays pure and keeps its
+label (``mix_edge_share`` 1, :func:`engine.train.edge_weights`): the boundary that polygons drawn inside fields
+and forests never show, and without which forest grew 1-3 px into the fields beside it on the full Delmarva map
+(docs/benchmarks.md, "Forest edges that grow into fields"). The former whole-patch blend (weights below
+``mix_max`` 0.4, diffusion features below ``mix_guidance_max`` 0.6) is what a ``mix_edge_share`` below 1 keeps
+for the other mixed patches. Pseudo-labels from a random forest
 (``pseudo_share``) are an option of both profiles, off by default: they lift the two small BigEarthNet pairs above
 the random forest under cross-validation but move salt marsh to water on the full Delmarva map
 (docs/benchmarks.md, "Pseudo-labels").
@@ -70,7 +72,7 @@ def get_profile(name: str, seed: int = 0, **overrides: Any) -> Profile:
         prof = Profile("fast", DiffusionConfig.fast(seed=seed), net,
                        TrainingConfig(seed=seed, patch_size=net.patch_size, epochs=20, milestones=(10, 16),
                                       max_train_per_class=250, max_val_per_class=400, checkpoint_every=5, rf_trees=100,
-                                      mix_share=0.5, mix_guidance_max=0.6, whitewater=0.5,
+                                      mix_share=0.5, mix_guidance_max=0.6, mix_edge_share=1.0, whitewater=0.5,
                                       auxiliary_dropout=0.5),
                        tile=256, batch_size=1024)
     else:

@@ -160,7 +160,10 @@ class TrainingConfig:
             raise EngineError(f"Unknown sampling {self.sampling!r}", "Use 'balanced' or 'capped'.")
         parse_validation(self.validation)
         check_mixing(self.mix_share, self.mix_max, self.mix_guidance_max)
-        for name in ("guidance_dropout", "auxiliary_dropout", "mix_edge_share"):
+        if not 0.0 <= float(self.mix_edge_share) <= 1.0:
+            raise EngineError(f"mix_edge_share must lie in [0, 1], got {self.mix_edge_share}",
+                              "Use 1 (every mixed patch a straight boundary), or 0 to blend whole patches.")
+        for name in ("guidance_dropout", "auxiliary_dropout"):
             if not 0.0 <= float(getattr(self, name)) < 1.0:
                 raise EngineError(f"{name} must lie in [0, 1), got {getattr(self, name)}",
                                   "Use e.g. 0.5, or 0 to switch it off.")

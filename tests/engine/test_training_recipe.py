@@ -206,7 +206,7 @@ def test_boundary_mixing_puts_the_partner_across_a_straight_line_and_keeps_the_c
     y = torch.randint(0, 2, (n,), generator=g)
     base = y.float()[:, None, None, None]          # class 0 patches hold 0, class 1 patches 1
     data = {"spec": base.expand(n, 4, 5, 5).clone(), "aux": None, "dif": base.expand(n, 6, 5, 5).half(), "y": y}
-    cfg = TrainingConfig(augment=False, mix_share=1.0, mix_max=0.4, mix_guidance_max=0.6, mix_edge_share=0.99)
+    cfg = TrainingConfig(augment=False, mix_share=1.0, mix_max=0.4, mix_guidance_max=0.6, mix_edge_share=1.0)
     xs, _, fd, y_out = _batch(data, torch.arange(n), torch.device("cpu"), cfg, gen=g)
     assert torch.equal(y_out, y)
     w_spec = (xs - data["spec"])[:, 0].abs()        # (n, 5, 5): the partner's weight per pixel
@@ -228,7 +228,7 @@ def test_boundary_mixing_puts_the_partner_across_a_straight_line_and_keeps_the_c
             proj = rows * r + cols * c
             assert float((ws[k, 0] * (proj < 0)).max()) == 0.0        # nothing on the centre's far side
     with pytest.raises(EngineError, match="mix_edge_share"):
-        TrainingConfig(mix_edge_share=1.0)
+        TrainingConfig(mix_edge_share=1.5)
 
 
 def test_validation_option_and_interval():
