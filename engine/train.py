@@ -820,7 +820,9 @@ def mix_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor, y: 
     approximation. The features come from a U-Net encoder that sees ±13 px (spec §2.3,
     ``models.unet.receptive_field_radius``), so near a boundary they mix the neighbouring land cover far more than
     the pixel's own spectrum does: a ``w_dif`` beyond 0.5 shows the network such pixels, whose label is the
-    spectrum's (docs/benchmarks.md, "Training recipe options").
+    spectrum's (docs/benchmarks.md, "Training recipe options"). With ``edge_share > 0`` that share of the blended
+    patches takes per-pixel weights instead, ``(B, 1, P, P)`` from :func:`edge_weights`: the partner across a
+    straight line, the centre pixel pure (docs/benchmarks.md, "Forest edges that grow into fields").
 
     Raises:
         EngineError: ``max_weight`` outside ``[0, 0.5)``, ``share`` outside ``[0, 1]`` or ``guidance_max`` outside
