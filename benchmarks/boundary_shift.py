@@ -27,7 +27,7 @@ import rasterio
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from engine.data.grid import Modality, RasterStack  # noqa: E402
-from engine.data.labels import read_polygons, spectra_at  # noqa: E402
+from engine.data.labels import read_polygons  # noqa: E402
 
 
 def shift_counts(classes: np.ndarray, reference: np.ndarray, group_a: list[int], group_b: list[int]
@@ -52,15 +52,15 @@ def class_medians(spectral: list[str], training: str, class_field: str, classes:
     with RasterStack([Modality(paths=list(spectral), kind="spectral")]) as stack:
         grid = stack.grid
         px = read_polygons(training, class_field, grid)
-        ok, x = spectra_at(stack, px.rows, px.cols)
         window = stack.read(0, 0, grid.height, grid.width)
     scene, valid = window.arrays[0], window.valid
     mean = scene[:, valid].mean(1)
     std = scene[:, valid].std(1)
-    z = (scene - mean[:, None, None]) / std[:, None, None]
-    values = px.values[ok]
-    medians = {c: np.median((x[ok][values == c] - mean) / std, axis=0) for c in classes if (values == c).any()}
-    return z.astype(np.float32), medians
+    z = ((scene - mean[:, None, None]) / std[:, None, None]).astype(np.float32)
+    ok = valid[px.rows, px.cols]               # the labelled pixels, read with the scene (valid in every band)
+    x, values = z[:, px.rows[ok], px.cols[ok]], px.values[ok]
+    medians = {c: np.median(x[:, values == c], axis=1) for c in classes if (values == c).any()}
+    return z, medians
 
 
 def main(argv: list[str] | None = None) -> int:
