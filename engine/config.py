@@ -13,7 +13,11 @@ one-layer, 4-head Transformer (dropout 0.2, against overfitting a few polygons) 
 patch takes its partner across a straight line 0.5-2.5 px from the centre pixel, which stays pure and keeps its
 label (``mix_edge_share`` 1, :func:`engine.train.edge_weights`): the boundary that polygons drawn inside fields
 and forests never show, and without which forest grew 1-3 px into the fields beside it on the full Delmarva map
-(docs/benchmarks.md, "Forest edges that grow into fields"). The former whole-patch blend (weights below
+(docs/benchmarks.md, "Forest edges that grow into fields"). Its diffusion features change over 13 px
+(``mix_edge_transition``, the U-Net encoder's receptive-field radius), as they do across the scene's own
+boundaries (``benchmarks/edge_profile.py``: 12 px), so the centre pixel's features carry 0.31-0.46 of the
+partner (docs/benchmarks.md, "How wide a boundary is in the diffusion features"). The former whole-patch blend
+(weights below
 ``mix_max`` 0.4, diffusion features below ``mix_guidance_max`` 0.6) is what a ``mix_edge_share`` below 1 keeps
 for the other mixed patches. Pseudo-labels from a random forest
 (``pseudo_share``) are an option of both profiles, off by default: they lift the two small BigEarthNet pairs above
@@ -33,6 +37,7 @@ from .contract import PROFILES
 from .errors import EngineError
 from .models.diffusion import DiffusionConfig
 from .models.network import NetworkConfig
+from .models.unet import receptive_field_radius
 from .train import TrainingConfig
 
 
@@ -72,7 +77,8 @@ def get_profile(name: str, seed: int = 0, **overrides: Any) -> Profile:
         prof = Profile("fast", DiffusionConfig.fast(seed=seed), net,
                        TrainingConfig(seed=seed, patch_size=net.patch_size, epochs=20, milestones=(10, 16),
                                       max_train_per_class=250, max_val_per_class=400, checkpoint_every=5, rf_trees=100,
-                                      mix_share=0.5, mix_guidance_max=0.6, mix_edge_share=1.0, whitewater=0.5,
+                                      mix_share=0.5, mix_guidance_max=0.6, mix_edge_share=1.0,
+                                      mix_edge_transition=float(receptive_field_radius()), whitewater=0.5,
                                       auxiliary_dropout=0.5),
                        tile=256, batch_size=1024)
     else:

@@ -86,6 +86,8 @@ class TrainingConfig:
             blended over the whole patch (:func:`edge_weights`): the centre pixel keeps its own spectrum and
             label, pure partner pixels lie 0.5-2.5 px away, as beside a real boundary, which polygons drawn
             inside fields and forests never show. docs/benchmarks.md, "Forest edges that grow into fields".
+        mix_edge_transition: width (pixels) over which the diffusion features of a boundary-mixed patch change
+            from the patch's own to the partner's (``transition_px`` of :func:`edge_weights`).
         validation: ``"cv:K"`` (K-fold cross-validation grouped by polygon, then one refit on all polygons),
             ``"holdout:F"`` (a share F of each class's polygons held out, then one refit on all polygons) or
             ``"none"`` (one fit on all polygons, no accuracy); see :func:`parse_validation`.
@@ -139,6 +141,7 @@ class TrainingConfig:
     mix_max: float = 0.4
     mix_guidance_max: float = 0.0
     mix_edge_share: float = 0.0
+    mix_edge_transition: float = 4.0
     edge_radius: int = 2
     validation: str = "cv:5"
     cv_block_size: int = 0
@@ -160,6 +163,9 @@ class TrainingConfig:
             raise EngineError(f"Unknown sampling {self.sampling!r}", "Use 'balanced' or 'capped'.")
         parse_validation(self.validation)
         check_mixing(self.mix_share, self.mix_max, self.mix_guidance_max)
+        if not float(self.mix_edge_transition) > 0.0:
+            raise EngineError(f"mix_edge_transition must be above 0 pixels, got {self.mix_edge_transition}",
+                              "Use e.g. 13, the U-Net's receptive-field radius.")
         if not 0.0 <= float(self.mix_edge_share) <= 1.0:
             raise EngineError(f"mix_edge_share must lie in [0, 1], got {self.mix_edge_share}",
                               "Use 1 (every mixed patch a straight boundary), or 0 to blend whole patches.")
@@ -478,7 +484,7 @@ def _batch(data: dict, idx: torch.Tensor, device: torch.device, config: "Trainin
             xs, xa, fd = augment_patches(xs, xa, fd, gen, config.spectral_jitter, flips=config.augment)
         if config.mix_share:
             xs, xa, fd = mix_patches(xs, xa, fd, y, gen, config.mix_share, config.mix_max, config.mix_guidance_max,
-                                     config.mix_edge_share)
+                                     config.mix_edge_share, config.mix_edge_transition)
         if config.guidance_dropout:
             fd = _drop_whole_patches(fd, config.guidance_dropout, gen)
         if config.auxiliary_dropout and xa is not None:
@@ -807,7 +813,8 @@ def check_mixing(share: float, max_weight: float, guidance_max: float = 0.0) -> 
 
 def mix_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor, y: torch.Tensor,
                 gen: torch.Generator | None, share: float, max_weight: float, guidance_max: float = 0.0,
-                edge_share: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+                edge_share: float = 0.0, edge_transition: float = 4.0
+                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Synthetic mixed pixels: a share of the patches blended with a patch of another class.
 
     Each patch ``i`` is paired with patch ``j`` of a random permutation of the batch; where ``y[j] != y[i]`` and a
@@ -822,7 +829,8 @@ def mix_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor, y: 
     the pixel's own spectrum does: a ``w_dif`` beyond 0.5 shows the network such pixels, whose label is the
     spectrum's (docs/benchmarks.md, "Training recipe options"). With ``edge_share > 0`` that share of the blended
     patches takes per-pixel weights instead, ``(B, 1, P, P)`` from :func:`edge_weights`: the partner across a
-    straight line, the centre pixel pure (docs/benchmarks.md, "Forest edges that grow into fields").
+    straight line, the centre pixel pure, the diffusion features changing over ``edge_transition`` px
+    (docs/benchmarks.md, "Forest edges that grow into fields").
 
     Raises:
         EngineError: ``max_weight`` outside ``[0, 0.5)``, ``share`` outside ``[0, 1]`` or ``guidance_max`` outside
@@ -838,7 +846,7 @@ def mix_patches(xs: torch.Tensor, xa: torch.Tensor | None, fd: torch.Tensor, y: 
     w, w_dif = w.view(n, 1, 1, 1).expand(n, 1, p, p).clone(), w_dif.view(n, 1, 1, 1).expand(n, 1, p, p).clone()
     if edge_share:
         edge = chosen & (torch.rand(n, generator=gen) < edge_share)
-        ws, wf = edge_weights(n, p, gen)
+        ws, wf = edge_weights(n, p, gen, edge_transition)
         w[edge], w_dif[edge] = ws[edge], wf[edge]
 
     def blend(x: torch.Tensor | None, weight: torch.Tensor) -> torch.Tensor | None:

@@ -231,6 +231,30 @@ def test_boundary_mixing_puts_the_partner_across_a_straight_line_and_keeps_the_c
         TrainingConfig(mix_edge_share=1.5)
 
 
+def test_the_diffusion_features_of_a_boundary_change_over_the_configured_width():
+    from engine.train import TrainingConfig, _batch
+
+    n = 3000
+    y = torch.arange(n) % 2
+    base = y.float()[:, None, None, None]
+    data = {"spec": base.expand(n, 3, 5, 5).clone(), "aux": None, "dif": base.expand(n, 4, 5, 5).half(), "y": y}
+    slopes = {}
+    for width in (4.0, 13.0):
+        cfg = TrainingConfig(augment=False, mix_share=1.0, mix_edge_share=1.0, mix_edge_transition=width)
+        xs, _, fd, _ = _batch(data, torch.arange(n), torch.device("cpu"), cfg, gen=torch.Generator().manual_seed(5))
+        w_spec = (xs - data["spec"])[:, 0].abs()
+        w_dif = (fd - data["dif"].float())[:, 0].abs()
+        edge = w_spec.flatten(1).amax(1) > 0.999
+        centre = w_dif[edge][:, 2, 2]
+        # the line lies 0.5-2.5 px from the centre: its features carry 0.5 - d / width of the partner
+        assert float(centre.min()) >= 0.5 - 2.5 / width - 2e-3 and float(centre.max()) <= 0.5 - 0.5 / width + 2e-3
+        slopes[width] = float((w_dif[edge].amax((1, 2)) - w_dif[edge].amin((1, 2))).mean())
+        assert float(w_spec[edge][:, 2, 2].max()) == 0.0             # the centre's spectrum stays its own
+    assert slopes[13.0] < 0.5 * slopes[4.0]                           # a wider ramp changes less across 5 px
+    with pytest.raises(EngineError, match="mix_edge_transition"):
+        TrainingConfig(mix_edge_transition=0)
+
+
 def test_validation_option_and_interval():
     assert parse_validation("cv:5") == ("cv", 5.0)
     assert parse_validation("holdout:0.25") == ("holdout", 0.25)
