@@ -87,7 +87,11 @@ class TrainingConfig:
             label, pure partner pixels lie 0.5-2.5 px away, as beside a real boundary, which polygons drawn
             inside fields and forests never show. docs/benchmarks.md, "Forest edges that grow into fields".
         mix_edge_transition: width (pixels) over which the diffusion features of a boundary-mixed patch change
-            from the patch's own to the partner's (``transition_px`` of :func:`edge_weights`).
+            from the patch's own to the partner's (``transition_px`` of :func:`edge_weights`). The ``fast``
+            profile uses 13, the U-Net encoder's receptive-field radius (``models.unet.receptive_field_radius``);
+            across the scene's own boundaries the features change over about 12 px
+            (``benchmarks/edge_profile.py``; docs/benchmarks.md, "How wide a boundary is in the diffusion
+            features").
         validation: ``"cv:K"`` (K-fold cross-validation grouped by polygon, then one refit on all polygons),
             ``"holdout:F"`` (a share F of each class's polygons held out, then one refit on all polygons) or
             ``"none"`` (one fit on all polygons, no accuracy); see :func:`parse_validation`.
