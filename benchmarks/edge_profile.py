@@ -81,29 +81,42 @@ def ramp_width(x: np.ndarray, alpha: np.ndarray, widths: np.ndarray | None = Non
     return float(widths[int(np.argmin(err))])
 
 
-def profile_widths(spec: np.ndarray, features: np.ndarray, valid: np.ndarray, half: int = 10,
-                   min_step: float = 2.5, min_band_step: float = 1.0) -> dict:
+def _cut(x: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """``(N, C, n)`` segments of ``x (C, H, W)`` along its rows from ``at (N, 2)`` (row, first column)."""
+    return np.stack([x[:, r, c:c + n] for r, c in at]) if len(at) else np.zeros((0, x.shape[0], n), x.dtype)
+
+
+def profile_widths(spec: np.ndarray, features: np.ndarray, valid: np.ndarray, aux: np.ndarray | None = None,
+                   half: int = 10, min_step: float = 2.5, min_band_step: float = 1.0) -> dict:
     """Ramp widths of a window's boundaries: ``{"transects": N, "bands": [W per channel of spec or None],
-    "features": W}`` from ``spec (C, H, W)`` (z-scores), ``features (F, H, W)`` and ``valid (H, W)``; rows and
-    columns both. A band's width uses the transects whose sides differ by at least ``min_band_step`` in it."""
-    segs, feats = [], []
+    "aux": [W per channel of aux or None], "features": W}`` from ``spec (C, H, W)`` (z-scores), ``features
+    (F, H, W)``, ``valid (H, W)`` and optional ``aux (A, H, W)`` (z-scores); rows and columns both. The
+    transects are found in the spectra; a channel's width uses those whose sides differ by at least
+    ``min_band_step`` in it (at least 10 transects, else None)."""
+    aux = np.zeros((0,) + spec.shape[1:], spec.dtype) if aux is None else aux
+    segs, feats, auxs = [], [], []
     for t in (False, True):
-        s, f, v = (spec.transpose(0, 2, 1), features.transpose(0, 2, 1), valid.T) if t else (spec, features, valid)
+        s, f, a, v = ((spec.transpose(0, 2, 1), features.transpose(0, 2, 1), aux.transpose(0, 2, 1), valid.T)
+                      if t else (spec, features, aux, valid))
         seg, at = step_transects(s, v, half, min_step)
         segs.append(seg)
-        feats.append(np.stack([f[:, r, c:c + 2 * half] for r, c in at]) if len(at) else
-                     np.zeros((0, f.shape[0], 2 * half), f.dtype))
-    seg, fseg = np.concatenate(segs), np.concatenate(feats)
+        feats.append(_cut(f, at, 2 * half))
+        auxs.append(_cut(a, at, 2 * half))
+    seg, fseg, aseg = np.concatenate(segs), np.concatenate(feats), np.concatenate(auxs)
     if not len(seg):
-        return {"transects": 0, "bands": [None] * spec.shape[0], "features": None}
+        return {"transects": 0, "bands": [None] * spec.shape[0], "aux": [None] * aux.shape[0], "features": None}
     x = np.arange(2 * half)[None, :] - (half - 1) - crossings(ramp_position(seg), half)[:, None]
-    bands = []
-    for b in range(spec.shape[0]):
-        a, e = seg[:, b, :4].mean(1), seg[:, b, -4:].mean(1)
-        use = np.abs(e - a) >= min_band_step
-        alpha = (seg[use, b] - a[use, None]) / (e - a)[use, None]
-        bands.append(ramp_width(x[use], alpha) if use.sum() >= 10 else None)
-    return {"transects": int(len(seg)), "bands": bands, "features": ramp_width(x, ramp_position(fseg))}
+
+    def widths(segments: np.ndarray) -> list:
+        out = []
+        for b in range(segments.shape[1]):
+            a, e = segments[:, b, :4].mean(1), segments[:, b, -4:].mean(1)
+            use = np.abs(e - a) >= min_band_step
+            alpha = (segments[use, b] - a[use, None]) / (e - a)[use, None]
+            out.append(ramp_width(x[use], alpha) if use.sum() >= 10 else None)
+        return out
+    return {"transects": int(len(seg)), "bands": widths(seg), "aux": widths(aseg),
+            "features": ramp_width(x, ramp_position(fseg))}
 
 
 def main() -> int:
@@ -117,21 +130,32 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="a classifier model file (its U-Net and input statistics)")
     ap.add_argument("--spectral", nargs="+", required=True, help="the spectral bands, in the model's order")
+    ap.add_argument("--aux", nargs="+", metavar=("KIND", "FILE"),
+                    help="the model's auxiliary modality, as for engine classify: KIND (sar_db | sar_linear | "
+                         "elevation) and its raster file(s)")
     ap.add_argument("--window", nargs=4, type=int, default=[0, 0, 400, 400], metavar=("ROW", "COL", "H", "W"))
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tensors, meta = load_model(args.model)
     model = TrainedModel.from_tensors(tensors, meta)
-    with RasterStack([Modality(paths=list(args.spectral), kind="spectral")]) as stack:
+    modalities = [Modality(paths=list(args.spectral), kind="spectral")]
+    if args.aux:
+        modalities.append(Modality(paths=list(args.aux[1:]), kind=args.aux[0], name=args.aux[0]))
+    with RasterStack(modalities) as stack:
         inputs = model.window_inputs(stack, Window(*args.window))
-    result = profile_widths(np.asarray(inputs.spec.cpu()), np.asarray(inputs.features.cpu()), inputs.valid)
+    aux = None if inputs.aux is None else np.asarray(inputs.aux.cpu())
+    result = profile_widths(np.asarray(inputs.spec.cpu()), np.asarray(inputs.features.cpu()), inputs.valid, aux)
     names = [os.path.splitext(os.path.basename(p))[0] for p in args.spectral]
+    if len(names) != len(result["bands"]):          # the model reads principal components of the bands
+        names = [f"spectral component {i + 1}" for i in range(len(result["bands"]))]
     print(f"{result['transects']} step transects in rows {args.window[0]}-{args.window[0] + args.window[2]}, "
           f"columns {args.window[1]}-{args.window[1] + args.window[3]}")
     print("| input | ramp width, px |\n|---|---|")
     for name, w in zip(names, result["bands"]):
         print(f"| {name} | {'n/a' if w is None else f'{w:.1f}'} |")
+    for i, w in enumerate(result["aux"]):
+        print(f"| {args.aux[0]} band {i + 1} | {'n/a' if w is None else f'{w:.1f}'} |")
     print(f"| diffusion features | {result['features']:.1f} |")
     return 0
 
