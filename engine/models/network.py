@@ -168,8 +168,10 @@ class NetworkConfig:
         accuracy or better (docs/benchmarks.md, "Patch size of the fast profile"). Dropout 0.2 in the Transformer
         branch (spec §4.2: 0) regularises it on analyst data sets of a few polygons: better or level on the same
         four data sets (docs/benchmarks.md, "Training recipe options"). The prediction stays Eq. 29's fused head:
-        ``prediction="heads"`` is better under cross-validation but maps a quarter more built-up on the full
-        Delmarva scene, at field edges and the surf line (docs/benchmarks.md, same section)."""
+        ``prediction="heads"`` is better under cross-validation (with the ``fast`` boundary mixing, above the
+        random forest on all four data sets) but on the full Delmarva scene it maps more built-up at field edges
+        and the surf line and lets forest grow into the fields beside it (docs/benchmarks.md, same section and
+        "How wide a boundary is in the diffusion features")."""
         base = dict(patch_size=5, d=32, cnn_c1=8, cnn_c2=16, cnn_guide_kernel=1, trans_depth=1, trans_heads=4,
                     trans_dim_head=16, trans_mlp_dim=8, cross_heads=4, dropout=0.2, mamba_d_state=8)
         base.update(overrides)
