@@ -1,6 +1,6 @@
 """How many pixels wide is a land-cover boundary in each spectral band and in the diffusion features?
 
-Finds straight step edges in a window of the scene: transects of 2K pixels along a row or a column whose two
+Finds straight step edges in a window of the scene: transects of 20 pixels along a row or a column whose two
 ends are each homogeneous (every pixel within a quarter of the step from its side's mean, z-scores of the
 model's inputs) and whose spectra change by at least ``--min-step`` across the middle. Each transect is aligned
 at the sub-pixel position where it crosses half-way (all bands together), and for every band, and for the
@@ -134,6 +134,9 @@ def main() -> int:
                     help="the model's auxiliary modality, as for engine classify: KIND (sar_db | sar_linear | "
                          "elevation) and its raster file(s)")
     ap.add_argument("--window", nargs=4, type=int, default=[0, 0, 400, 400], metavar=("ROW", "COL", "H", "W"))
+    ap.add_argument("--min-step", type=float, default=2.5,
+                    help="smallest change between a transect's two sides (Euclidean distance of z-scores over the "
+                         "spectral inputs)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -145,7 +148,8 @@ def main() -> int:
     with RasterStack(modalities) as stack:
         inputs = model.window_inputs(stack, Window(*args.window))
     aux = None if inputs.aux is None else np.asarray(inputs.aux.cpu())
-    result = profile_widths(np.asarray(inputs.spec.cpu()), np.asarray(inputs.features.cpu()), inputs.valid, aux)
+    result = profile_widths(np.asarray(inputs.spec.cpu()), np.asarray(inputs.features.cpu()), inputs.valid, aux,
+                            min_step=args.min_step)
     names = [os.path.splitext(os.path.basename(p))[0] for p in args.spectral]
     if len(names) != len(result["bands"]):          # the model reads principal components of the bands
         names = [f"spectral component {i + 1}" for i in range(len(result["bands"]))]
