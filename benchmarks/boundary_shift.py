@@ -45,18 +45,25 @@ def nearest_median_class(z: np.ndarray, medians: dict[int, np.ndarray]) -> np.nd
     return values[dist.argmin(0)]
 
 
-def class_medians(spectral: list[str], training: str, class_field: str, classes: list[int]
-                  ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """The scene's spectral bands in z-scores ``(C, H, W)`` float32 (scene mean and standard deviation per band,
-    valid pixels) and each class's median training spectrum in the same z-scores ``{class value: (C,)}``."""
+def scene_zscores(spectral: list[str]) -> tuple[np.ndarray, np.ndarray, object]:
+    """The whole scene's spectral bands on the reference grid (coarser bands resampled onto it) in z-scores
+    ``(C, H, W)`` float32 (scene mean and standard deviation per band over the valid pixels), the valid mask
+    ``(H, W)`` bool (valid in every band) and the grid (``data.grid``)."""
     with RasterStack([Modality(paths=list(spectral), kind="spectral")]) as stack:
         grid = stack.grid
-        px = read_polygons(training, class_field, grid)
         window = stack.read(0, 0, grid.height, grid.width)
     scene, valid = window.arrays[0], window.valid
     mean = scene[:, valid].mean(1)
     std = scene[:, valid].std(1)
-    z = ((scene - mean[:, None, None]) / std[:, None, None]).astype(np.float32)
+    return ((scene - mean[:, None, None]) / std[:, None, None]).astype(np.float32), valid, grid
+
+
+def class_medians(spectral: list[str], training: str, class_field: str, classes: list[int]
+                  ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """The scene's spectral bands in z-scores ``(C, H, W)`` float32 (:func:`scene_zscores`) and each class's
+    median training spectrum in the same z-scores ``{class value: (C,)}``."""
+    z, valid, grid = scene_zscores(spectral)
+    px = read_polygons(training, class_field, grid)
     ok = valid[px.rows, px.cols]               # the labelled pixels, read with the scene (valid in every band)
     x, values = z[:, px.rows[ok], px.cols[ok]], px.values[ok]
     medians = {c: np.median(x[:, values == c], axis=1) for c in classes if (values == c).any()}

@@ -17,9 +17,8 @@ and forests never show, and without which forest grew 1-3 px into the fields bes
 (``mix_edge_transition``, the U-Net encoder's receptive-field radius), as they do across the scene's own
 boundaries (``benchmarks/edge_profile.py``: 12 px), so the centre pixel's features carry 0.31-0.46 of the
 partner (docs/benchmarks.md, "How wide a boundary is in the diffusion features"). The former whole-patch blend
-(weights below
-``mix_max`` 0.4, diffusion features below ``mix_guidance_max`` 0.6) is what a ``mix_edge_share`` below 1 keeps
-for the other mixed patches. Pseudo-labels from a random forest
+(weights below ``mix_max`` 0.4, diffusion features below ``mix_guidance_max`` 0.6) is what a ``mix_edge_share``
+below 1 keeps for the other mixed patches. Pseudo-labels from a random forest
 (``pseudo_share``) are an option of both profiles, off by default: they lift the two small BigEarthNet pairs above
 the random forest under cross-validation but move salt marsh to water on the full Delmarva map
 (docs/benchmarks.md, "Pseudo-labels").

@@ -8,17 +8,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import edge_profile  # noqa: E402
-
-from engine.data.grid import Modality, RasterStack  # noqa: E402
-
-
-def _zscores(paths):
-    """The bands on the reference grid (the 20 m and 60 m bands resampled to 10 m, as the engine reads them)."""
-    with RasterStack([Modality(paths=list(paths), kind="spectral")]) as stack:
-        window = stack.read(0, 0, stack.grid.height, stack.grid.width)
-    x, valid = window.arrays[0], window.valid
-    mean, std = x[:, valid].mean(1), x[:, valid].std(1)
-    return (x - mean[:, None, None]) / std[:, None, None], valid
+from boundary_shift import scene_zscores  # noqa: E402
 
 
 def test_a_known_ramp_is_measured_at_its_width():
@@ -29,7 +19,7 @@ def test_a_known_ramp_is_measured_at_its_width():
 
 
 def test_coarse_bands_and_smoothed_inputs_have_wider_boundaries_on_the_real_crop(delmarva_bands):
-    z, valid = _zscores(delmarva_bands)
+    z, valid, _ = scene_zscores(delmarva_bands)     # the 20 m and 60 m bands resampled to 10 m, as the engine reads
     window = (slice(0, 384), slice(0, 384))
     spec, ok = z[:, window[0], window[1]], valid[window]
     smooth = np.stack([ndimage.gaussian_filter(b, 4.0) for b in spec])      # a stand-in for the features
