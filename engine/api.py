@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .contract import checkpoint_path, checkpoint_paths, parse_validation
+from .contract import PREDICTIONS, checkpoint_path, checkpoint_paths, parse_validation
 from .data.context import ContextSpec, context_inputs
 from .data.grid import Modality, RasterStack, compute_statistics
 from .errors import EngineError
@@ -698,7 +698,12 @@ def _cv_metrics(cv: dict | None, rep: Reporter, pseudo_labels: bool = False
     if baseline:
         metrics.update(rf_oa=baseline["oa"], rf_aa=baseline["aa"], rf_kappa=baseline["kappa"])
         rep.metric("rf_val_oa", baseline["oa"], aa=baseline["aa"], kappa=baseline["kappa"], model="RandomForest")
-    cv["verdict"] = _verdict(accuracy, baseline, pseudo_labels)
+    alternative = _alternative(cv)
+    if alternative:
+        metrics.update(alt_prediction=alternative["prediction"], alt_oa=alternative["oa"],
+                       alt_kappa=alternative["kappa"])
+        rep.info(_alternative_words(alternative))
+    cv["verdict"] = _verdict(accuracy, baseline, pseudo_labels, alternative)
     if cv["verdict"]:
         (rep.warning if cv["verdict"].startswith("The random forest") else rep.info)(cv["verdict"])
     if cv.get("edge"):
@@ -707,7 +712,28 @@ def _cv_metrics(cv: dict | None, rep: Reporter, pseudo_labels: bool = False
     return accuracy, baseline, metrics
 
 
-def _verdict(acc: dict, rf: dict | None, pseudo_labels: bool = False) -> str:
+def _alternative(cv: dict) -> dict | None:
+    """The other read-out of the fold networks (``train.cross_validate``'s ``"alternative"``) as its pooled
+    metrics plus ``"prediction"`` (``"heads"`` or ``"fused"``), or None when the heads are not trained."""
+    if not cv.get("alternative") or not cv.get("alternative_prediction"):
+        return None
+    return {**cv["alternative"], "prediction": cv["alternative_prediction"]}
+
+
+#: How the training report names a read-out (``contract.PREDICTIONS``).
+READOUT_WORDS = {"heads": "the mean of its branch heads", "fused": "its fused classifier (the paper's Eq. 29)"}
+
+
+def _alternative_words(alt: dict) -> str:
+    """One log line on the other read-out of the same fold networks (``classify --prediction``)."""
+    kappa = f", kappa {alt['kappa']:.3f}" if alt.get("kappa") is not None else ""
+    return (f"Read out by {READOUT_WORDS[alt['prediction']]} instead, the same fold networks give OA "
+            f"{alt['oa']:.1%}{kappa} (classify --prediction {alt['prediction']}; Prediction in QGIS's Classify). "
+            "Cross-validation tests the polygons, not the boundaries between them: compare both maps before "
+            "choosing.")
+
+
+def _verdict(acc: dict, rf: dict | None, pseudo_labels: bool = False, alternative: dict | None = None) -> str:
     """One plain sentence comparing BDGF and the random forest under the same folds (empty without both).
 
     With two or more folds the comparison is paired: the 95 % Student-t interval of the fold-by-fold OA
@@ -716,9 +742,10 @@ def _verdict(acc: dict, rf: dict | None, pseudo_labels: bool = False) -> str:
     ahead, with the warning that the folds are too few to be sure (with 2 folds the t-interval is 12.7 standard
     errors wide, so it nearly always includes zero); otherwise the two are called level. Fold OAs are listed
     instead of a mean ± interval when there are fewer than 3 folds. A single fold (hold-out): the pooled OA (and
-    kappa, where it is defined) decide. When the random forest is ahead, the advice names the options;
-    pseudo-labels (which lifted both benchmark pairs where the random forest won, docs/benchmarks.md) unless
-    ``pseudo_labels`` says they were on."""
+    kappa, where it is defined) decide. When the random forest is ahead, the advice names the options: the other
+    read-out of the same model when it beats the forest's pooled OA (``alternative``, :func:`_alternative`; the
+    branch heads' mean did on the 4-polygon benchmark pair 69_24, docs/benchmarks.md), then pseudo-labels (which
+    lifted both benchmark pairs where the random forest won) unless ``pseudo_labels`` says they were on."""
     from .train import mean_ci95
 
     if not rf or acc.get("oa") is None or rf.get("oa") is None:
@@ -735,6 +762,10 @@ def _verdict(acc: dict, rf: dict | None, pseudo_labels: bool = False) -> str:
     figures = (f"OA {acc['oa']:.1%} for BDGF ({folds_words(a)}) and {rf['oa']:.1%} for the random forest "
                f"({folds_words(b)}), " + _kappa_words(acc, rf))
     advice = "Consider the random forest for this map, more training polygons, or the paper profile on a GPU."
+    if alternative and alternative.get("oa") is not None and alternative["oa"] > rf["oa"]:
+        advice = (f"Read out by {READOUT_WORDS[alternative['prediction']]}, the same model gets OA "
+                  f"{alternative['oa']:.1%} on these folds, ahead of the forest: classify with --prediction "
+                  f"{alternative['prediction']} (Prediction in QGIS's Classify) and compare the maps. " + advice)
     if not pseudo_labels:
         advice += (" Or try pseudo-labels from a random forest (train --pseudo-labels 0.7; Pseudo-label share in "
                    "QGIS), which show the network its classes beside covers that no polygon shows, and compare the "
@@ -779,23 +810,26 @@ def _kappa_words(acc: dict, rf: dict) -> str:
 
 def _cv_section(cv: dict, mode: str) -> dict:
     """Training-report section: per-fold OA / AA / kappa of BDGF and the random forest, mean ± 95 % interval."""
+    alt = _alternative(cv)
     rows = []
     for r in cv["folds"]:
         rf = r.get("rf") or {}
         rows.append([str(r["fold"]), r["n"], r["bdgf"]["oa"], r["bdgf"]["aa"], r["bdgf"]["kappa"],
-                     rf.get("oa"), rf.get("aa"), rf.get("kappa")])
+                     rf.get("oa"), rf.get("aa"), rf.get("kappa")] + ([r["alternative"]["oa"]] if alt else []))
     for label, part in (("mean", "mean"), ("± 95 % interval", "ci95")):
         row = [label, ""]
         for model in ("bdgf", "rf"):
             row += [(cv.get(model) or {}).get(f"{k}_folds", {}).get(part) for k in ("oa", "aa", "kappa")]
-        rows.append(row)
+        rows.append(row + ([alt["oa_folds"][part]] if alt else []))
     title = "Cross-validation grouped by polygon" if mode == "cv" else "Polygon hold-out validation"
     text = (f"{cv['n_folds']} fold(s): each fold's held-out pixels come from polygons that fold's model never saw; "
             "the summary above pools every fold's held-out pixels into one confusion matrix, and the final model "
             "is then trained on every polygon. " + cv.get("verdict", ""))
-    return {"title": title, "text": text,
-            "table": {"columns": ["fold", "held-out pixels", "BDGF OA", "BDGF AA", "BDGF kappa", "RF OA", "RF AA",
-                                  "RF kappa"], "rows": rows}}
+    columns = ["fold", "held-out pixels", "BDGF OA", "BDGF AA", "BDGF kappa", "RF OA", "RF AA", "RF kappa"]
+    if alt:
+        text += " " + _alternative_words(alt)
+        columns.append("BDGF OA, " + ("heads' mean" if alt["prediction"] == "heads" else "fused classifier"))
+    return {"title": title, "text": text, "table": {"columns": columns, "rows": rows}}
 
 
 def _edge_words(edge: dict) -> str:
@@ -914,8 +948,12 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
              mask_layer: str | None = None,
              device: str | None = "auto", tile: int | None = None, batch_size: int | None = None,
              overwrite: bool = False, band_order: str = "name", backend: str = "auto", compile_mode: str = "auto",
-             coarse_to_fine: bool = True, reporter: Reporter | None = None) -> dict:
+             coarse_to_fine: bool = True, prediction: str | None = None, reporter: Reporter | None = None) -> dict:
     """Classify a scene (or an extent / mask polygons) with a model file, tile by tile (bounded memory).
+
+    ``prediction`` (``contract.PREDICTIONS``; None = the model's own, ``NetworkConfig.prediction``): read the
+    trained network out by its fused classifier (paper Eq. 29) or by the mean of its branch heads, without
+    retraining (the training report's cross-validation gives both; :func:`_prediction_check`).
 
     ``backend`` (``models.inference.BACKENDS``): ``auto`` runs the fast path (OpenVINO on the CPU when installed,
     else the rewritten torch network), ``eager`` the reference model. ``compile_mode`` (``contract.COMPILE_MODES``):
@@ -937,12 +975,14 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
     Raises:
         EngineError: pretrain-only, foreign, damaged or non-finite model file; inputs that do not match the model;
             a scene without valid pixels or on another scale; an unwritable or full output folder; an applicability
-            raster asked of a model file without training pixels (written by an earlier engine).
+            raster asked of a model file without training pixels (written by an earlier engine); a
+            ``prediction`` the model cannot make.
     """
     from .distributed import setup, teardown
     from .io.rasters import ClassificationWriter
     from .models.classifier import TrainedModel
     from .models.inference import InferenceBackend, compile_requested
+    from .models.network import set_prediction
     from .predict import classify_scene, polygon_mask_geometries
 
     rep = ensure(reporter)
@@ -952,6 +992,7 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
             check_output(p, overwrite)
     mods = [spectral, *auxiliary]
     tensors, meta, prof, grid, dev = _classifier_and_grid(model, mods, device, rep)
+    prediction = _prediction_check(meta, prediction, model, rep)
     if applicability:
         from .applicability import require_reference
 
@@ -965,6 +1006,7 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
         _check_classify_outputs(out_grid, len(meta.classes), output, confidence, probabilities, uncertainty,
                                 applicability)
         tm = TrainedModel.from_tensors(tensors, meta, dev)
+        set_prediction(tm.net, prediction)
         pixels = out_grid.width * out_grid.height
         if backend != "eager" and dev.type == "cpu" and compile_requested(compile_mode, pixels):
             rep.info("Compiling the group network for the CPU (20-30 s the first time, a few seconds once cached)")
@@ -1008,6 +1050,30 @@ def classify(model: str, spectral: Modality, auxiliary: Sequence[Modality], outp
         out.update(_class_summary(tm.classes, summary, out_grid, tm.applicability.threshold if applicability else None,
                                   rep))
     return out
+
+
+def _prediction_check(meta: Any, prediction: str | None, model: str, rep: Reporter) -> str:
+    """The read-out ``classify`` uses: ``prediction``, or the model's own when None; logged when it is not the
+    model's own.
+
+    Raises:
+        EngineError: ``prediction`` not in ``contract.PREDICTIONS``, or ``"heads"`` for a model whose branch heads
+            did not learn the classes (``NetworkConfig.heads_trained``).
+    """
+    from .models.network import NetworkConfig
+
+    cfg = NetworkConfig.from_dict(meta.network_config)
+    if prediction is None:
+        return cfg.prediction
+    if prediction not in PREDICTIONS:
+        raise EngineError(f"Unknown prediction {prediction!r}", f"Use one of: {', '.join(PREDICTIONS)}.")
+    if prediction == "heads" and not cfg.heads_trained:
+        raise EngineError(f"{model}: its branch heads were not trained on the classes (one branch, or mutual "
+                          "learning or per-branch cross-entropy switched off), so it cannot predict with them",
+                          "Leave --prediction out (or use fused), or train a model with the default network.")
+    if prediction != cfg.prediction:
+        rep.info(f"Prediction: {READOUT_WORDS[prediction]}, not the model's own ({READOUT_WORDS[cfg.prediction]})")
+    return prediction
 
 
 #: Share of a predicted class's pixels outside the area of applicability above which the log advises new polygons.

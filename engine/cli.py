@@ -25,8 +25,8 @@ from typing import Any, Callable, Sequence
 
 from . import __version__
 from .contract import (AUXILIARY_KINDS, BACKENDS, COARSE_TO_FINE_MODES, COMPILE_MIN_PIXELS, COMPILE_MODES, DEVICES,
-                       EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OK, EXIT_UNEXPECTED, MAX_ENSEMBLE_MEMBERS, PROFILES,
-                       SUGGEST_MEASURES)
+                       EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OK, EXIT_UNEXPECTED, MAX_ENSEMBLE_MEMBERS, PREDICTIONS,
+                       PROFILES, SUGGEST_MEASURES)
 from .errors import Cancelled, EngineError
 from .progress import CancelToken, Reporter
 
@@ -128,6 +128,11 @@ def _add_classify(sub: Any, parents: list) -> None:
     p.add_argument("--compile", choices=COMPILE_MODES, default="auto",
                    help="torch.compile the group network on the CPU (needs a C++ compiler; 20-30 s the first time): "
                         f"auto = from {COMPILE_MIN_PIXELS // 1_000_000} Mpx on; falls back to the uncompiled network")
+    p.add_argument("--prediction", choices=PREDICTIONS, default=None,
+                   help="read-out of the trained network (default: the model's own, fused unless trained "
+                        "otherwise): fused = its classifier over the three branches' features (the paper's Eq. 29); "
+                        "heads = the mean of its branch heads' class probabilities. The training report gives both "
+                        "under the same cross-validation folds; compare both maps before choosing")
     p.add_argument("--coarse-to-fine", choices=COARSE_TO_FINE_MODES, default="on",
                    help="on: the network classifies every 4th pixel of every 4th row, then only the pixels whose "
                         "neighbours disagree, give their class a probability below 0.97 (0.9 for adjacent "
@@ -475,7 +480,8 @@ def cmd_classify(args: argparse.Namespace, rep: Reporter) -> dict:
                         mask=args.mask, mask_layer=args.mask_layer, device=device,
                         tile=args.tile, batch_size=args.batch_size, overwrite=args.overwrite,
                         band_order=args.band_order, backend=args.backend,
-                        compile_mode=args.compile, coarse_to_fine=args.coarse_to_fine == "on", reporter=rep)
+                        compile_mode=args.compile, coarse_to_fine=args.coarse_to_fine == "on",
+                        prediction=args.prediction, reporter=rep)
 
 
 def cmd_assess(args: argparse.Namespace, rep: Reporter) -> dict:

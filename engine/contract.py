@@ -27,6 +27,7 @@ from .io.schema import (FILE_KINDS, FORMAT_VERSION, Band, BandStatistics, Catego
 
 __all__ = [
     "ENGINE_VERSION", "PROFILES", "DEVICES", "BACKENDS", "COMPILE_MODES", "COMPILE_MIN_PIXELS", "MAX_ENSEMBLE_MEMBERS",
+    "PREDICTIONS",
     "COARSE_TO_FINE_MODES", "MODALITY_KINDS",
     "AUXILIARY_KINDS", "CONTEXT_SIGMAS_M", "SAR_KINDS", "FILE_KINDS",
     "FORMAT_VERSION", "EXIT_OK", "EXIT_UNEXPECTED", "EXIT_BAD_INPUT", "EXIT_CANCELLED", "EXIT_OUTPUT_EXISTS",
@@ -55,6 +56,10 @@ COARSE_TO_FINE_MODES = ("on", "off")
 COMPILE_MIN_PIXELS = 4_000_000
 #: train --members: most group networks one model may hold (an ensemble; 1 = one network, the default)
 MAX_ENSEMBLE_MEMBERS = 8
+#: Read-outs of a trained group network (``NetworkConfig.prediction``; ``classify --prediction``): ``fused`` = the
+#: classifier over the three branches' features (paper Eq. 29), ``heads`` = the mean of the branch heads' class
+#: probabilities. Both come from the same trained weights, so an existing model can be read out either way.
+PREDICTIONS = ("fused", "heads")
 #: Modality kinds: spectral reflectance / DN, SAR backscatter in dB or linear power, elevation in metres, and the
 #: landscape context the engine derives from the spectral bands (``engine.data.context``; never given as a file).
 MODALITY_KINDS = ("spectral", "sar_db", "sar_linear", "elevation", "context")

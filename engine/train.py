@@ -28,7 +28,7 @@ from .io.schema import ModelMetadata
 from .metrics import accuracy_metrics, confusion_matrix
 from .models.classifier import TrainedModel
 from .models.diffusion import FeatureExtractor
-from .models.network import GroupEnsemble, GroupNetwork
+from .models.network import GroupEnsemble, GroupNetwork, set_prediction
 from .progress import Reporter, ensure
 
 
@@ -1126,6 +1126,66 @@ def synthetic_folds(fold: np.ndarray, polygon_ids: np.ndarray, source_polygons: 
     return np.r_[fold, extra], np.r_[np.zeros(len(fold), bool), np.ones(len(extra), bool)]
 
 
+def other_prediction(net: GroupNetwork | GroupEnsemble) -> str | None:
+    """The read-out a trained network does not use (``"heads"`` for ``"fused"`` and back), or None when its branch
+    heads did not learn the classes (``NetworkConfig.heads_trained``)."""
+    cfg = net.config
+    if not cfg.heads_trained:
+        return None
+    return "heads" if cfg.prediction == "fused" else "fused"
+
+
+def held_out_readouts(net: GroupNetwork | GroupEnsemble, data: dict, device: torch.device) -> dict[str, np.ndarray]:
+    """Predicted class indices ``(N,)`` of a patch set under the network's own read-out and, when its heads are
+    trained, under the other one too (``{"fused": ..., "heads": ...}``; :func:`evaluate` with
+    ``models.network.set_prediction``). The network keeps its own read-out afterwards."""
+    own, other = net.config.prediction, other_prediction(net)
+    out = {own: evaluate(net, data, device)[0]}
+    if other is not None:
+        try:
+            set_prediction(net, other)
+            out[other] = evaluate(net, data, device)[0]
+        finally:
+            set_prediction(net, own)
+    return out
+
+
+def _score_readouts(rec: dict, pooled: dict, net: Any, held_out: dict, y: np.ndarray, labels: Sequence,
+                    names: Sequence[str], device: torch.device) -> np.ndarray:
+    """Score a fold's network on its held-out pixels under its own read-out (``rec["bdgf"]``) and the other one
+    (``rec["alternative"]``, when its heads are trained); adds their confusion matrices to ``pooled``. Returns the
+    own read-out's class indices ``(n,)``."""
+    readouts = held_out_readouts(net, held_out, device)
+    other = other_prediction(net)
+    if other is not None:
+        rec["alternative_prediction"] = other
+    for model, pred in (("bdgf", readouts[net.config.prediction]), ("alternative", readouts.get(other))):
+        if pred is not None:
+            cm = confusion_matrix(y, pred, list(range(len(labels))))
+            pooled[model] += cm
+            rec[model] = accuracy_metrics(cm, labels, names)
+    return readouts[net.config.prediction]
+
+
+def _cv_summaries(folds: list[dict], pooled: dict, models: list[str], labels: Sequence, names: Sequence[str]
+                  ) -> dict:
+    """``{"folds", "n_folds", model: summary}``: each model's pooled metrics plus the mean and 95 % interval of
+    its per-fold OA / AA / kappa; the alternative read-out only when every fold has it (folds resumed from an
+    older checkpoint may not)."""
+    out = {"folds": folds, "n_folds": len(folds)}
+    if folds and all("alternative" in r and "alternative_prediction" in r for r in folds):
+        models = [*models, "alternative"]
+        out["alternative_prediction"] = folds[0]["alternative_prediction"]
+    for model in models:
+        summary = accuracy_metrics(pooled[model], labels, names)
+        for key in ("oa", "aa", "kappa"):
+            vals = [r[model][key] for r in folds if r[model][key] is not None]
+            mean, half = mean_ci95(vals)
+            summary[f"{key}_folds"] = {"mean": mean, "ci95": half, "folds": vals}
+        out[model] = summary
+    return out
+
+
 def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: int, make_network: Any,
                    config: TrainingConfig, device: torch.device, labels: Sequence, names: Sequence[str],
                    edge: np.ndarray | None = None, reporter: Reporter | None = None, checkpoint: str | None = None,
@@ -1157,9 +1217,14 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
         train_only: bool ``(N,)``: synthetic pixels (e.g. :func:`gather_whitewater`'s, with their source
             polygon's fold): in the network's training when their fold is not held out, never held out themselves,
             never in the random forest's training.
+    Each fold's network is also read out the other way (:func:`held_out_readouts`: the branch heads' mean for the
+    fused classifier and back), at the cost of one more forward pass over the held-out pixels: ``"alternative"``.
+
     Returns:
-        ``{"folds": [{"fold", "n", "bdgf": metrics, "rf": metrics, "history", "edge"}], "bdgf": summary,
-        "rf": summary, "edge": edge_accuracy(...), "epoch_val_loss": [mean over folds per epoch]}`` (``edge``:
+        ``{"folds": [{"fold", "n", "bdgf": metrics, "rf": metrics, "alternative": metrics, "alternative_prediction",
+        "history", "edge"}], "bdgf": summary, "rf": summary, "alternative": summary, "alternative_prediction":
+        "heads" | "fused", "edge": edge_accuracy(...), "epoch_val_loss": [mean over folds per epoch]}``
+        (the alternative keys only when the heads are trained, ``NetworkConfig.heads_trained``; ``edge``:
         held-out OA at polygon edges and inside polygons, :func:`edge_accuracy`, with ``edge``); ``metrics`` =
         ``metrics.accuracy_metrics`` (OA, AA, kappa, per-class producer's / user's accuracy, confusion matrix);
         ``summary`` = the pooled confusion matrix's metrics plus ``{"oa"|"aa"|"kappa": {"mean", "ci95",
@@ -1170,7 +1235,7 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
     rep = ensure(reporter)
     y = view_labels(data)
     k_labels = list(range(len(labels)))
-    pooled = {"bdgf": np.zeros((len(labels),) * 2, np.int64), "rf": np.zeros((len(labels),) * 2, np.int64)}
+    pooled = {m: np.zeros((len(labels),) * 2, np.int64) for m in ("bdgf", "rf", "alternative")}
     folds, curves = [], []
     key = _cv_key(fold, n_folds, y, config, identity)
     done = _cv_resume(checkpoint, key, n_folds, rep) if resume and checkpoint else []
@@ -1201,11 +1266,8 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
         history = train_network(net, train_view, patch_view(data, te) if config.early_stopping else None,
                                 dataclasses.replace(cfg, early_stopping=False), device, rep)
         curves.append([h.get("val_loss") for h in history])
-        pred, _ = evaluate(net, patch_view(data, te), device)
         rec = {"fold": f + 1, "n": int(len(te)), "history": history}
-        cm = confusion_matrix(y[te], pred, k_labels)
-        pooled["bdgf"] += cm
-        rec["bdgf"] = accuracy_metrics(cm, labels, names)
+        pred = _score_readouts(rec, pooled, net, patch_view(data, te), y[te], labels, names, device)
         rf_pred = None
         if config.rf_trees:
             rf_pred = fit_random_forest(centre[tr_rf], y[tr_rf], config.rf_trees, cfg.seed).predict(centre[te])
@@ -1222,14 +1284,7 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
                                                                                  "folds": folds}), overwrite=True)
         rep.metric("cv_fold", f + 1, oa=rec["bdgf"]["oa"], kappa=rec["bdgf"]["kappa"],
                    rf_oa=(rec.get("rf") or {}).get("oa"), rf_kappa=(rec.get("rf") or {}).get("kappa"))
-    out = {"folds": folds, "n_folds": n_folds}
-    for model in ("bdgf", "rf") if config.rf_trees else ("bdgf",):
-        summary = accuracy_metrics(pooled[model], labels, names)
-        for key in ("oa", "aa", "kappa"):
-            vals = [r[model][key] for r in folds if r[model][key] is not None]
-            mean, half = mean_ci95(vals)
-            summary[f"{key}_folds"] = {"mean": mean, "ci95": half, "folds": vals}
-        out[model] = summary
+    out = _cv_summaries(folds, pooled, ["bdgf"] + (["rf"] if config.rf_trees else []), labels, names)
     out["edge"] = edge_accuracy([r.get("edge") for r in folds], config.edge_radius)
     n_ep = min(len(c) for c in curves) if curves else 0
     out["epoch_val_loss"] = [float(np.mean([c[e] for c in curves])) for e in range(n_ep)

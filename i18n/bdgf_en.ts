@@ -92,132 +92,132 @@
 <context>
     <name>BdgfAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="147"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="149"/>
         <source>Accuracy assessment</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="148"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="150"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="192"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="194"/>
         <source>Spectral rasters (stacked in order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="195"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="197"/>
         <source>Auxiliary rasters (SAR or elevation)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
         <source>Auxiliary kind</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
         <source>SAR backscatter (dB)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
         <source>SAR backscatter (linear power)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
         <source>Elevation</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="204"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="206"/>
         <source>Extent (empty: the whole raster)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="208"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="210"/>
         <source>Device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="208"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="210"/>
         <source>Automatic (CUDA if available)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="208"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="210"/>
         <source>CUDA GPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="208"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="210"/>
         <source>CPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="213"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="215"/>
         <source>Profile</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="213"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="215"/>
         <source>Fast</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="213"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="215"/>
         <source>Paper (full published settings)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="225"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="227"/>
         <source>Class field (empty: from the layer&apos;s categorized style)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="255"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="257"/>
         <source>Give at least one spectral raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="440"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="442"/>
         <source>Choose a class field: the layer &apos;{name}&apos; has no categorized style to take the classes from.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="488"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="490"/>
         <source>The polygon layer is not valid.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="525"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="527"/>
         <source>The polygon layer has no features (or no selected features).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="509"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="511"/>
         <source>The extent does not overlap the rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="546"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="548"/>
         <source>Engine: {python} ({device})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="498"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="500"/>
         <source>Field &apos;{field}&apos; is not in the polygon layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="526"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="528"/>
         <source>No polygon overlaps the rasters (or the extent {extent}, {crs}). Check that the polygons and the rasters cover the same place.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="530"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="532"/>
         <source>The class field &apos;{field}&apos; has {n} class(es) in the (selected) polygons inside the rasters and extent: at least two classes are needed.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -227,102 +227,102 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="355"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="357"/>
         <source>{param}: the file {path} does not exist. Check the path (was the file moved or renamed?).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="358"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="360"/>
         <source>{param}: {path} exists but cannot be opened as a layer. Check that it is a raster or vector file GDAL/OGR can read.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="404"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="406"/>
         <source>The output &apos;{output}&apos; ({path}) is also the input &apos;{input}&apos;: the run would replace its own input. Choose another file name for the output.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="408"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="410"/>
         <source>The outputs &apos;{a}&apos; and &apos;{b}&apos; are the same file {path}: give each output its own file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="413"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="415"/>
         <source>The output &apos;{output}&apos; ({path}) is a folder: give a file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="418"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="420"/>
         <source>The folder {folder} of the output &apos;{output}&apos; cannot be written ({problem}). Choose a folder you can write to.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="458"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="460"/>
         <source>point</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="458"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="460"/>
         <source>line</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="459"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="461"/>
         <source>polygon</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="460"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="462"/>
         <source>polygons or points</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="460"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="462"/>
         <source>polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="461"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="463"/>
         <source>&apos;{name}&apos; is a {kind} layer, but &apos;{param}&apos; needs {needs}. Digitize polygons around the areas to label, or buffer the {kind}s first (Vector &gt; Geoprocessing Tools &gt; Buffer).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="466"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="468"/>
         <source>The layer &apos;{name}&apos; given as &apos;{param}&apos; is empty (no features, or no selected features with &apos;Selected features only&apos;).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="477"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="479"/>
         <source>Class value(s) {values} in the field &apos;{field}&apos; cannot be used: class values must be whole numbers from 1 to 65535, because 0 is the nodata value of the classified map. Recode them (for example with the Field Calculator) or use a text class field.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="577"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="579"/>
         <source>Resume an interrupted run from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="593"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="595"/>
         <source>&apos;Resume&apos; is ticked but there is no checkpoint of an interrupted run for the output {output} ({checkpoint}). Give the same output file as the interrupted run, or untick &apos;Resume&apos; to start from the beginning.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="595"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="597"/>
         <source>(temporary file)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="602"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="604"/>
         <source>The checkpoint {files} was kept: run again with &apos;Resume&apos; ticked (same inputs and output) to continue from it.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="620"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="622"/>
         <source>{path} exists: it is replaced when the run succeeds (left as it is if the run fails or is cancelled).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="626"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="628"/>
         <source>Cannot create the folder of {path}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
@@ -337,17 +337,17 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="331"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="333"/>
         <source>{name}: {value} is outside the allowed range {low} to {high}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="557"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="559"/>
         <source>Landscape context (water index over 100 m and 500 m)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="562"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="564"/>
         <source>Add two auxiliary bands derived from the spectral bands over the whole scene: the water index NDWI (green and near-infrared bands, found by their Sentinel-2 names or wavelength tags) averaged over 100 m and 500 m around each pixel. They tell a pixel near open water from one far inland, which a 5 x 5 px patch cannot: salt marsh along inland forest edges and built-up on the beach line are the errors they remove. They can also turn flooded marsh into water: compare the map with one trained without them. The model file records it, and classification derives the bands again by itself.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -495,203 +495,228 @@
 <context>
     <name>ClassifyAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="85"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="86"/>
         <source>Classify</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="88"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="89"/>
         <source>bdgf,classify,classification,predict,land cover,map,deep learning</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="91"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="92"/>
         <source>Classifies the rasters with a trained BDGF model, tile by tile with bounded memory. The classified raster gets the model&apos;s class names and colours (paletted style, colour table and a QML sidecar); the optional confidence raster holds the winning class probability.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="98"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="99"/>
         <source>A model file written by &apos;Train classifier&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="105"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="106"/>
         <source>What the auxiliary rasters hold; must match the model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="111"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="112"/>
         <source>Classify only this extent. Empty: the whole raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="114"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="115"/>
         <source>Automatic uses a CUDA GPU when available, otherwise the CPU.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="115"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="116"/>
         <source>Tile size in pixels (empty: the model&apos;s default). Smaller tiles use less memory.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="117"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="118"/>
         <source>Patches per batch (empty: the default). Lower it when the GPU runs out of memory.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="127"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="137"/>
         <source>Classified raster (GeoTIFF, class values with colour table).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="128"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="138"/>
         <source>Optional confidence raster: probability of the winning class.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="149"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="159"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="159"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="169"/>
         <source>Tile size (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="160"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="170"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="164"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="179"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="165"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="180"/>
         <source>Confidence</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="185"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="200"/>
         <source>{path} holds pretrained diffusion weights, not a trained classifier: give it to &apos;Train classifier&apos; as pretrained model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="195"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="210"/>
         <source>The model was trained on {want} spectral bands; the spectral rasters have {have}. Give the same rasters, in the same order, as in training.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="202"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="217"/>
         <source>The model uses auxiliary rasters ({kinds}); give them as auxiliary rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="205"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="220"/>
         <source>The model was trained without auxiliary rasters; leave them empty.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="210"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="225"/>
         <source>The model&apos;s auxiliary kind is {want}; the auxiliary kind chosen is {have}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="213"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="228"/>
         <source>The model was trained on {want} auxiliary bands; the auxiliary rasters have {have}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="99"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="100"/>
         <source>Optical rasters with the bands the model was trained on (see &apos;Band order&apos;). Another scene works: the map is written on this scene&apos;s own grid (CRS and pixels), resampled only when its pixel size differs from the model&apos;s.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="106"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="107"/>
         <source>By band name: the bands are matched to the model&apos;s by their Sentinel-2 name (B04...), description or wavelength, reordered when given in another order, and a missing or unknown band is refused with the list the model expects. As given: the bands are used in the order given, for files renamed after training that hold the same bands in the training order.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="112"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="113"/>
         <source>Optional polygons: only pixels inside them are classified (the rest is nodata). &apos;Selected features only&apos; is honoured.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="129"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="139"/>
         <source>Optional uncertainty raster, two bands: 1 &apos;normalised_entropy&apos; (entropy of the class probabilities divided by ln K: 0 = certain, 1 = all classes equally likely) and 2 &apos;margin&apos; (probability of the best minus the second-best class: 0 = a tie). Where it is high (low margin), new training polygons help most.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="134"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="144"/>
         <source>Optional class probabilities: one band per class, named by class, values 0-1.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="151"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="161"/>
         <source>Band order</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="151"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="161"/>
         <source>By band name (reordered to the model&apos;s order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="151"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="161"/>
         <source>As given (positional, for renamed files)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="156"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="166"/>
         <source>Classify inside polygons (mask)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="167"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="182"/>
         <source>Uncertainty (entropy, margin)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="170"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="185"/>
         <source>Class probabilities</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="172"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="187"/>
         <source>Area of applicability (dissimilarity index)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="290"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="309"/>
         <source>{outside} of {pixels} classified pixels ({share:.1f} %) lie outside the area of applicability.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="188"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="203"/>
         <source>{path} was trained before the plugin kept a model&apos;s training pixels, so it has no area of applicability: train it again, or leave the area of applicability (ranking by dissimilarity) out.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="161"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="171"/>
         <source>Coarse-to-fine (skip the network inside uniform areas)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="119"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="120"/>
         <source>On (default): the network classifies every 4th pixel of every 4th row, then only the pixels whose neighbours disagree, are unsure (class probability below 0.97, or 0.9 for adjacent neighbours) or whose own spectrum differs from theirs; the others, inside uniform water, forest or fields, take their neighbours&apos; class and mean probabilities. The same classes in a third to half the time. Off: the network classifies every pixel (exact probabilities in the confidence, uncertainty and probability rasters).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="136"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="146"/>
         <source>Optional area of applicability (Meyer and Pebesma 2021): the dissimilarity index of every pixel, the distance of its band values to the nearest training pixel over the mean distance between training pixels. Above the model&apos;s threshold (shown in magenta) the scene is unlike every training polygon: the map extrapolates there and the cross-validated accuracy does not hold. Digitize polygons there (&apos;Suggest training samples&apos;, ranked by dissimilarity). The log gives the share of every predicted class outside it and warns about a class mostly outside.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="102"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="103"/>
         <source>The same auxiliary rasters as in training, if the model uses them. A model trained with landscape context derives those bands from the spectral rasters itself: nothing to give for them.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="128"/>
+        <source>How the trained network gives its class probabilities. The model&apos;s own (default): as trained, the fused classifier unless set otherwise. Fused classifier: over the three branches&apos; features (the paper&apos;s Eq. 29). Mean of the branch heads: the average of the CNN, Transformer and Mamba heads&apos; class probabilities. Both come from the same trained weights; the training report gives the accuracy of both under the same cross-validation folds. The heads&apos; mean was better on a data set of four polygons but put more built-up and forest at field edges on a full Sentinel-2 scene: compare both maps before choosing.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
+        <source>Prediction</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
+        <source>The model&apos;s own (default)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
+        <source>Fused classifier (paper Eq. 29)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
+        <source>Mean of the branch heads</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

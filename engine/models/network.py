@@ -18,20 +18,20 @@ Inputs: ``x_spec (B, C_spec, P, P)`` (PCA / z-score upstream), ``x_aux (B, C_aux
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..contract import MAX_ENSEMBLE_MEMBERS
+from ..contract import MAX_ENSEMBLE_MEMBERS, PREDICTIONS
 from .mamba import Mamba
 
 __all__ = [
     "NetworkConfig", "NetworkOutput", "GroupNetwork", "MutualLearningLoss", "LossOutput",
     "CNNBranch", "TransformerBranch", "MambaBranch", "Tokenizer", "DiffusionTokenMap", "Transformer",
     "CrossAttention", "MambaSequenceBlock", "GroupChannelAttention", "AdaptiveTemperature", "grad_reverse",
-    "BRANCHES", "GroupEnsemble", "build_network",
+    "BRANCHES", "GroupEnsemble", "build_network", "set_prediction",
 ]
 
 #: branch names, in the order of the final classifier's input (Eq. 29: cat[f_trans, f_cnn, f_mamba]).
@@ -115,7 +115,7 @@ class NetworkConfig:
             raise ValueError(f"ml_temperature must be adaptive or fixed, not {self.ml_temperature!r}")
         if self.mamba_gate not in ("sigmoid", "none", "literal"):
             raise ValueError(f"mamba_gate must be sigmoid, none or literal, not {self.mamba_gate!r}")
-        if self.prediction not in ("fused", "heads"):
+        if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be fused or heads, not {self.prediction!r}")
         if not 1 <= int(self.members) <= MAX_ENSEMBLE_MEMBERS:
             raise ValueError(f"members must be 1 to {MAX_ENSEMBLE_MEMBERS}, got {self.members}")
@@ -125,6 +125,12 @@ class NetworkConfig:
         """Enabled branch names in classifier order (Eq. 29)."""
         on = {"cnn": self.use_cnn, "transformer": self.use_transformer, "mamba": self.use_mamba}
         return tuple(b for b in BRANCHES if on[b])
+
+    @property
+    def heads_trained(self) -> bool:
+        """True when the branch heads learn the classes (mutual learning with per-branch cross-entropy, ML3, and
+        at least two branches), so that ``prediction="heads"`` is a trained read-out."""
+        return self.mutual_learning and self.branch_ce and len(self.branches) > 1
 
     @property
     def any_guidance(self) -> bool:
@@ -822,6 +828,26 @@ class GroupEnsemble(nn.Module):
     def log_probabilities(self, out: NetworkOutput) -> torch.Tensor:
         """``(B, K)`` float32 log of the members' mean class probabilities (``forward`` already made them)."""
         return F.log_softmax(out.logits.float(), dim=1)
+
+
+def set_prediction(net: "GroupNetwork | GroupEnsemble", prediction: str) -> None:
+    """Switch a (trained) network's read-out in place: ``config.prediction`` of the network and of every ensemble
+    member (:meth:`GroupNetwork.log_probabilities`). The weights are not touched, so the other read-out of the same
+    training costs one more forward pass (``classify --prediction``; the training report's cross-validation gives
+    both).
+
+    Raises:
+        ValueError: ``prediction`` not in ``contract.PREDICTIONS``, or ``"heads"`` for a network whose branch heads
+            did not learn the classes (:attr:`NetworkConfig.heads_trained` is False).
+    """
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {', '.join(PREDICTIONS)}, not {prediction!r}")
+    if prediction == "heads" and not net.config.heads_trained:
+        raise ValueError("this model's branch heads were not trained on the classes (one branch, no mutual "
+                         "learning or no per-branch cross-entropy), so it can only predict with its fused classifier")
+    cfg = replace(net.config, prediction=prediction)
+    for module in [net, *getattr(net, "members", [])]:
+        module.config = cfg
 
 
 def build_network(n_spectral: int, n_auxiliary: int, n_diffusion: int, n_classes: int,

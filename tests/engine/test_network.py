@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from engine.models.network import (AdaptiveTemperature, GroupNetwork, MutualLearningLoss, NetworkConfig, NetworkOutput,
-                            grad_reverse)
+from engine.models.network import (AdaptiveTemperature, GroupEnsemble, GroupNetwork, MutualLearningLoss, NetworkConfig,
+                            NetworkOutput, grad_reverse, set_prediction)
 
 torch.set_num_threads(1)
 B, CD = 4, 16           # batch, small C_dif for forward tests
@@ -189,3 +189,35 @@ def test_prediction_rules_fused_and_mean_of_the_branch_heads():
     assert int(GroupNetwork(6, 0, 8, 3, NetworkConfig.fast(prediction="heads")).log_probabilities(out2).argmax()) == 0
     with pytest.raises(ValueError, match="prediction"):
         NetworkConfig.fast(prediction="vote")
+
+
+def test_set_prediction_switches_a_trained_network_between_its_two_read_outs():
+    """The same weights read out by the fused classifier (Eq. 29) or by the mean of the branch heads
+    (``classify --prediction``); for an ensemble every member follows."""
+    torch.manual_seed(0)
+    xs, _, fd = _inputs(cs=6, ca=0, cd=8, p=5)
+    single, ensemble = NetworkConfig.fast(), NetworkConfig.fast(members=2)
+    for net in (GroupNetwork(6, 0, 8, 3, single), GroupEnsemble(6, 0, 8, 3, ensemble)):
+        net.eval()
+        with torch.no_grad():
+            fused = net.log_probabilities(net(xs, None, fd))
+            set_prediction(net, "heads")
+            heads = net.log_probabilities(net(xs, None, fd))
+            members = list(getattr(net, "members", [net]))
+            assert all(m.config.prediction == "heads" for m in members)
+            by_hand = torch.stack([m.log_probabilities(m(xs, None, fd)).exp() for m in members]).mean(0)
+            assert torch.allclose(heads.exp(), by_hand, atol=1e-6)
+            out = members[0](xs, None, fd)
+            mean_of_heads = torch.stack([torch.softmax(z, 1) for z in out.branch_logits.values()]).mean(0)
+            assert torch.allclose(members[0].log_probabilities(out).exp(), mean_of_heads, atol=1e-6)
+            assert not torch.allclose(heads, fused)
+            set_prediction(net, "fused")
+            assert torch.equal(net.log_probabilities(net(xs, None, fd)), fused)
+    assert NetworkConfig.fast().heads_trained
+    for untrained in (NetworkConfig.fast(branch_ce=False), NetworkConfig.fast(mutual_learning=False),
+                      NetworkConfig.fast(use_cnn=False, use_mamba=False)):
+        assert not untrained.heads_trained
+        with pytest.raises(ValueError, match="branch heads were not trained"):
+            set_prediction(GroupNetwork(6, 0, 8, 3, untrained), "heads")
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        set_prediction(GroupNetwork(6, 0, 8, 3, NetworkConfig.fast()), "vote")

@@ -77,7 +77,9 @@ def test_training_beats_chance_and_reports_random_forest(workflow):
     # 7 classes: chance is ~0.14; the held-out polygons are classified far better than that
     assert m["oa"] > 0.5 and m["kappa"] > 0.3
     assert 0 <= m["rf_oa"] <= 1 and "rf_kappa" in m
+    assert m["alt_prediction"] == "heads" and 0 <= m["alt_oa"] <= 1     # the same fold networks, other read-out
     html = (workflow["dir"] / "train.html").read_text()
+    assert "BDGF OA, heads&#x27; mean" in html or "BDGF OA, heads' mean" in html
     assert "Random forest" in html and "BDGF" in html
     assert "Cross-validation grouped by polygon" in html
     # default validation cv:5 -> K folds (fewer when a class has fewer polygons), then the final fit
@@ -291,6 +293,39 @@ def test_tiled_classification_equals_untiled(workflow, tmp_path):
     assert outs[24][0].shape == (64, 64)
     np.testing.assert_array_equal(outs[24][0], outs[1024][0])
     np.testing.assert_allclose(outs[24][1], outs[1024][1], atol=1e-5)
+
+
+def test_classify_reads_the_same_model_out_by_its_branch_heads(workflow, tmp_path):
+    """``--prediction heads``: the same weights read out by the mean of the branch heads' class probabilities (the
+    training report gives both read-outs under the same folds); ``fused`` is the model's own, the default. A model
+    whose heads never learned the classes is refused before any tile, naming the file and the fix."""
+    from engine.io.artifact import load_model, save_model
+
+    model = str(workflow["dir"] / "model.safetensors")
+    maps, logs = {}, {}
+    for pred in ("fused", "heads"):
+        proc = run_engine("classify", "--model", model, "--spectral", *BANDS, "--output", str(tmp_path / f"{pred}.tif"),
+                          "--confidence", str(tmp_path / f"conf_{pred}.tif"), "--extent", *EXTENT,
+                          "--prediction", pred, "--device", "cpu", "--json-progress")
+        logs[pred] = " ".join(str(e.get("message", "")) for e in events(proc.stdout))
+        with rasterio.open(tmp_path / f"{pred}.tif") as a, rasterio.open(tmp_path / f"conf_{pred}.tif") as c:
+            maps[pred] = (a.read(1), c.read(1))
+    with rasterio.open(workflow["dir"] / "classes.tif") as ds:
+        np.testing.assert_array_equal(maps["fused"][0], ds.read(1))      # no --prediction: the model's own
+    assert "Prediction: the mean of its branch heads" in logs["heads"] and "Prediction:" not in logs["fused"]
+    valid = maps["fused"][0] > 0
+    assert not np.allclose(maps["fused"][1][valid], maps["heads"][1][valid], atol=1e-3)
+    assert (maps["fused"][0] == maps["heads"][0])[valid].mean() > 0.8    # one training, mostly the same map
+    tensors, meta = load_model(model)
+    meta.network_config = {**meta.network_config, "branch_ce": False}
+    untrained = tmp_path / "no_head_ce.safetensors"
+    save_model(str(untrained), tensors, meta)
+    proc = run_engine("classify", "--model", str(untrained), "--spectral", *BANDS, "--output", str(tmp_path / "x.tif"),
+                      "--extent", *EXTENT, "--prediction", "heads", "--json-progress", check=False)
+    assert proc.returncode == 2
+    err = events(proc.stdout)[-1]
+    assert "no_head_ce.safetensors" in err["message"] and "branch heads" in err["message"]
+    assert "--prediction" in err["hint"] and not (tmp_path / "x.tif").exists()
 
 
 def test_classify_refuses_inputs_that_do_not_match_the_model(workflow, tmp_path):

@@ -288,9 +288,11 @@ def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_p
     monkeypatch.setattr(training, "gather_whitewater", foam_spy)
     held_out = []
     real_eval = training.evaluate
+    readouts = []
     monkeypatch.setattr(training, "evaluate",
                         lambda net, data, *a, **k: (held_out.append(data["index"].numpy().copy()),
-                                                    real_eval(net, data, *a, **k))[1])
+                                                    readouts.append(net.config.prediction),
+                                                    real_eval(net, data, *a, **k))[2])
     out = api.train(Modality(delmarva_bands, "spectral"), [], delmarva_polygons, "class_id",
                     str(tmp_path / "m.safetensors"), iterations=1, epochs=1, validation="cv:3", device="cpu",
                     extent=EXTENT, report=str(tmp_path / "report.html"))
@@ -308,14 +310,25 @@ def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_p
     for f, (tr, _) in enumerate(calls[:-1]):    # each fold's fit sees none of its held-out polygons
         np.testing.assert_array_equal(np.sort(tr), np.r_[np.flatnonzero(fold != f), n + np.flatnonzero(foam_fold != f)])
         assert not set(px.polygon_ids[tr[tr < n]].tolist()) & set(px.polygon_ids[fold == f].tolist())
-        np.testing.assert_array_equal(held_out[f], np.flatnonzero(fold == f))   # never a whitewater pixel
+        # each fold's network is read out twice on the same held-out pixels (never a whitewater pixel): by its
+        # fused classifier, then by its branch heads' mean
+        np.testing.assert_array_equal(held_out[2 * f], np.flatnonzero(fold == f))
+        np.testing.assert_array_equal(held_out[2 * f + 1], held_out[2 * f])
     final, val = calls[-1]
     assert val is None and np.array_equal(np.sort(final), np.arange(n + m))
     assert set(px.polygon_ids[final[final < n]].tolist()) == set(np.unique(px.polygon_ids).tolist())
     assert 0 <= out["metrics"]["oa"] <= 1 and "rf_oa" in out["metrics"]
+    assert readouts == ["fused", "heads"] * k and len(held_out) == 2 * k
+    assert out["metrics"]["alt_prediction"] == "heads" and 0 <= out["metrics"]["alt_oa"] <= 1
     # the report's held-out OA at polygon edges: the held-out pixels within 2 px of their polygon's edge
     report = embedded_result((tmp_path / "report.html").read_text(encoding="utf-8"))
     assert any(note.startswith(f"Whitewater: {m} pixels of the Water polygons") for note in report["notes"])
+    cv_section = next(sec for sec in report["sections"] if sec["title"] == "Cross-validation grouped by polygon")
+    assert cv_section["table"]["columns"][-1] == "BDGF OA, heads' mean"
+    assert "classify --prediction heads" in cv_section["text"]
+    alt_folds = [row[-1] for row in cv_section["table"]["rows"][:k]]
+    assert all(0 <= v <= 1 for v in alt_folds) and cv_section["table"]["rows"][k][-1] == pytest.approx(
+        float(np.mean(alt_folds)))
     section = next(sec for sec in report["sections"] if sec["title"] == "Held-out accuracy at polygon edges")
     (_, n_edge, oa_edge, rf_edge), (_, n_inside, oa_inside, _) = section["table"]["rows"]
     edge = edge_pixels(px.rows, px.cols, px.polygon_ids, 2)[fold >= 0]      # every held-out pixel, once
@@ -410,6 +423,13 @@ def test_the_verdict_compares_bdgf_and_the_random_forest_fold_by_fold():
     assert text.startswith("The random forest wins") and "kappa not meaningful" in text
     assert _verdict({**result([0.99], None), **one_class}, result([0.95], None)).startswith("BDGF is more accurate")
     assert "pseudo-labels" not in _verdict(result([0.681, 0.97], 0.0), result([0.993, 1.0], 0.0), pseudo_labels=True)
+    # the other read-out of the same fold networks beats the forest (69_24 with the heads' mean): advised first
+    heads = {"prediction": "heads", "oa": 0.9976, "kappa": None}
+    text = _verdict(result([0.681, 0.97], 0.0), result([0.993, 1.0], 0.0), alternative=heads)
+    assert "Read out by the mean of its branch heads, the same model gets OA 99.8% on these folds" in text
+    assert "--prediction heads" in text and text.index("Read out by") < text.index("Consider the random forest")
+    assert "Read out by" not in _verdict(result([0.681, 0.97], 0.0), result([0.993, 1.0], 0.0),
+                                         alternative={**heads, "oa": 0.90})
     text = _verdict(result([0.993, 1.0], 0.9), result([0.681, 0.97], 0.8))
     assert text.startswith("BDGF is ahead in every fold") and "Consider" not in text
     # a single fold (hold-out): the pooled figures decide

@@ -410,6 +410,19 @@ def test_coarse_to_fine_off_runs_the_network_on_every_pixel_with_the_same_map(pr
     assert np.array_equal(_read(str(out))[0], tiny_reference_map["array"])
 
 
+@pytest.mark.slow
+def test_prediction_by_the_branch_heads_reaches_the_engine(provider, trained_model, tiny_reference_map, tmp_path):
+    """Classify's advanced *Prediction*: the mean of the branch heads is passed as ``--prediction heads`` and the
+    engine says it reads the model out that way; the default passes nothing (the model's own read-out)."""
+    out = tmp_path / "heads.tif"
+    _, fb = _classify(trained_model["path"], band_paths(), out, EXTENT=TINY_STR, PREDICTION=2)
+    assert any(m.startswith("CMD ") and "--prediction heads" in m for m in fb.messages), fb.text()
+    assert any("Prediction: the mean of its branch heads" in m for m in fb.messages), fb.text()
+    assert out.exists() and _read(str(out))[0].shape == tiny_reference_map["array"].shape
+    default_cmd = [m for m in tiny_reference_map["feedback"].messages if m.startswith("CMD ")]
+    assert default_cmd and not any("--prediction" in m for m in default_cmd)
+
+
 # -- a scene in another scale (reflectance 0-1 instead of 0-10000) -------------------------------------------------
 
 def test_scene_in_another_scale_refused(provider, trained_model, tmp_path):
