@@ -311,7 +311,7 @@ def run_dataset(name: str, args, device) -> dict:
     import dataclasses
 
     from engine.config import get_profile
-    from engine.train import cross_validate, mean_ci95
+    from engine.train import choose_readout, cross_validate, mean_ci95
 
     prep = prepare(name, args, device)
     px = prep["pixels"]
@@ -339,7 +339,10 @@ def run_dataset(name: str, args, device) -> dict:
         cv = cross_validate(prep["data"], prep["centre"], fold, k, prep["make_network"], tcfg, device, labels,
                             names, prep["edge"], unlabelled=prep["unlabelled"] if tcfg.pseudo_share else None,
                             train_only=train_only)
+        chosen = choose_readout(cv, tcfg.readout_margin)     # the read-out the final model would keep
         runs.append({"seed": seed, "folds": k, "seconds": time.monotonic() - t0,
+                     "readout": chosen or prep["network_config"].prediction,
+                     "alternative": {key: (cv.get("alternative") or {}).get(key) for key in ("oa", "aa", "kappa")},
                      "bdgf": {key: cv["bdgf"][key] for key in ("oa", "aa", "kappa")},
                      "rf": {key: cv["rf"][key] for key in ("oa", "aa", "kappa")},
                      "bdgf_folds": {key: cv["bdgf"][f"{key}_folds"]["folds"] for key in ("oa", "aa", "kappa")},
@@ -351,7 +354,8 @@ def run_dataset(name: str, args, device) -> dict:
         with open(cached, "w") as fh:
             json.dump(r, fh)
         print(f"    seed {seed}: {k} folds, pooled OA BDGF {_f(r['bdgf']['oa'])} RF {_f(r['rf']['oa'])}, kappa BDGF "
-              f"{_f(r['bdgf']['kappa'])} RF {_f(r['rf']['kappa'])} ({r['seconds']:.0f} s)", flush=True)
+              f"{_f(r['bdgf']['kappa'])} RF {_f(r['rf']['kappa'])}, read-out {r['readout']} (other read-out OA "
+              f"{_f(r['alternative']['oa'])}) ({r['seconds']:.0f} s)", flush=True)
     summary = {}
     if not runs:
         raise SystemExit(f"{name}: no seed was run")
@@ -407,7 +411,7 @@ def parse_overrides(items: list[str]) -> dict:
 
 def table(results: list[dict]) -> str:
     head = (f"{'data set':<10}{'px':>7}{'pol.':>5}{'K':>3}{'seeds':>6}  {'BDGF OA':>16}{'RF OA':>16}"
-            f"{'BDGF kappa':>16}{'RF kappa':>16}{'pooled OA B/RF':>17}{'edge OA B/RF':>17}")
+            f"{'BDGF kappa':>16}{'RF kappa':>16}{'pooled OA B/RF':>17}{'edge OA B/RF':>17}  read-out per seed")
     lines = [head]
     for r in results:
         s = r["summary"]
@@ -418,7 +422,8 @@ def table(results: list[dict]) -> str:
         lines.append(f"{r['dataset']:<10}{r['pixels']:>7}{r['polygons']:>5}{'/'.join(map(str, r['folds'])):>3}"
                      f"{len(r['seeds']):>6}  {ci('bdgf_oa'):>16}{ci('rf_oa'):>16}{ci('bdgf_kappa'):>16}"
                      f"{ci('rf_kappa'):>16}   {_f(s['bdgf_oa_pooled'])}/{_f(s['rf_oa_pooled'])}"
-                     f"   {_f(s.get('bdgf_edge_oa'))}/{_f(s.get('rf_edge_oa'))}")
+                     f"   {_f(s.get('bdgf_edge_oa'))}/{_f(s.get('rf_edge_oa'))}"
+                     f"  {'/'.join(run.get('readout', '?') for run in r['runs'])}")
     return "\n".join(lines)
 
 

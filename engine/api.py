@@ -313,7 +313,9 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
     ``iterations``). Accuracy comes from ``validation`` (default: the profile's, ``cv:5``): cross-validation folds
     grouped by polygon (``cv:K``), a polygon hold-out (``holdout:F``; ``validation_fraction=F`` is the same) or
     none; a random forest under the same folds is reported beside BDGF. The final model is then trained on every
-    labelled pixel of every polygon. ``class_balance`` (default: the profile's, 1) sets how far the sampling
+    labelled pixel of every polygon; it keeps the read-out (fused classifier or branch heads' mean) that the folds
+    put ahead by ``TrainingConfig.readout_margin`` (``train.choose_readout``). ``class_balance`` (default: the
+    profile's, 1) sets how far the sampling
     evens out the classes (``train.sampling_weights``: 1 = equal shares, 0.5 = square root, 0 = proportional).
     ``cv_block`` (metres, > 0) groups the cross-validation folds by square spatial blocks of that side instead of
     by polygon, so that neighbouring polygons are never split between training and testing
@@ -376,6 +378,7 @@ def train(spectral: Modality, auxiliary: Sequence[Modality], training: str, clas
         meta = model_metadata("classifier", profile, stack, stats, window, seed)
         meta.diffusion, meta.classes, meta.context = diffusion, run["model"].classes, spec
         meta.network_config, meta.training_config = prof.network.to_dict(), tcfg.to_dict()
+        meta.network_config["prediction"] = run["model"].net.config.prediction     # chosen by _choose_readout
         meta.patch_size, meta.halo = tcfg.patch_size, extractor.halo + tcfg.patch_size // 2
         meta.pca_components = run["model"].inputs.n_spectral if run["model"].inputs.pca_components is not None else None
         meta.report = {k: training_report[k] for k in ("accuracy", "baseline", "history", "split", "settings",
@@ -560,6 +563,7 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
                                              resume, identity, unlabelled,
                                              None if foam is None else foam[1])
     final_cfg = _refit_config(cv, tcfg, rep)
+    _choose_readout(cv, net, tcfg.readout_margin, rep)
     rep.info(f"Final model: trained on all {len(y_all)} labelled pixels of all {n_polygons} polygons"
              + (f" and {n_foam} whitewater pixels" if n_foam else ""))
     view = _training_view(data, extended.y, edge_all, final_cfg)
@@ -573,6 +577,23 @@ def _train_classifier(stack: RasterStack, pixels: Any, extractor: Any, stats: An
             "baseline": baseline, "metrics": metrics, "cv": cv, "mode": mode, "labelled_pixels": int(len(y_all)),
             "polygons": n_polygons, "notes": [n for n in (bound_note, _whitewater_note(foam, classes)) if n],
             "epochs": final_cfg.epochs}
+
+
+def _choose_readout(cv: dict | None, net: Any, margin: float, rep: Reporter) -> None:
+    """Switch the final network to the other read-out when cross-validation puts it ``margin`` ahead
+    (``train.choose_readout``, which also rewrites ``cv`` so that its BDGF figures are the chosen read-out's);
+    logged. The read-out does not change the training, only how the trained network gives its classes."""
+    from .models.network import set_prediction
+    from .train import choose_readout
+
+    chosen = choose_readout(cv, margin)
+    if chosen:
+        set_prediction(net, chosen)
+        r = cv["readout"]
+        rep.info(f"Read-out: {READOUT_WORDS[chosen]}, which cross-validation puts ahead of "
+                 f"{READOUT_WORDS[cv['alternative_prediction']]} (OA {r['oa']:.1%} against {r['other_oa']:.1%}, "
+                 f"more than the {r['margin']:.0%} margin); the model file keeps it, and classify --prediction "
+                 f"{cv['alternative_prediction']} reads the same model out the other way")
 
 
 def _whitewater_note(foam: tuple | None, classes: Sequence[Any]) -> str:
@@ -701,7 +722,8 @@ def _cv_metrics(cv: dict | None, rep: Reporter, pseudo_labels: bool = False
     alternative = _alternative(cv)
     if alternative:
         metrics.update(alt_prediction=alternative["prediction"], alt_oa=alternative["oa"],
-                       alt_kappa=alternative["kappa"])
+                       alt_kappa=alternative["kappa"],
+                       prediction="fused" if alternative["prediction"] == "heads" else "heads")
         rep.info(_alternative_words(alternative))
     cv["verdict"] = _verdict(accuracy, baseline, pseudo_labels, alternative)
     if cv["verdict"]:
@@ -825,6 +847,9 @@ def _cv_section(cv: dict, mode: str) -> dict:
     text = (f"{cv['n_folds']} fold(s): each fold's held-out pixels come from polygons that fold's model never saw; "
             "the summary above pools every fold's held-out pixels into one confusion matrix, and the final model "
             "is then trained on every polygon. " + cv.get("verdict", ""))
+    if cv.get("readout"):
+        text += (f" BDGF's figures are those of {READOUT_WORDS[cv['readout']['prediction']]}, the model's read-out, "
+                 f"chosen on these folds for being more than {cv['readout']['margin']:.0%} ahead of the other.")
     columns = ["fold", "held-out pixels", "BDGF OA", "BDGF AA", "BDGF kappa", "RF OA", "RF AA", "RF kappa"]
     if alt:
         text += " " + _alternative_words(alt)

@@ -78,7 +78,7 @@ def get_profile(name: str, seed: int = 0, **overrides: Any) -> Profile:
                                       max_train_per_class=250, max_val_per_class=400, checkpoint_every=5, rf_trees=100,
                                       mix_share=0.5, mix_guidance_max=0.6, mix_edge_share=1.0,
                                       mix_edge_transition=float(receptive_field_radius()), whitewater=0.5,
-                                      auxiliary_dropout=0.5),
+                                      auxiliary_dropout=0.5, readout_margin=0.01),
                        tile=256, batch_size=1024)
     else:
         raise EngineError(f"Unknown profile {name!r}", f"Use one of: {', '.join(PROFILES)}.")

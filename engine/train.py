@@ -106,6 +106,10 @@ class TrainingConfig:
         pseudo_class_balance: ``class_balance`` among the pseudo-labelled pixels (default 0: drawn in proportion
             to their counts, so a class the teacher labels rarely, where it is least reliable, is not drawn up to
             the share of a common one; the polygons' own draws stay balanced).
+        readout_margin: after cross-validation (or a hold-out), the final model is read out by the mean of its
+            branch heads instead of its fused classifier (or back) when that read-out's pooled held-out OA is at
+            least this much higher on the same folds (:func:`choose_readout`); 1 = never (the model's own
+            read-out, the paper's Eq. 29). The ``fast`` profile uses 0.01.
         whitewater: > 0: share of the water polygons' pixels covered by drawn foam stripes (surf, breaking waves;
             ``data.whitewater``), whose patches and diffusion features join the training as water pixels (at most
             ``whitewater_pixels``; training only, never held out), and the same share of the dry-sand polygons'
@@ -155,6 +159,7 @@ class TrainingConfig:
     pseudo_class_balance: float = 0.0
     whitewater: float = 0.0
     whitewater_pixels: int = 2000
+    readout_margin: float = 1.0
 
     def __post_init__(self) -> None:
         if self.patch_size < 1 or self.patch_size % 2 != 1:
@@ -167,6 +172,9 @@ class TrainingConfig:
             raise EngineError(f"Unknown sampling {self.sampling!r}", "Use 'balanced' or 'capped'.")
         parse_validation(self.validation)
         check_mixing(self.mix_share, self.mix_max, self.mix_guidance_max)
+        if not 0.0 <= float(self.readout_margin) <= 1.0:
+            raise EngineError(f"readout_margin must lie in [0, 1], got {self.readout_margin}",
+                              "Use e.g. 0.01 (one percentage point of OA), or 1 to keep the model's own read-out.")
         if not float(self.mix_edge_transition) > 0.0:
             raise EngineError(f"mix_edge_transition must be above 0 pixels, got {self.mix_edge_transition}",
                               "Use e.g. 13, the U-Net's receptive-field radius.")
@@ -1083,24 +1091,29 @@ def _cv_resume(path: str, key: str, n_folds: int, rep: Reporter) -> list[dict]:
     return folds
 
 
-def edge_counts(y: np.ndarray, pred: np.ndarray, rf_pred: np.ndarray | None, edge: np.ndarray) -> dict:
+def edge_counts(y: np.ndarray, pred: np.ndarray, rf_pred: np.ndarray | None, edge: np.ndarray,
+                alt_pred: np.ndarray | None = None) -> dict:
     """Held-out pixels and correct predictions at polygon edges and inside polygons, of BDGF and the random forest.
 
     Args:
         y, pred, rf_pred: reference, BDGF and random-forest class indices ``(n,)`` (``rf_pred`` may be None);
         edge: bool ``(n,)``, True within ``edge_radius`` px of the pixel's polygon edge (:func:`edge_pixels`).
+        alt_pred: BDGF's other read-out ``(n,)`` (:func:`held_out_readouts`), or None.
     Returns:
-        ``{"edge"|"interior": {"n", "bdgf", "rf"}}`` (counts; ``rf`` None without a random forest)."""
+        ``{"edge"|"interior": {"n", "bdgf", "rf", "alternative"}}`` (counts; ``rf`` None without a random forest,
+        ``alternative`` without ``alt_pred``)."""
     out = {}
     for part, mask in (("edge", edge), ("interior", ~edge)):
         out[part] = {"n": int(mask.sum()), "bdgf": int((pred[mask] == y[mask]).sum()),
-                     "rf": None if rf_pred is None else int((rf_pred[mask] == y[mask]).sum())}
+                     "rf": None if rf_pred is None else int((rf_pred[mask] == y[mask]).sum()),
+                     "alternative": None if alt_pred is None else int((alt_pred[mask] == y[mask]).sum())}
     return out
 
 
 def edge_accuracy(per_fold: Sequence[dict | None], radius: int) -> dict | None:
     """Pooled held-out OA at polygon edges (within ``radius`` px) and inside polygons over the folds' counts
-    (:func:`edge_counts`): ``{"radius", "edge"|"interior": {"n", "bdgf_oa", "rf_oa"}}``; None when a fold lacks
+    (:func:`edge_counts`): ``{"radius", "edge"|"interior": {"n", "bdgf_oa", "rf_oa", "alternative_oa"}}`` (the
+    last for BDGF's other read-out, None unless every fold has it); None when a fold lacks
     them (a fold resumed from an older checkpoint) or there is no fold. The map's errors are at boundaries, where
     the patch and the diffusion features see beyond the polygon, so this tells how much the pooled OA owes to
     polygon interiors."""
@@ -1110,9 +1123,10 @@ def edge_accuracy(per_fold: Sequence[dict | None], radius: int) -> dict | None:
     out: dict = {"radius": int(radius)}
     for part in ("edge", "interior"):
         n = sum(c[part]["n"] for c in counts)
-        rf = [c[part]["rf"] for c in counts]
+        rf, alt = [c[part]["rf"] for c in counts], [c[part].get("alternative") for c in counts]
         out[part] = {"n": n, "bdgf_oa": sum(c[part]["bdgf"] for c in counts) / n if n else None,
-                     "rf_oa": sum(rf) / n if n and None not in rf else None}
+                     "rf_oa": sum(rf) / n if n and None not in rf else None,
+                     "alternative_oa": sum(alt) / n if n and None not in alt else None}
     return out
 
 
@@ -1151,10 +1165,10 @@ def held_out_readouts(net: GroupNetwork | GroupEnsemble, data: dict, device: tor
 
 
 def _score_readouts(rec: dict, pooled: dict, net: Any, held_out: dict, y: np.ndarray, labels: Sequence,
-                    names: Sequence[str], device: torch.device) -> np.ndarray:
+                    names: Sequence[str], device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
     """Score a fold's network on its held-out pixels under its own read-out (``rec["bdgf"]``) and the other one
     (``rec["alternative"]``, when its heads are trained); adds their confusion matrices to ``pooled``. Returns the
-    own read-out's class indices ``(n,)``."""
+    own and the other read-out's class indices ``(n,)`` (the other None without trained heads)."""
     readouts = held_out_readouts(net, held_out, device)
     other = other_prediction(net)
     if other is not None:
@@ -1164,7 +1178,7 @@ def _score_readouts(rec: dict, pooled: dict, net: Any, held_out: dict, y: np.nda
             cm = confusion_matrix(y, pred, list(range(len(labels))))
             pooled[model] += cm
             rec[model] = accuracy_metrics(cm, labels, names)
-    return readouts[net.config.prediction]
+    return readouts[net.config.prediction], readouts.get(other)
 
 
 def _cv_summaries(folds: list[dict], pooled: dict, models: list[str], labels: Sequence, names: Sequence[str]
@@ -1184,6 +1198,45 @@ def _cv_summaries(folds: list[dict], pooled: dict, models: list[str], labels: Se
             summary[f"{key}_folds"] = {"mean": mean, "ci95": half, "folds": vals}
         out[model] = summary
     return out
+
+
+def choose_readout(cv: dict | None, margin: float) -> str | None:
+    """Pick the final model's read-out from its cross-validation: the other read-out of the same fold networks
+    (``cv["alternative"]``, :func:`held_out_readouts`) when its pooled held-out OA is at least ``margin`` above
+    the model's own. Then ``cv`` is rewritten in place so that ``"bdgf"`` (summary and every fold) holds the chosen
+    read-out's figures and ``"alternative"`` / ``"alternative_prediction"`` the other's, and
+    ``cv["readout"] = {"prediction", "oa", "other_oa", "margin"}`` records the choice.
+
+    Why a margin: the read-outs differ at boundaries that no polygon covers. On the benchmark data sets the heads'
+    mean was 0.1-0.2 points of OA either side of the fused classifier where a full-scene map showed it worse at
+    field edges, and 2.4 points ahead on a pair whose polygons' edges hold a cover no training polygon shows
+    (docs/benchmarks.md, "How wide a boundary is in the diffusion features"). The figure of the chosen read-out
+    is chosen on the same folds, so it is optimistic by at most the gap between the two within the margin.
+
+    Args:
+        cv: :func:`cross_validate`'s result (None: no validation, nothing to choose from).
+        margin: OA (0-1) by which the other read-out must be ahead; >= 1 never switches.
+    Returns:
+        The chosen read-out (``contract.PREDICTIONS``) when it is not the model's own, else None.
+    """
+    alt = (cv or {}).get("alternative")
+    if margin >= 1.0 or not alt or cv["bdgf"].get("oa") is None or alt.get("oa") is None:
+        return None
+    if alt["oa"] < cv["bdgf"]["oa"] + margin:
+        return None
+    chosen = cv["alternative_prediction"]
+    own = "fused" if chosen == "heads" else "heads"
+    cv["readout"] = {"prediction": chosen, "oa": alt["oa"], "other_oa": cv["bdgf"]["oa"], "margin": margin}
+    cv["bdgf"], cv["alternative"], cv["alternative_prediction"] = alt, cv["bdgf"], own
+    for rec in cv["folds"]:
+        rec["bdgf"], rec["alternative"], rec["alternative_prediction"] = rec["alternative"], rec["bdgf"], own
+        for counts in (rec.get("edge") or {}).values():
+            if counts.get("alternative") is not None:
+                counts["bdgf"], counts["alternative"] = counts["alternative"], counts["bdgf"]
+    for part in (cv.get("edge") or {}).values():
+        if isinstance(part, dict) and part.get("alternative_oa") is not None:
+            part["bdgf_oa"], part["alternative_oa"] = part["alternative_oa"], part["bdgf_oa"]
+    return chosen
 
 
 def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: int, make_network: Any,
@@ -1267,7 +1320,7 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
                                 dataclasses.replace(cfg, early_stopping=False), device, rep)
         curves.append([h.get("val_loss") for h in history])
         rec = {"fold": f + 1, "n": int(len(te)), "history": history}
-        pred = _score_readouts(rec, pooled, net, patch_view(data, te), y[te], labels, names, device)
+        pred, alt_pred = _score_readouts(rec, pooled, net, patch_view(data, te), y[te], labels, names, device)
         rf_pred = None
         if config.rf_trees:
             rf_pred = fit_random_forest(centre[tr_rf], y[tr_rf], config.rf_trees, cfg.seed).predict(centre[te])
@@ -1275,7 +1328,7 @@ def cross_validate(data: dict, centre: np.ndarray, fold: np.ndarray, n_folds: in
             pooled["rf"] += cm
             rec["rf"] = accuracy_metrics(cm, labels, names)
         if edge is not None:
-            rec["edge"] = edge_counts(y[te], np.asarray(pred), rf_pred, edge[te])
+            rec["edge"] = edge_counts(y[te], np.asarray(pred), rf_pred, edge[te], alt_pred)
         if on_fold is not None:
             on_fold(te, np.asarray(pred), rf_pred)
         folds.append(rec)

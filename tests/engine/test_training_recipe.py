@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine.contract import read_metadata_dict
 from engine.errors import EngineError
 from engine.data.grid import Modality, RasterStack
 from engine.data.labels import polygon_folds, read_polygons
@@ -295,7 +296,7 @@ def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_p
                                                     real_eval(net, data, *a, **k))[2])
     out = api.train(Modality(delmarva_bands, "spectral"), [], delmarva_polygons, "class_id",
                     str(tmp_path / "m.safetensors"), iterations=1, epochs=1, validation="cv:3", device="cpu",
-                    extent=EXTENT, report=str(tmp_path / "report.html"))
+                    extent=EXTENT, report=str(tmp_path / "report.html"), overrides={"readout_margin": 0.0})
     with RasterStack([Modality(delmarva_bands, "spectral")]) as stack:
         from engine.api import _training_pixels, _window
         from engine.progress import ensure
@@ -319,13 +320,17 @@ def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_p
     assert set(px.polygon_ids[final[final < n]].tolist()) == set(np.unique(px.polygon_ids).tolist())
     assert 0 <= out["metrics"]["oa"] <= 1 and "rf_oa" in out["metrics"]
     assert readouts == ["fused", "heads"] * k and len(held_out) == 2 * k
-    assert out["metrics"]["alt_prediction"] == "heads" and 0 <= out["metrics"]["alt_oa"] <= 1
+    # readout_margin 0: the final model keeps whichever read-out the folds put ahead, and its figures are that one's
+    own, other = out["metrics"]["prediction"], out["metrics"]["alt_prediction"]
+    assert {own, other} == {"fused", "heads"} and out["metrics"]["oa"] >= out["metrics"]["alt_oa"] >= 0
+    assert read_metadata_dict(str(tmp_path / "m.safetensors"))["network_config"]["prediction"] == own
     # the report's held-out OA at polygon edges: the held-out pixels within 2 px of their polygon's edge
     report = embedded_result((tmp_path / "report.html").read_text(encoding="utf-8"))
     assert any(note.startswith(f"Whitewater: {m} pixels of the Water polygons") for note in report["notes"])
     cv_section = next(sec for sec in report["sections"] if sec["title"] == "Cross-validation grouped by polygon")
-    assert cv_section["table"]["columns"][-1] == "BDGF OA, heads' mean"
-    assert "classify --prediction heads" in cv_section["text"]
+    assert cv_section["table"]["columns"][-1] == "BDGF OA, " + ("heads' mean" if other == "heads" else "fused classifier")
+    assert f"classify --prediction {other}" in cv_section["text"]
+    assert ("chosen on these folds" in cv_section["text"]) == (own == "heads")
     alt_folds = [row[-1] for row in cv_section["table"]["rows"][:k]]
     assert all(0 <= v <= 1 for v in alt_folds) and cv_section["table"]["rows"][k][-1] == pytest.approx(
         float(np.mean(alt_folds)))
@@ -391,6 +396,40 @@ def test_the_fast_profile_hides_the_sar_from_half_of_the_training_patches(ben_pa
     assert shares and not any(spectral_zero for _, spectral_zero in shares)
     assert 0.35 < float(np.mean([s for s, _ in shares])) < 0.65
     assert "the auxiliary input hidden from 50% of the training patches" in log.getvalue()
+
+
+def test_the_read_out_switches_only_when_the_folds_put_it_ahead_by_the_margin():
+    """``choose_readout``: the other read-out of the same fold networks is kept only when its pooled OA is at least
+    the margin ahead; then every BDGF figure (pooled, per fold, at polygon edges) is the chosen read-out's and the
+    model's own moves to the alternative."""
+    from engine.metrics import accuracy_metrics
+    from engine.train import choose_readout, edge_accuracy
+
+    labels, names = [1, 2], ["Water", "Forest"]
+
+    def metrics(wrong):              # a held-out fold of 50 px per class, ``wrong`` water pixels mapped as forest
+        return accuracy_metrics(np.array([[50 - wrong, wrong], [0, 50]]), labels, names)
+
+    def cv(fused_wrong, heads_wrong):
+        folds = [{"fold": 1, "bdgf": metrics(fused_wrong), "alternative": metrics(heads_wrong),
+                  "alternative_prediction": "heads",
+                  "edge": {"edge": {"n": 20, "bdgf": 20 - fused_wrong, "rf": 18, "alternative": 20 - heads_wrong},
+                           "interior": {"n": 80, "bdgf": 80, "rf": 80, "alternative": 80}}}]
+        return {"folds": folds, "bdgf": dict(folds[0]["bdgf"]), "alternative": dict(folds[0]["alternative"]),
+                "alternative_prediction": "heads", "edge": edge_accuracy([folds[0]["edge"]], 2)}
+
+    level = cv(fused_wrong=2, heads_wrong=1)             # heads 1 point ahead: below a 2-point margin
+    assert choose_readout(level, 0.02) is None and level["bdgf"]["oa"] == pytest.approx(0.98)
+    assert choose_readout(cv(2, 1), 1.0) is None         # 1 = never switch
+    assert choose_readout({"bdgf": {"oa": 0.9}}, 0.0) is None     # heads not trained: nothing to choose from
+    ahead = cv(fused_wrong=10, heads_wrong=1)            # 0.90 against 0.99
+    assert choose_readout(ahead, 0.02) == "heads"
+    assert ahead["bdgf"]["oa"] == pytest.approx(0.99) and ahead["alternative"]["oa"] == pytest.approx(0.90)
+    assert ahead["alternative_prediction"] == "fused" and ahead["readout"]["prediction"] == "heads"
+    fold = ahead["folds"][0]
+    assert fold["bdgf"]["oa"] == pytest.approx(0.99) and fold["alternative_prediction"] == "fused"
+    assert fold["edge"]["edge"]["bdgf"] == 19 and ahead["edge"]["edge"]["bdgf_oa"] == pytest.approx(19 / 20)
+    assert ahead["edge"]["edge"]["alternative_oa"] == pytest.approx(10 / 20)
 
 
 def test_the_verdict_compares_bdgf_and_the_random_forest_fold_by_fold():
