@@ -21,7 +21,9 @@ partner (docs/benchmarks.md, "How wide a boundary is in the diffusion features")
 below 1 keeps for the other mixed patches. Pseudo-labels from a random forest
 (``pseudo_share``) are an option of both profiles, off by default: they lift the two small BigEarthNet pairs above
 the random forest under cross-validation but move salt marsh to water on the full Delmarva map
-(docs/benchmarks.md, "Pseudo-labels").
+(docs/benchmarks.md, "Pseudo-labels"). After cross-validation the final model is read out by the mean of its branch
+heads instead of the fused classifier when the folds put that read-out at least one point of OA ahead
+(``readout_margin`` 0.01, :func:`engine.train.choose_readout`); ``paper`` keeps Eq. 29's fused classifier.
 It gives up model capacity, spatial context and training length (see docs/profiles.md for measured costs and accuracy).
 """
 
