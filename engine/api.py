@@ -900,7 +900,9 @@ def _training_report(run: dict, pixels: Any, started: str, rep: Reporter, dev: t
         "settings": {"profile": profile, "seed": seed, "device": str(dev), "epochs": run["epochs"],
                      "validation": tcfg.validation, "sampling": tcfg.sampling, "augment": tcfg.augment,
                      "patch_size": tcfg.patch_size, "labelled_pixels": run["labelled_pixels"],
-                     "polygons": run["polygons"]},
+                     "polygons": run["polygons"],
+                     "prediction": READOUT_WORDS[run["model"].net.config.prediction]
+                     + (" (chosen by cross-validation)" if (run["cv"] or {}).get("readout") else "")},
         "notes": ["Accuracy comes from polygons held out of training (cross-validation folds grouped by polygon, or "
                   "a polygon hold-out), so it is not inflated by spatial autocorrelation inside polygons; the final "
                   "model is then trained on every labelled pixel of every polygon.",

@@ -331,6 +331,9 @@ def test_final_model_sees_every_polygon(delmarva_bands, delmarva_polygons, tmp_p
     assert cv_section["table"]["columns"][-1] == "BDGF OA, " + ("heads' mean" if other == "heads" else "fused classifier")
     assert f"classify --prediction {other}" in cv_section["text"]
     assert ("chosen on these folds" in cv_section["text"]) == (own == "heads")
+    kept = report["settings"]["prediction"]
+    assert kept.startswith("the mean of its branch heads" if own == "heads" else "its fused classifier")
+    assert kept.endswith("(chosen by cross-validation)") == (own == "heads")
     alt_folds = [row[-1] for row in cv_section["table"]["rows"][:k]]
     assert all(0 <= v <= 1 for v in alt_folds) and cv_section["table"]["rows"][k][-1] == pytest.approx(
         float(np.mean(alt_folds)))
