@@ -540,67 +540,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="137"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="138"/>
         <source>Classified raster (GeoTIFF, class values with colour table).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="138"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="139"/>
         <source>Optional confidence raster: probability of the winning class.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="159"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="160"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="169"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="170"/>
         <source>Tile size (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="170"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="171"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="179"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="180"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="180"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="181"/>
         <source>Confidence</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="200"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="201"/>
         <source>{path} holds pretrained diffusion weights, not a trained classifier: give it to &apos;Train classifier&apos; as pretrained model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="210"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="211"/>
         <source>The model was trained on {want} spectral bands; the spectral rasters have {have}. Give the same rasters, in the same order, as in training.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="217"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="218"/>
         <source>The model uses auxiliary rasters ({kinds}); give them as auxiliary rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="220"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="221"/>
         <source>The model was trained without auxiliary rasters; leave them empty.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="225"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="226"/>
         <source>The model&apos;s auxiliary kind is {want}; the auxiliary kind chosen is {have}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="228"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="229"/>
         <source>The model was trained on {want} auxiliary bands; the auxiliary rasters have {have}.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -620,62 +620,62 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="139"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="140"/>
         <source>Optional uncertainty raster, two bands: 1 &apos;normalised_entropy&apos; (entropy of the class probabilities divided by ln K: 0 = certain, 1 = all classes equally likely) and 2 &apos;margin&apos; (probability of the best minus the second-best class: 0 = a tie). Where it is high (low margin), new training polygons help most.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="144"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="145"/>
         <source>Optional class probabilities: one band per class, named by class, values 0-1.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="161"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="162"/>
         <source>Band order</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="161"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="162"/>
         <source>By band name (reordered to the model&apos;s order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="161"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="162"/>
         <source>As given (positional, for renamed files)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="166"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="167"/>
         <source>Classify inside polygons (mask)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="182"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="183"/>
         <source>Uncertainty (entropy, margin)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="185"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="186"/>
         <source>Class probabilities</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="187"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="188"/>
         <source>Area of applicability (dissimilarity index)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="309"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="310"/>
         <source>{outside} of {pixels} classified pixels ({share:.1f} %) lie outside the area of applicability.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="203"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="204"/>
         <source>{path} was trained before the plugin kept a model&apos;s training pixels, so it has no area of applicability: train it again, or leave the area of applicability (ranking by dissimilarity) out.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="171"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="172"/>
         <source>Coarse-to-fine (skip the network inside uniform areas)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -685,7 +685,7 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="146"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="147"/>
         <source>Optional area of applicability (Meyer and Pebesma 2021): the dissimilarity index of every pixel, the distance of its band values to the nearest training pixel over the mean distance between training pixels. Above the model&apos;s threshold (shown in magenta) the scene is unlike every training polygon: the map extrapolates there and the cross-validated accuracy does not hold. Digitize polygons there (&apos;Suggest training samples&apos;, ranked by dissimilarity). The log gives the share of every predicted class outside it and warns about a class mostly outside.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -695,28 +695,28 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="128"/>
-        <source>How the trained network gives its class probabilities. The model&apos;s own (default): as trained, the fused classifier unless set otherwise. Fused classifier: over the three branches&apos; features (the paper&apos;s Eq. 29). Mean of the branch heads: the average of the CNN, Transformer and Mamba heads&apos; class probabilities. Both come from the same trained weights; the training report gives the accuracy of both under the same cross-validation folds. The heads&apos; mean was better on a data set of four polygons but put more built-up and forest at field edges on a full Sentinel-2 scene: compare both maps before choosing.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="175"/>
         <source>Prediction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="175"/>
         <source>The model&apos;s own (default)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="175"/>
         <source>Fused classifier (paper Eq. 29)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="175"/>
         <source>Mean of the branch heads</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="128"/>
+        <source>How the trained network gives its class probabilities. The model&apos;s own (default): the read-out kept at training, the fused classifier unless cross-validation put the heads&apos; mean at least one point of OA ahead (the training log and report say which). Fused classifier: over the three branches&apos; features (the paper&apos;s Eq. 29). Mean of the branch heads: the average of the CNN, Transformer and Mamba heads&apos; class probabilities. Both come from the same trained weights; the training report gives the accuracy of both under the same cross-validation folds. The heads&apos; mean was better on a data set of four polygons but put more built-up and forest at field edges on a full Sentinel-2 scene: compare both maps before choosing.</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

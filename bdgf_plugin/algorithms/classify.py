@@ -126,14 +126,15 @@ class ClassifyAlgorithm(BdgfAlgorithm):
                                           "Off: the network classifies every pixel (exact probabilities in the "
                                           "confidence, uncertainty and probability rasters).")),
             (self.PREDICTION, self.tr("How the trained network gives its class probabilities. The model's own "
-                                      "(default): as trained, the fused classifier unless set otherwise. Fused "
-                                      "classifier: over the three branches' features (the paper's Eq. 29). Mean "
-                                      "of the branch heads: the average of the CNN, Transformer and Mamba heads' "
-                                      "class probabilities. Both come from the same trained weights; the training "
-                                      "report gives the accuracy of both under the same cross-validation folds. "
-                                      "The heads' mean was better on a data set of four polygons but put more "
-                                      "built-up and forest at field edges on a full Sentinel-2 scene: compare "
-                                      "both maps before choosing.")),
+                                      "(default): the read-out kept at training, the fused classifier unless "
+                                      "cross-validation put the heads' mean at least one point of OA ahead (the "
+                                      "training log and report say which). Fused classifier: over the three "
+                                      "branches' features (the paper's Eq. 29). Mean of the branch heads: the "
+                                      "average of the CNN, Transformer and Mamba heads' class probabilities. Both "
+                                      "come from the same trained weights; the training report gives the accuracy "
+                                      "of both under the same cross-validation folds. The heads' mean was better "
+                                      "on a data set of four polygons but put more built-up and forest at field "
+                                      "edges on a full Sentinel-2 scene: compare both maps before choosing.")),
             (self.OUTPUT, self.tr("Classified raster (GeoTIFF, class values with colour table).")),
             (self.OUTPUT_CONFIDENCE, self.tr("Optional confidence raster: probability of the winning class.")),
             (self.OUTPUT_UNCERTAINTY, self.tr("Optional uncertainty raster, two bands: 1 'normalised_entropy' "
