@@ -591,8 +591,8 @@ def _choose_readout(cv: dict | None, net: Any, margin: float, rep: Reporter) -> 
         set_prediction(net, chosen)
         r = cv["readout"]
         rep.info(f"Read-out: {READOUT_WORDS[chosen]}, which cross-validation puts ahead of "
-                 f"{READOUT_WORDS[cv['alternative_prediction']]} (OA {r['oa']:.1%} against {r['other_oa']:.1%}, "
-                 f"more than the {r['margin']:.0%} margin); the model file keeps it, and classify --prediction "
+                 f"{READOUT_WORDS[cv['alternative_prediction']]} by at least {r['margin'] * 100:g} point(s) of OA "
+                 f"({r['oa']:.1%} against {r['other_oa']:.1%}); the model file keeps it, and classify --prediction "
                  f"{cv['alternative_prediction']} reads the same model out the other way")
 
 
@@ -849,7 +849,8 @@ def _cv_section(cv: dict, mode: str) -> dict:
             "is then trained on every polygon. " + cv.get("verdict", ""))
     if cv.get("readout"):
         text += (f" BDGF's figures are those of {READOUT_WORDS[cv['readout']['prediction']]}, the model's read-out, "
-                 f"chosen on these folds for being more than {cv['readout']['margin']:.0%} ahead of the other.")
+                 f"chosen on these folds for being at least {cv['readout']['margin'] * 100:g} point(s) of OA ahead of "
+                 "the other.")
     columns = ["fold", "held-out pixels", "BDGF OA", "BDGF AA", "BDGF kappa", "RF OA", "RF AA", "RF kappa"]
     if alt:
         text += " " + _alternative_words(alt)
