@@ -1207,11 +1207,12 @@ def choose_readout(cv: dict | None, margin: float) -> str | None:
     read-out's figures and ``"alternative"`` / ``"alternative_prediction"`` the other's, and
     ``cv["readout"] = {"prediction", "oa", "other_oa", "margin"}`` records the choice.
 
-    Why a margin: the read-outs differ at boundaries that no polygon covers. On the benchmark data sets the heads'
-    mean was 0.1-0.2 points of OA either side of the fused classifier where a full-scene map showed it worse at
-    field edges, and 2.4 points ahead on a pair whose polygons' edges hold a cover no training polygon shows
-    (docs/benchmarks.md, "How wide a boundary is in the diffusion features"). The figure of the chosen read-out
-    is chosen on the same folds, so it is optimistic by at most the gap between the two within the margin.
+    Why a margin: the read-outs differ most at boundaries that no polygon covers. On the full Sentinel-2 Delmarva
+    scene the heads' mean was up to 0.45 points of OA ahead under cross-validation while its map was worse at field
+    edges; on the 4-polygon BigEarthNet pair 69_24, whose polygons' edges hold a cover no training polygon shows,
+    it was 1.3-5.9 points ahead (docs/benchmarks.md, accuracy section). The chosen read-out's figures come from
+    the folds it was chosen on, so they are somewhat optimistic (the better of two); the margin keeps the choice
+    to clear gaps.
 
     Args:
         cv: :func:`cross_validate`'s result (None: no validation, nothing to choose from).
