@@ -249,7 +249,8 @@ def _training_profile(profile: str, seed: int, epochs: int | None, iterations: i
 
     Raises:
         EngineError: an unknown validation mode, a class balance outside [0, 1], a pseudo-label share outside
-            [0, 1), a whitewater share outside [0, 1] or an unknown or invalid override."""
+            [0, 1), a whitewater share outside [0, 1], an unknown or invalid override, or the ``heads`` read-out
+            (``NetworkConfig.prediction``) for a network whose branch heads do not learn the classes."""
     from .config import get_profile
     from .train import check_class_balance, check_pseudo_share, check_whitewater
 
@@ -271,6 +272,10 @@ def _training_profile(profile: str, seed: int, epochs: int | None, iterations: i
         tcfg.pseudo_share = check_pseudo_share(pseudo_labels)
     if whitewater is not None:
         tcfg.whitewater = check_whitewater(whitewater)
+    if prof.network.prediction == "heads" and not prof.network.heads_trained:
+        raise EngineError("The read-out 'heads' (the mean of the branch heads) needs branch heads that learn the "
+                          "classes, but this network has one branch, or mutual learning or per-branch cross-entropy "
+                          "switched off", "Use --prediction fused or auto, or keep the default network.")
     return prof
 
 

@@ -199,6 +199,12 @@ def _add_train(sub: Any, parents: list) -> None:
                         f"probabilities (an ensemble, 1 to {MAX_ENSEMBLE_MEMBERS}; default 1). Steadier on few "
                         f"polygons per class; 3 members take 2.4-3x the training and classification time "
                         f"(see docs/profiles.md)")
+    p.add_argument("--prediction", choices=("auto",) + PREDICTIONS, default="auto",
+                   help="the read-out the model keeps: auto (default) = the profile's choice after cross-validation "
+                        "(fast: the mean of the branch heads when the folds put it at least 1 point of OA ahead of "
+                        "the fused classifier, otherwise the fused classifier; paper: the fused classifier); fused "
+                        "= the classifier over the three branches' features (paper Eq. 29); heads = the mean of "
+                        "the branch heads' class probabilities. The report gives both under the same folds")
     p.add_argument("--context", nargs="*", type=float, default=None, metavar="METRES",
                    help=CONTEXT_HELP + "; on by itself when the --pretrained file has it")
     p.add_argument("--early-stopping", action="store_true",
@@ -438,6 +444,8 @@ def cmd_train(args: argparse.Namespace, rep: Reporter) -> dict:
         raise EngineError(f"--members {args.members} is outside 1..{MAX_ENSEMBLE_MEMBERS}",
                           "give e.g. 3, or 1 for a single network")
     items = list(args.overrides) + ([f"network.members={args.members}"] if args.members is not None else [])
+    if args.prediction != "auto":      # a fixed read-out: the folds score both but never switch
+        items += [f"network.prediction={args.prediction}", "training.readout_margin=1"]
     overrides = dict(parse_override(item, args.profile) for item in items)   # before any work
     spectral, aux = modalities(args)
     extent = extent_arg(args)

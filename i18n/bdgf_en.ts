@@ -92,132 +92,132 @@
 <context>
     <name>BdgfAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="149"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="150"/>
         <source>Accuracy assessment</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="150"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="151"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="194"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="195"/>
         <source>Spectral rasters (stacked in order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="197"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="198"/>
         <source>Auxiliary rasters (SAR or elevation)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="201"/>
         <source>Auxiliary kind</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="201"/>
         <source>SAR backscatter (dB)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="201"/>
         <source>SAR backscatter (linear power)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="200"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="201"/>
         <source>Elevation</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="206"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="207"/>
         <source>Extent (empty: the whole raster)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="210"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="211"/>
         <source>Device</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="210"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="211"/>
         <source>Automatic (CUDA if available)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="210"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="211"/>
         <source>CUDA GPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="210"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="211"/>
         <source>CPU</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="215"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="216"/>
         <source>Profile</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="215"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="216"/>
         <source>Fast</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="215"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="216"/>
         <source>Paper (full published settings)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="227"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="228"/>
         <source>Class field (empty: from the layer&apos;s categorized style)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="257"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="258"/>
         <source>Give at least one spectral raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="442"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="443"/>
         <source>Choose a class field: the layer &apos;{name}&apos; has no categorized style to take the classes from.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="490"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="491"/>
         <source>The polygon layer is not valid.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="527"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="528"/>
         <source>The polygon layer has no features (or no selected features).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="511"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="512"/>
         <source>The extent does not overlap the rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="548"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="549"/>
         <source>Engine: {python} ({device})</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="500"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="501"/>
         <source>Field &apos;{field}&apos; is not in the polygon layer.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="528"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="529"/>
         <source>No polygon overlaps the rasters (or the extent {extent}, {crs}). Check that the polygons and the rasters cover the same place.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="532"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="533"/>
         <source>The class field &apos;{field}&apos; has {n} class(es) in the (selected) polygons inside the rasters and extent: at least two classes are needed.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -227,107 +227,107 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="357"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="358"/>
         <source>{param}: the file {path} does not exist. Check the path (was the file moved or renamed?).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="360"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="361"/>
         <source>{param}: {path} exists but cannot be opened as a layer. Check that it is a raster or vector file GDAL/OGR can read.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="406"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="407"/>
         <source>The output &apos;{output}&apos; ({path}) is also the input &apos;{input}&apos;: the run would replace its own input. Choose another file name for the output.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="410"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="411"/>
         <source>The outputs &apos;{a}&apos; and &apos;{b}&apos; are the same file {path}: give each output its own file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="415"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="416"/>
         <source>The output &apos;{output}&apos; ({path}) is a folder: give a file name.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="420"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="421"/>
         <source>The folder {folder} of the output &apos;{output}&apos; cannot be written ({problem}). Choose a folder you can write to.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="460"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="461"/>
         <source>point</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="460"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="461"/>
         <source>line</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="461"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="462"/>
         <source>polygon</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="462"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="463"/>
         <source>polygons or points</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="462"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="463"/>
         <source>polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="463"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="464"/>
         <source>&apos;{name}&apos; is a {kind} layer, but &apos;{param}&apos; needs {needs}. Digitize polygons around the areas to label, or buffer the {kind}s first (Vector &gt; Geoprocessing Tools &gt; Buffer).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="468"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="469"/>
         <source>The layer &apos;{name}&apos; given as &apos;{param}&apos; is empty (no features, or no selected features with &apos;Selected features only&apos;).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="479"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="480"/>
         <source>Class value(s) {values} in the field &apos;{field}&apos; cannot be used: class values must be whole numbers from 1 to 65535, because 0 is the nodata value of the classified map. Recode them (for example with the Field Calculator) or use a text class field.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="579"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="580"/>
         <source>Resume an interrupted run from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="595"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="596"/>
         <source>&apos;Resume&apos; is ticked but there is no checkpoint of an interrupted run for the output {output} ({checkpoint}). Give the same output file as the interrupted run, or untick &apos;Resume&apos; to start from the beginning.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="597"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="598"/>
         <source>(temporary file)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="604"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="605"/>
         <source>The checkpoint {files} was kept: run again with &apos;Resume&apos; ticked (same inputs and output) to continue from it.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="622"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="623"/>
         <source>{path} exists: it is replaced when the run succeeds (left as it is if the run fails or is cancelled).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="628"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="629"/>
         <source>Cannot create the folder of {path}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="635"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="636"/>
         <source>Cancelled by the user; no output written.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -337,17 +337,17 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="333"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="334"/>
         <source>{name}: {value} is outside the allowed range {low} to {high}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="559"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="560"/>
         <source>Landscape context (water index over 100 m and 500 m)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="564"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="565"/>
         <source>Add two auxiliary bands derived from the spectral bands over the whole scene: the water index NDWI (green and near-infrared bands, found by their Sentinel-2 names or wavelength tags) averaged over 100 m and 500 m around each pixel. They tell a pixel near open water from one far inland, which a 5 x 5 px patch cannot: salt marsh along inland forest edges and built-up on the beach line are the errors they remove. They can also turn flooded marsh into water: compare the map with one trained without them. The model file records it, and classification derives the bands again by itself.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -495,227 +495,227 @@
 <context>
     <name>ClassifyAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="86"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="85"/>
         <source>Classify</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="89"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="88"/>
         <source>bdgf,classify,classification,predict,land cover,map,deep learning</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="92"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="91"/>
         <source>Classifies the rasters with a trained BDGF model, tile by tile with bounded memory. The classified raster gets the model&apos;s class names and colours (paletted style, colour table and a QML sidecar); the optional confidence raster holds the winning class probability.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="99"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="98"/>
         <source>A model file written by &apos;Train classifier&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="106"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="105"/>
         <source>What the auxiliary rasters hold; must match the model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="112"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="111"/>
         <source>Classify only this extent. Empty: the whole raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="115"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="114"/>
         <source>Automatic uses a CUDA GPU when available, otherwise the CPU.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="116"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="115"/>
         <source>Tile size in pixels (empty: the model&apos;s default). Smaller tiles use less memory.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="118"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="117"/>
         <source>Patches per batch (empty: the default). Lower it when the GPU runs out of memory.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="138"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="137"/>
         <source>Classified raster (GeoTIFF, class values with colour table).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="139"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="138"/>
         <source>Optional confidence raster: probability of the winning class.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="160"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="159"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="170"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="169"/>
         <source>Tile size (pixels)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="171"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="170"/>
         <source>Batch size</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="180"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="179"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="181"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="180"/>
         <source>Confidence</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="201"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="200"/>
         <source>{path} holds pretrained diffusion weights, not a trained classifier: give it to &apos;Train classifier&apos; as pretrained model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="211"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="210"/>
         <source>The model was trained on {want} spectral bands; the spectral rasters have {have}. Give the same rasters, in the same order, as in training.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="218"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="217"/>
         <source>The model uses auxiliary rasters ({kinds}); give them as auxiliary rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="221"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="220"/>
         <source>The model was trained without auxiliary rasters; leave them empty.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="226"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="225"/>
         <source>The model&apos;s auxiliary kind is {want}; the auxiliary kind chosen is {have}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="229"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="228"/>
         <source>The model was trained on {want} auxiliary bands; the auxiliary rasters have {have}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="100"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="99"/>
         <source>Optical rasters with the bands the model was trained on (see &apos;Band order&apos;). Another scene works: the map is written on this scene&apos;s own grid (CRS and pixels), resampled only when its pixel size differs from the model&apos;s.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="107"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="106"/>
         <source>By band name: the bands are matched to the model&apos;s by their Sentinel-2 name (B04...), description or wavelength, reordered when given in another order, and a missing or unknown band is refused with the list the model expects. As given: the bands are used in the order given, for files renamed after training that hold the same bands in the training order.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="113"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="112"/>
         <source>Optional polygons: only pixels inside them are classified (the rest is nodata). &apos;Selected features only&apos; is honoured.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="140"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="139"/>
         <source>Optional uncertainty raster, two bands: 1 &apos;normalised_entropy&apos; (entropy of the class probabilities divided by ln K: 0 = certain, 1 = all classes equally likely) and 2 &apos;margin&apos; (probability of the best minus the second-best class: 0 = a tie). Where it is high (low margin), new training polygons help most.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="145"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="144"/>
         <source>Optional class probabilities: one band per class, named by class, values 0-1.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="162"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="161"/>
         <source>Band order</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="162"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="161"/>
         <source>By band name (reordered to the model&apos;s order)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="162"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="161"/>
         <source>As given (positional, for renamed files)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="167"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="166"/>
         <source>Classify inside polygons (mask)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="183"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="182"/>
         <source>Uncertainty (entropy, margin)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="186"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="185"/>
         <source>Class probabilities</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="188"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="187"/>
         <source>Area of applicability (dissimilarity index)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="310"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="309"/>
         <source>{outside} of {pixels} classified pixels ({share:.1f} %) lie outside the area of applicability.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="204"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="203"/>
         <source>{path} was trained before the plugin kept a model&apos;s training pixels, so it has no area of applicability: train it again, or leave the area of applicability (ranking by dissimilarity) out.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="172"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="171"/>
         <source>Coarse-to-fine (skip the network inside uniform areas)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="120"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="119"/>
         <source>On (default): the network classifies every 4th pixel of every 4th row, then only the pixels whose neighbours disagree, are unsure (class probability below 0.97, or 0.9 for adjacent neighbours) or whose own spectrum differs from theirs; the others, inside uniform water, forest or fields, take their neighbours&apos; class and mean probabilities. The same classes in a third to half the time. Off: the network classifies every pixel (exact probabilities in the confidence, uncertainty and probability rasters).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="147"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="146"/>
         <source>Optional area of applicability (Meyer and Pebesma 2021): the dissimilarity index of every pixel, the distance of its band values to the nearest training pixel over the mean distance between training pixels. Above the model&apos;s threshold (shown in magenta) the scene is unlike every training polygon: the map extrapolates there and the cross-validated accuracy does not hold. Digitize polygons there (&apos;Suggest training samples&apos;, ranked by dissimilarity). The log gives the share of every predicted class outside it and warns about a class mostly outside.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="103"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="102"/>
         <source>The same auxiliary rasters as in training, if the model uses them. A model trained with landscape context derives those bands from the spectral rasters itself: nothing to give for them.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="175"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
         <source>Prediction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="175"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
         <source>The model&apos;s own (default)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="175"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
         <source>Fused classifier (paper Eq. 29)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="175"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
         <source>Mean of the branch heads</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="128"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="127"/>
         <source>How the trained network gives its class probabilities. The model&apos;s own (default): the read-out kept at training, the fused classifier unless cross-validation put the heads&apos; mean at least one point of OA ahead (the training log and report say which). Fused classifier: over the three branches&apos; features (the paper&apos;s Eq. 29). Mean of the branch heads: the average of the CNN, Transformer and Mamba heads&apos; class probabilities. Both come from the same trained weights; the training report gives the accuracy of both under the same cross-validation folds. The heads&apos; mean was better on a data set of four polygons but put more built-up and forest at field edges on a full Sentinel-2 scene: compare both maps before choosing.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -1423,228 +1423,253 @@
 <context>
     <name>TrainAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="22"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="23"/>
         <source>Train classifier</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="25"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="26"/>
         <source>bdgf,train,training,classification,land cover,deep learning,polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="37"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="38"/>
         <source>Optical rasters, stacked in the given order. Classify must get the same rasters (same bands, same order).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="39"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="40"/>
         <source>Optional auxiliary rasters (SAR backscatter or elevation).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="40"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="41"/>
         <source>What the auxiliary rasters hold.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="41"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="42"/>
         <source>Polygon layer with the training areas; any CRS (reprojected by the engine). &apos;Selected features only&apos; is honoured; memory layers and layers with unsaved edits are exported to a temporary GeoPackage.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="44"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="45"/>
         <source>Field with the class of each polygon (integers keep their values, text classes are numbered 1..K). Empty: the field, names and colours of the layer&apos;s categorized style. When the style is categorized on this field, its names and colours are used too.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="48"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="49"/>
         <source>Optional pretrained diffusion weights from &apos;Pretrain diffusion model&apos;. Empty: pretraining runs first on these rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="50"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="51"/>
         <source>Restrict training to this extent. Empty: the whole raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="51"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="52"/>
         <source>Automatic uses a CUDA GPU when available, otherwise the CPU.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="52"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="53"/>
         <source>Fast: small network, few epochs. Paper: the published settings.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="53"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="54"/>
         <source>Pretraining iterations when no pretrained weights are given (empty: the profile&apos;s default).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="55"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="56"/>
         <source>Training epochs (empty: the profile&apos;s default).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="56"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="57"/>
         <source>Random seed, for reproducible runs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="101"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="111"/>
         <source>HTML report: classes, pixel counts, validation accuracy.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="106"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="116"/>
         <source>Training polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="108"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="118"/>
         <source>Pretrained diffusion model (optional)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="114"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="124"/>
         <source>Pretraining iterations</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="115"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="125"/>
         <source>Training epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="116"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="126"/>
         <source>Random seed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="123"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="133"/>
         <source>Validation fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="140"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="155"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="140"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="155"/>
         <source>Safetensors model (*.safetensors)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="142"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="157"/>
         <source>Training report</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="142"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="157"/>
         <source>HTML files (*.html)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="200"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="215"/>
         <source>Classes from the layer style: {classes}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="186"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="201"/>
         <source>{path} is a {kind} model, not pretrained diffusion weights: give a file written by &apos;Pretrain diffusion model&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="28"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="29"/>
         <source>Trains a BDGF land-cover classifier from training polygons: diffusion features of the imagery (pretrained here or given as pretrained weights) fused with the spectral and auxiliary bands. Accuracy comes from cross-validation grouped by polygon (never by pixel), next to a random forest under the same folds; the final model is refit on every polygon. Writes a self-describing model file (classes, colours, bands, normalisation) and an HTML validation report.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="57"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="58"/>
         <source>How accuracy is estimated before the final model is refit on every polygon: &apos;cv:K&apos; (K-fold cross-validation grouped by polygon, with a random forest under the same folds; K is lowered when a class has fewer polygons), &apos;holdout:F&apos; (one share F of each class&apos;s polygons held out), or &apos;none&apos; (fastest: no accuracy figures). Empty: cv:5, or holdout with the validation fraction below when that is set.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="68"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="69"/>
         <source>Fraction of the polygons of each class held out for validation (hold-out mode). Empty: cross-validation.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="99"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="109"/>
         <source>The trained model (.safetensors). An existing file is replaced only when training succeeds; it can never be one of the inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="117"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="127"/>
         <source>Validation (cv:K, holdout:F or none)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="70"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="71"/>
         <source>How far training evens out the classes: 1 draws every class equally often, so a class of 40 pixels weighs as much as one of 4 000 (good for rare classes, may over-map them); 0.5 draws in proportion to the square root of the pixel count; 0 in proportion to the pixel count. Empty: 1.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="127"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="137"/>
         <source>Class balance (0-1)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="95"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="105"/>
         <source>Continue a training that was cancelled or failed, from the checkpoints &lt;output&gt;.checkpoint.safetensors (.cv, .pre) it left next to the output: finished cross-validation folds and stages are not run again. Give the same inputs and output file as the interrupted run.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="63"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="64"/>
         <source>Cross-validation by spatial block: the side (metres) of square blocks whose polygons always fall in the same fold, so that neighbouring polygons are never on both sides of a fold (nearby pixels look alike, which makes polygon folds optimistic when polygons cluster). E.g. 2000. Empty or 0: folds by polygon.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="119"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="129"/>
         <source>Spatial block size for cross-validation (m)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="173"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="188"/>
         <source>A spatial block size for cross-validation needs validation cv:K, not {mode}: use cv:K or clear the block size.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="130"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="140"/>
         <source>Pseudo-label share (0-0.95)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="75"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="76"/>
         <source>Share of the training draws taken from unlabelled pixels of the scene that a random forest trained on the polygons is at least 90 % sure of. They show the network its classes next to covers no polygon reaches (forest by a road, a field by a hedge), where it would otherwise guess from the surroundings, but they also carry the forest&apos;s own errors. E.g. 0.7 with few polygons per class. Empty or 0: the polygons alone.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="81"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="82"/>
         <source>Share of each water polygon covered by drawn foam stripes (surf, breaking waves) whose pixels train as water, and of each dry-sand polygon covered by swash-zone stripes (wet sand and foam) whose pixels train as sand. No one digitizes the surf line, and without them it is mapped as the nearest bright class, often built-up. Needs bands with known wavelengths (Sentinel-2 band names or wavelength tags) and a class whose spectrum is water. Empty: 0.5 (fast profile), 0 (paper profile); 0: off.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="133"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="143"/>
         <source>Whitewater share of water and sand polygons (0-1)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="89"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="90"/>
         <source>Train this many networks, each with its own random seed, and classify with the mean of their class probabilities (an ensemble). Steadier with few polygons per class; 3 members take about 2.5-3 times as long to train and to classify. Empty or 1: one network.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="137"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="147"/>
         <source>Ensemble members</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="93"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="103"/>
         <source>On by itself when the pretrained model has it (it must then be pretrained with it).</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="94"/>
+        <source>How the trained network gives its class probabilities, kept in the model file. Chosen by cross-validation (default): with the fast profile, the mean of the branch heads when the folds put it at least one point of OA ahead of the fused classifier, otherwise the fused classifier (the paper profile keeps the fused classifier). Fused classifier: over the three branches&apos; features (the paper&apos;s Eq. 29). Mean of the branch heads: the average of the CNN, Transformer and Mamba heads&apos; class probabilities. The report gives the accuracy of both; Classify&apos;s Prediction can read the model out the other way later.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="148"/>
+        <source>Prediction</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="148"/>
+        <source>Chosen by cross-validation (default)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="148"/>
+        <source>Fused classifier (paper Eq. 29)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="148"/>
+        <source>Mean of the branch heads</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from qgis.core import (
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
-from ...engine.contract import MAX_ENSEMBLE_MEMBERS, EngineError, parse_validation
+from ...engine.contract import MAX_ENSEMBLE_MEMBERS, PREDICTIONS, EngineError, parse_validation
 from ...engine.contract import read_metadata_dict as read_metadata
 from .. import layers as bl
 from .base import BdgfAlgorithm
@@ -90,6 +91,15 @@ class TrainAlgorithm(BdgfAlgorithm):
                                             "classify with the mean of their class probabilities (an ensemble). "
                                             "Steadier with few polygons per class; 3 members take about 2.5-3 "
                                             "times as long to train and to classify. Empty or 1: one network.")),
+            (self.PREDICTION, self.tr("How the trained network gives its class probabilities, kept in the model "
+                                      "file. Chosen by cross-validation (default): with the fast profile, the mean "
+                                      "of the branch heads when the folds put it at least one point of OA ahead of "
+                                      "the fused classifier, otherwise the fused classifier (the paper profile "
+                                      "keeps the fused classifier). Fused classifier: over the three branches' "
+                                      "features (the paper's Eq. 29). Mean of the branch heads: the average of the "
+                                      "CNN, Transformer and Mamba heads' class probabilities. The report gives the "
+                                      "accuracy of both; Classify's Prediction can read the model out the other "
+                                      "way later.")),
             (self.LANDSCAPE_CONTEXT, self.context_help() + " " + self.tr(
                 "On by itself when the pretrained model has it (it must then be pretrained with it).")),
             (self.RESUME, self.tr("Continue a training that was cancelled or failed, from the checkpoints "
@@ -135,6 +145,11 @@ class TrainAlgorithm(BdgfAlgorithm):
                                               QgsProcessingParameterNumber.Double, optional=True,
                                               minValue=0.0, maxValue=1.0), advanced=True)
         self.add_int(self.ENSEMBLE_MEMBERS, self.tr("Ensemble members"), minimum=1, maximum=MAX_ENSEMBLE_MEMBERS)
+        self.add(QgsProcessingParameterEnum(
+            self.PREDICTION, self.tr("Prediction"), [self.tr("Chosen by cross-validation (default)"),
+                                                     self.tr("Fused classifier (paper Eq. 29)"),
+                                                     self.tr("Mean of the branch heads")],
+            defaultValue=0), advanced=True)
         self.add_context()
         self.add_resume()
         self.add(QgsProcessingParameterFileDestination(
@@ -229,6 +244,9 @@ class TrainAlgorithm(BdgfAlgorithm):
         whitewater = self.optional_double(parameters, self.WHITEWATER, context)
         if whitewater is not None:
             args += ["--whitewater", repr(whitewater)]
+        prediction = self.parameterAsEnum(parameters, self.PREDICTION, context)
+        if prediction:
+            args += ["--prediction", PREDICTIONS[prediction - 1]]
         block = self.optional_double(parameters, self.CV_BLOCK_SIZE, context)
         if block:
             args += ["--cv-block-size", repr(block)]

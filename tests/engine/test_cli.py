@@ -169,6 +169,31 @@ def test_train_refuses_an_unknown_or_mistyped_profile_override_before_any_work(t
         assert ev[-1]["hint"] and not out.exists()
 
 
+def test_train_keeps_the_read_out_it_is_told_and_refuses_heads_that_learn_no_classes(tmp_path):
+    """``train --prediction heads``: the model file keeps the branch heads' mean whatever the folds say (the
+    report's BDGF figures are the heads', the fused classifier's OA is beside them); ``heads`` for a network whose
+    heads learn no classes is refused before any work."""
+    from engine.contract import read_metadata_dict
+
+    crop = os.path.join(ROOT, "resources", "sample_data", "delmarva_s2")
+    bands = sorted(os.path.join(crop, f) for f in os.listdir(crop) if f.startswith("s2_B") and f.endswith(".tif"))
+    common = ["--spectral", *bands, "--training", os.path.join(crop, "training_polygons.gpkg"), "--class-field",
+              "class_id", "--extent", "441130", "4172060", "443050", "4173340", "--iterations", "1", "--epochs", "1",
+              "--validation", "cv:3", "--device", "cpu", "--json-progress"]
+    out = tmp_path / "m.safetensors"
+    r = run("train", *common, "--output", out, "--prediction", "heads", "--report", tmp_path / "r.html")
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert read_metadata_dict(str(out))["network_config"]["prediction"] == "heads"
+    metrics = events(r.stdout)[-1]["outputs"]["metrics"]
+    assert metrics["prediction"] == "heads" and metrics["alt_prediction"] == "fused"
+    assert "BDGF OA, fused classifier" in (tmp_path / "r.html").read_text()
+    refused = tmp_path / "no_heads.safetensors"
+    r = run("train", *common, "--output", refused, "--prediction", "heads", "--set", "network.branch_ce=false")
+    ev = events(r.stdout)
+    assert r.returncode == 2 and ev[-1]["event"] == "error" and "heads" in ev[-1]["message"], r.stdout[-2000:]
+    assert "--prediction fused" in ev[-1]["hint"] and not refused.exists()
+
+
 def test_unexpected_error(monkeypatch, capsys, tmp_path):
     def boom(args, rep):
         raise RuntimeError("kaputt")

@@ -144,7 +144,10 @@ def test_class_balance_is_range_checked_and_reaches_the_engine(provider, trainin
     alg.processAlgorithm({"SPECTRAL": band_paths(), "ENSEMBLE_MEMBERS": 3, "OUTPUT_MODEL": out,
                           "OUTPUT_REPORT": ""}, ctx, QgsProcessingFeedback())
     i = seen["args"].index("--members")
-    assert seen["args"][i + 1] == "3"
+    assert seen["args"][i + 1] == "3" and "--prediction" not in seen["args"]     # default: chosen by the folds
+    alg.processAlgorithm({"SPECTRAL": band_paths(), "PREDICTION": 1, "OUTPUT_MODEL": out,
+                          "OUTPUT_REPORT": ""}, ctx, QgsProcessingFeedback())
+    assert seen["args"][seen["args"].index("--prediction") + 1] == "fused"
     ok, msg = alg.checkParameterValues({"SPECTRAL": band_paths(), "TRAINING": training_polys,
                                         "CLASS_FIELD": "class_id", "ENSEMBLE_MEMBERS": 9,
                                         "OUTPUT_MODEL": "TEMPORARY_OUTPUT"}, ctx)
