@@ -714,6 +714,8 @@ def _cv_metrics(cv: dict | None, rep: Reporter, pseudo_labels: bool = False
                 ) -> tuple[dict | None, dict | None, dict]:
     """Pooled held-out accuracy of BDGF and of the random forest, the ``done`` metrics, and a plain verdict
     (``pseudo_labels``: whether the run used them, so that the verdict does not advise them again)."""
+    from .models.network import other_readout
+
     if not cv:
         return None, None, {}
     accuracy, baseline = cv["bdgf"], cv.get("rf")
@@ -728,7 +730,7 @@ def _cv_metrics(cv: dict | None, rep: Reporter, pseudo_labels: bool = False
     if alternative:
         metrics.update(alt_prediction=alternative["prediction"], alt_oa=alternative["oa"],
                        alt_kappa=alternative["kappa"],
-                       prediction="fused" if alternative["prediction"] == "heads" else "heads")
+                       prediction=other_readout(alternative["prediction"]))
         rep.info(_alternative_words(alternative))
     cv["verdict"] = _verdict(accuracy, baseline, pseudo_labels, alternative)
     if cv["verdict"]:

@@ -28,7 +28,7 @@ from .io.schema import ModelMetadata
 from .metrics import accuracy_metrics, confusion_matrix
 from .models.classifier import TrainedModel
 from .models.diffusion import FeatureExtractor
-from .models.network import GroupEnsemble, GroupNetwork, set_prediction
+from .models.network import GroupEnsemble, GroupNetwork, other_readout, set_prediction
 from .progress import Reporter, ensure
 
 
@@ -1143,10 +1143,7 @@ def synthetic_folds(fold: np.ndarray, polygon_ids: np.ndarray, source_polygons: 
 def other_prediction(net: GroupNetwork | GroupEnsemble) -> str | None:
     """The read-out a trained network does not use (``"heads"`` for ``"fused"`` and back), or None when its branch
     heads did not learn the classes (``NetworkConfig.heads_trained``)."""
-    cfg = net.config
-    if not cfg.heads_trained:
-        return None
-    return "heads" if cfg.prediction == "fused" else "fused"
+    return other_readout(net.config.prediction) if net.config.heads_trained else None
 
 
 def held_out_readouts(net: GroupNetwork | GroupEnsemble, data: dict, device: torch.device) -> dict[str, np.ndarray]:
@@ -1170,7 +1167,7 @@ def _score_readouts(rec: dict, pooled: dict, net: Any, held_out: dict, y: np.nda
     (``rec["alternative"]``, when its heads are trained); adds their confusion matrices to ``pooled``. Returns the
     own and the other read-out's class indices ``(n,)`` (the other None without trained heads)."""
     readouts = held_out_readouts(net, held_out, device)
-    other = other_prediction(net)
+    other = next((p for p in readouts if p != net.config.prediction), None)
     if other is not None:
         rec["alternative_prediction"] = other
     for model, pred in (("bdgf", readouts[net.config.prediction]), ("alternative", readouts.get(other))):
@@ -1226,7 +1223,7 @@ def choose_readout(cv: dict | None, margin: float) -> str | None:
     if alt["oa"] < cv["bdgf"]["oa"] + margin:
         return None
     chosen = cv["alternative_prediction"]
-    own = "fused" if chosen == "heads" else "heads"
+    own = other_readout(chosen)
     cv["readout"] = {"prediction": chosen, "oa": alt["oa"], "other_oa": cv["bdgf"]["oa"], "margin": margin}
     cv["bdgf"], cv["alternative"], cv["alternative_prediction"] = alt, cv["bdgf"], own
     for rec in cv["folds"]:

@@ -297,37 +297,37 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="580"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="592"/>
         <source>Resume an interrupted run from its checkpoint</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="596"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="608"/>
         <source>&apos;Resume&apos; is ticked but there is no checkpoint of an interrupted run for the output {output} ({checkpoint}). Give the same output file as the interrupted run, or untick &apos;Resume&apos; to start from the beginning.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="598"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="610"/>
         <source>(temporary file)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="605"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="617"/>
         <source>The checkpoint {files} was kept: run again with &apos;Resume&apos; ticked (same inputs and output) to continue from it.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="623"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="635"/>
         <source>{path} exists: it is replaced when the run succeeds (left as it is if the run fails or is cancelled).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="629"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="641"/>
         <source>Cannot create the folder of {path}: {error}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/base.py" line="636"/>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="648"/>
         <source>Cancelled by the user; no output written.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -349,6 +349,21 @@
     <message>
         <location filename="../bdgf_plugin/algorithms/base.py" line="565"/>
         <source>Add two auxiliary bands derived from the spectral bands over the whole scene: the water index NDWI (green and near-infrared bands, found by their Sentinel-2 names or wavelength tags) averaged over 100 m and 500 m around each pixel. They tell a pixel near open water from one far inland, which a 5 x 5 px patch cannot: salt marsh along inland forest edges and built-up on the beach line are the errors they remove. They can also turn flooded marsh into water: compare the map with one trained without them. The model file records it, and classification derives the bands again by itself.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="582"/>
+        <source>Prediction</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="582"/>
+        <source>Fused classifier (paper Eq. 29)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../bdgf_plugin/algorithms/base.py" line="582"/>
+        <source>Mean of the branch heads</source>
         <translation type="unfinished"></translation>
     </message>
 </context>
@@ -565,42 +580,42 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="179"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="175"/>
         <source>Classification</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="180"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="176"/>
         <source>Confidence</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="200"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="196"/>
         <source>{path} holds pretrained diffusion weights, not a trained classifier: give it to &apos;Train classifier&apos; as pretrained model.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="210"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="206"/>
         <source>The model was trained on {want} spectral bands; the spectral rasters have {have}. Give the same rasters, in the same order, as in training.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="217"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="213"/>
         <source>The model uses auxiliary rasters ({kinds}); give them as auxiliary rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="220"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="216"/>
         <source>The model was trained without auxiliary rasters; leave them empty.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="225"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="221"/>
         <source>The model&apos;s auxiliary kind is {want}; the auxiliary kind chosen is {have}.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="228"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="224"/>
         <source>The model was trained on {want} auxiliary bands; the auxiliary rasters have {have}.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -650,27 +665,27 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="182"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="178"/>
         <source>Uncertainty (entropy, margin)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="185"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="181"/>
         <source>Class probabilities</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="187"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="183"/>
         <source>Area of applicability (dissimilarity index)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="309"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="303"/>
         <source>{outside} of {pixels} classified pixels ({share:.1f} %) lie outside the area of applicability.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="203"/>
+        <location filename="../bdgf_plugin/algorithms/classify.py" line="199"/>
         <source>{path} was trained before the plugin kept a model&apos;s training pixels, so it has no area of applicability: train it again, or leave the area of applicability (ranking by dissimilarity) out.</source>
         <translation type="unfinished"></translation>
     </message>
@@ -696,22 +711,7 @@
     </message>
     <message>
         <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
-        <source>Prediction</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
         <source>The model&apos;s own (default)</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
-        <source>Fused classifier (paper Eq. 29)</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/classify.py" line="174"/>
-        <source>Mean of the branch heads</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
@@ -1423,253 +1423,238 @@
 <context>
     <name>TrainAlgorithm</name>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="23"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="22"/>
         <source>Train classifier</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="26"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="25"/>
         <source>bdgf,train,training,classification,land cover,deep learning,polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="38"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="37"/>
         <source>Optical rasters, stacked in the given order. Classify must get the same rasters (same bands, same order).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="40"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="39"/>
         <source>Optional auxiliary rasters (SAR backscatter or elevation).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="41"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="40"/>
         <source>What the auxiliary rasters hold.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="42"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="41"/>
         <source>Polygon layer with the training areas; any CRS (reprojected by the engine). &apos;Selected features only&apos; is honoured; memory layers and layers with unsaved edits are exported to a temporary GeoPackage.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="45"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="44"/>
         <source>Field with the class of each polygon (integers keep their values, text classes are numbered 1..K). Empty: the field, names and colours of the layer&apos;s categorized style. When the style is categorized on this field, its names and colours are used too.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="49"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="48"/>
         <source>Optional pretrained diffusion weights from &apos;Pretrain diffusion model&apos;. Empty: pretraining runs first on these rasters.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="51"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="50"/>
         <source>Restrict training to this extent. Empty: the whole raster.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="52"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="51"/>
         <source>Automatic uses a CUDA GPU when available, otherwise the CPU.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="53"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="52"/>
         <source>Fast: small network, few epochs. Paper: the published settings.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="54"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="53"/>
         <source>Pretraining iterations when no pretrained weights are given (empty: the profile&apos;s default).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="56"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="55"/>
         <source>Training epochs (empty: the profile&apos;s default).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="57"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="56"/>
         <source>Random seed, for reproducible runs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="111"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="110"/>
         <source>HTML report: classes, pixel counts, validation accuracy.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="116"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="115"/>
         <source>Training polygons</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="118"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="117"/>
         <source>Pretrained diffusion model (optional)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="124"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="123"/>
         <source>Pretraining iterations</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="125"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="124"/>
         <source>Training epochs</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="126"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="125"/>
         <source>Random seed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="133"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="132"/>
         <source>Validation fraction</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="155"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="150"/>
         <source>Trained model</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="155"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="150"/>
         <source>Safetensors model (*.safetensors)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="157"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="152"/>
         <source>Training report</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="157"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="152"/>
         <source>HTML files (*.html)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="215"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="210"/>
         <source>Classes from the layer style: {classes}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="201"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="196"/>
         <source>{path} is a {kind} model, not pretrained diffusion weights: give a file written by &apos;Pretrain diffusion model&apos;.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="29"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="28"/>
         <source>Trains a BDGF land-cover classifier from training polygons: diffusion features of the imagery (pretrained here or given as pretrained weights) fused with the spectral and auxiliary bands. Accuracy comes from cross-validation grouped by polygon (never by pixel), next to a random forest under the same folds; the final model is refit on every polygon. Writes a self-describing model file (classes, colours, bands, normalisation) and an HTML validation report.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="58"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="57"/>
         <source>How accuracy is estimated before the final model is refit on every polygon: &apos;cv:K&apos; (K-fold cross-validation grouped by polygon, with a random forest under the same folds; K is lowered when a class has fewer polygons), &apos;holdout:F&apos; (one share F of each class&apos;s polygons held out), or &apos;none&apos; (fastest: no accuracy figures). Empty: cv:5, or holdout with the validation fraction below when that is set.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="69"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="68"/>
         <source>Fraction of the polygons of each class held out for validation (hold-out mode). Empty: cross-validation.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="109"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="108"/>
         <source>The trained model (.safetensors). An existing file is replaced only when training succeeds; it can never be one of the inputs.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="127"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="126"/>
         <source>Validation (cv:K, holdout:F or none)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="71"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="70"/>
         <source>How far training evens out the classes: 1 draws every class equally often, so a class of 40 pixels weighs as much as one of 4 000 (good for rare classes, may over-map them); 0.5 draws in proportion to the square root of the pixel count; 0 in proportion to the pixel count. Empty: 1.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="137"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="136"/>
         <source>Class balance (0-1)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="105"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="104"/>
         <source>Continue a training that was cancelled or failed, from the checkpoints &lt;output&gt;.checkpoint.safetensors (.cv, .pre) it left next to the output: finished cross-validation folds and stages are not run again. Give the same inputs and output file as the interrupted run.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="64"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="63"/>
         <source>Cross-validation by spatial block: the side (metres) of square blocks whose polygons always fall in the same fold, so that neighbouring polygons are never on both sides of a fold (nearby pixels look alike, which makes polygon folds optimistic when polygons cluster). E.g. 2000. Empty or 0: folds by polygon.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="129"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="128"/>
         <source>Spatial block size for cross-validation (m)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="188"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="183"/>
         <source>A spatial block size for cross-validation needs validation cv:K, not {mode}: use cv:K or clear the block size.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="140"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="139"/>
         <source>Pseudo-label share (0-0.95)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="76"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="75"/>
         <source>Share of the training draws taken from unlabelled pixels of the scene that a random forest trained on the polygons is at least 90 % sure of. They show the network its classes next to covers no polygon reaches (forest by a road, a field by a hedge), where it would otherwise guess from the surroundings, but they also carry the forest&apos;s own errors. E.g. 0.7 with few polygons per class. Empty or 0: the polygons alone.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="82"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="81"/>
         <source>Share of each water polygon covered by drawn foam stripes (surf, breaking waves) whose pixels train as water, and of each dry-sand polygon covered by swash-zone stripes (wet sand and foam) whose pixels train as sand. No one digitizes the surf line, and without them it is mapped as the nearest bright class, often built-up. Needs bands with known wavelengths (Sentinel-2 band names or wavelength tags) and a class whose spectrum is water. Empty: 0.5 (fast profile), 0 (paper profile); 0: off.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="143"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="142"/>
         <source>Whitewater share of water and sand polygons (0-1)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="90"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="89"/>
         <source>Train this many networks, each with its own random seed, and classify with the mean of their class probabilities (an ensemble). Steadier with few polygons per class; 3 members take about 2.5-3 times as long to train and to classify. Empty or 1: one network.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="147"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="146"/>
         <source>Ensemble members</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="103"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="102"/>
         <source>On by itself when the pretrained model has it (it must then be pretrained with it).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="94"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="93"/>
         <source>How the trained network gives its class probabilities, kept in the model file. Chosen by cross-validation (default): with the fast profile, the mean of the branch heads when the folds put it at least one point of OA ahead of the fused classifier, otherwise the fused classifier (the paper profile keeps the fused classifier). Fused classifier: over the three branches&apos; features (the paper&apos;s Eq. 29). Mean of the branch heads: the average of the CNN, Transformer and Mamba heads&apos; class probabilities. The report gives the accuracy of both; Classify&apos;s Prediction can read the model out the other way later.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="148"/>
-        <source>Prediction</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="148"/>
+        <location filename="../bdgf_plugin/algorithms/train.py" line="147"/>
         <source>Chosen by cross-validation (default)</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="148"/>
-        <source>Fused classifier (paper Eq. 29)</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../bdgf_plugin/algorithms/train.py" line="148"/>
-        <source>Mean of the branch heads</source>
         <translation type="unfinished"></translation>
     </message>
 </context>

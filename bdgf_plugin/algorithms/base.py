@@ -576,6 +576,18 @@ class BdgfAlgorithm(QgsProcessingAlgorithm):
             return []
         return ["--context"]
 
+    def add_prediction(self, default_label: str):
+        """Advanced *Prediction* enum: ``default_label`` (the engine's default read-out), then the read-outs of
+        ``contract.PREDICTIONS`` in order (:meth:`prediction_args`)."""
+        self.add(QgsProcessingParameterEnum(
+            self.PREDICTION, self.tr("Prediction"), [default_label, self.tr("Fused classifier (paper Eq. 29)"),
+                                                     self.tr("Mean of the branch heads")],
+            defaultValue=0), advanced=True)
+
+    def prediction_args(self, parameters, context) -> list[str]:
+        choice = self.parameterAsEnum(parameters, self.PREDICTION, context)
+        return ["--prediction", contract.PREDICTIONS[choice - 1]] if choice else []
+
     def add_resume(self):
         self.add(QgsProcessingParameterBoolean(
             self.RESUME, self.tr("Resume an interrupted run from its checkpoint"), defaultValue=False), advanced=True)

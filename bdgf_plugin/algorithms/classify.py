@@ -14,7 +14,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from ...engine.contract import PREDICTIONS, EngineError, has_applicability
+from ...engine.contract import EngineError, has_applicability
 from ...engine.contract import read_metadata_dict as read_metadata
 from .. import layers as bl
 from .. import styling
@@ -171,11 +171,7 @@ class ClassifyAlgorithm(BdgfAlgorithm):
         self.add(QgsProcessingParameterBoolean(
             self.COARSE_TO_FINE, self.tr("Coarse-to-fine (skip the network inside uniform areas)"),
             defaultValue=True), advanced=True)
-        self.add(QgsProcessingParameterEnum(
-            self.PREDICTION, self.tr("Prediction"), [self.tr("The model's own (default)"),
-                                                     self.tr("Fused classifier (paper Eq. 29)"),
-                                                     self.tr("Mean of the branch heads")],
-            defaultValue=0), advanced=True)
+        self.add_prediction(self.tr("The model's own (default)"))
         self.add(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classification")))
         self.add(QgsProcessingParameterRasterDestination(
             self.OUTPUT_CONFIDENCE, self.tr("Confidence"), optional=True, createByDefault=False))
@@ -277,9 +273,7 @@ class ClassifyAlgorithm(BdgfAlgorithm):
             args += ["--band-order", "positional"]
         if not self.parameterAsBoolean(parameters, self.COARSE_TO_FINE, context):
             args += ["--coarse-to-fine", "off"]
-        prediction = self.parameterAsEnum(parameters, self.PREDICTION, context)
-        if prediction:
-            args += ["--prediction", PREDICTIONS[prediction - 1]]
+        args += self.prediction_args(parameters, context)
         qml = os.path.splitext(output)[0] + ".qml"
         outputs = self.run_engine("classify", args, feedback, parameters, context, output,
                                   stages=[self.CONTEXT_STAGE, ("classify", 1)],

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
-from ...engine.contract import MAX_ENSEMBLE_MEMBERS, PREDICTIONS, EngineError, parse_validation
+from ...engine.contract import MAX_ENSEMBLE_MEMBERS, EngineError, parse_validation
 from ...engine.contract import read_metadata_dict as read_metadata
 from .. import layers as bl
 from .base import BdgfAlgorithm
@@ -145,11 +144,7 @@ class TrainAlgorithm(BdgfAlgorithm):
                                               QgsProcessingParameterNumber.Double, optional=True,
                                               minValue=0.0, maxValue=1.0), advanced=True)
         self.add_int(self.ENSEMBLE_MEMBERS, self.tr("Ensemble members"), minimum=1, maximum=MAX_ENSEMBLE_MEMBERS)
-        self.add(QgsProcessingParameterEnum(
-            self.PREDICTION, self.tr("Prediction"), [self.tr("Chosen by cross-validation (default)"),
-                                                     self.tr("Fused classifier (paper Eq. 29)"),
-                                                     self.tr("Mean of the branch heads")],
-            defaultValue=0), advanced=True)
+        self.add_prediction(self.tr("Chosen by cross-validation (default)"))
         self.add_context()
         self.add_resume()
         self.add(QgsProcessingParameterFileDestination(
@@ -244,9 +239,7 @@ class TrainAlgorithm(BdgfAlgorithm):
         whitewater = self.optional_double(parameters, self.WHITEWATER, context)
         if whitewater is not None:
             args += ["--whitewater", repr(whitewater)]
-        prediction = self.parameterAsEnum(parameters, self.PREDICTION, context)
-        if prediction:
-            args += ["--prediction", PREDICTIONS[prediction - 1]]
+        args += self.prediction_args(parameters, context)
         block = self.optional_double(parameters, self.CV_BLOCK_SIZE, context)
         if block:
             args += ["--cv-block-size", repr(block)]

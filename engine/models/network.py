@@ -31,7 +31,7 @@ __all__ = [
     "NetworkConfig", "NetworkOutput", "GroupNetwork", "MutualLearningLoss", "LossOutput",
     "CNNBranch", "TransformerBranch", "MambaBranch", "Tokenizer", "DiffusionTokenMap", "Transformer",
     "CrossAttention", "MambaSequenceBlock", "GroupChannelAttention", "AdaptiveTemperature", "grad_reverse",
-    "BRANCHES", "GroupEnsemble", "build_network", "set_prediction",
+    "BRANCHES", "GroupEnsemble", "build_network", "set_prediction", "other_readout",
 ]
 
 #: branch names, in the order of the final classifier's input (Eq. 29: cat[f_trans, f_cnn, f_mamba]).
@@ -828,6 +828,11 @@ class GroupEnsemble(nn.Module):
     def log_probabilities(self, out: NetworkOutput) -> torch.Tensor:
         """``(B, K)`` float32 log of the members' mean class probabilities (``forward`` already made them)."""
         return F.log_softmax(out.logits.float(), dim=1)
+
+
+def other_readout(prediction: str) -> str:
+    """The read-out of ``contract.PREDICTIONS`` that is not ``prediction`` (``"heads"`` for ``"fused"`` and back)."""
+    return PREDICTIONS[1 - PREDICTIONS.index(prediction)]
 
 
 def set_prediction(net: "GroupNetwork | GroupEnsemble", prediction: str) -> None:
