@@ -660,7 +660,8 @@ def _validation_run(pixels: Any, data: dict, centre: np.ndarray, edge: np.ndarra
     checkpointed in ``checkpoint`` and, with ``resume``, taken from it when ``identity`` (and the folds, labels
     and training configuration) match (``train.cross_validate``). ``extra_polygons``: the source polygons of
     synthetic training pixels that follow ``pixels`` in ``data`` (whitewater): each takes its polygon's fold, as
-    training only."""
+    training only. The folds leave torch's random state as they found it, so the final network's weights do not
+    depend on the validation (except through the epochs that early stopping takes from the folds)."""
     from .data.labels import polygon_folds, split_by_polygon
     from .train import cross_validate, synthetic_folds
 
@@ -682,9 +683,13 @@ def _validation_run(pixels: Any, data: dict, centre: np.ndarray, edge: np.ndarra
     train_only = None
     if extra_polygons is not None:
         fold, train_only = synthetic_folds(fold, pixels.polygon_ids, extra_polygons)
-    cv = cross_validate(data, centre, fold, n_folds, new_network, cfg, dev, [int(c.value) for c in classes],
-                        [c.name for c in classes], edge, rep, checkpoint, resume, identity, unlabelled=unlabelled,
-                        train_only=train_only)
+    # the folds' networks draw from torch's global random streams; forked, so that for one seed the final network's
+    # weights are the same whatever the validation (none included), unless the folds set its epochs
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        cv = cross_validate(data, centre, fold, n_folds, new_network, cfg, dev, [int(c.value) for c in classes],
+                            [c.name for c in classes], edge, rep, checkpoint, resume, identity, unlabelled=unlabelled,
+                            train_only=train_only)
     return cv, split_report, mode
 
 

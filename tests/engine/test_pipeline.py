@@ -349,3 +349,24 @@ def test_pretrain_file_is_refused_by_classify(workflow, tmp_path):
                       "--output", str(tmp_path / "x.tif"), "--json-progress", check=False)
     assert proc.returncode == 2
     assert "not a trained classifier" in events(proc.stdout)[-1]["message"]
+
+
+def test_the_final_model_does_not_depend_on_the_validation(workflow, tmp_path):
+    """Same seed, pretrained U-Net and budget: the final network trained after cross-validation (the workflow's
+    default) has the same weights as one trained with ``--validation none``, so skipping the folds to save time
+    gives the same map."""
+    from safetensors.numpy import load_file
+
+    d = workflow["dir"]
+    run_engine("train", "--spectral", *BANDS, "--training", POLYGONS, "--class-field", "class_id",
+               "--pretrained", str(d / "pre.safetensors"), "--output", str(tmp_path / "none.safetensors"),
+               "--epochs", "4", "--set", "training.checkpoint_every=3", "--validation", "none",
+               "--device", "cpu", "--seed", "0")
+    with_cv, without = load_file(str(d / "model.safetensors")), load_file(str(tmp_path / "none.safetensors"))
+    logs = " ".join(str(e.get("message", "")) for e in workflow["train"])
+    assert "fold" in logs.lower()                                   # the workflow's model did run the folds
+    assert with_cv.keys() == without.keys()
+    network = [k for k in with_cv if k.startswith("net.")]
+    assert network, sorted(with_cv)[:10]
+    for key in with_cv:
+        np.testing.assert_array_equal(with_cv[key], without[key], err_msg=key)
