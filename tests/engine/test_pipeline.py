@@ -354,7 +354,7 @@ def test_pretrain_file_is_refused_by_classify(workflow, tmp_path):
 def test_the_final_model_does_not_depend_on_the_validation(workflow, tmp_path):
     """Same seed, pretrained U-Net and budget: the final network trained after cross-validation (the workflow's
     default) has the same weights as one trained with ``--validation none``, so skipping the folds to save time
-    gives the same map."""
+    trains the same network (the folds may still choose its read-out, ``--prediction auto``)."""
     from safetensors.numpy import load_file
 
     d = workflow["dir"]
